@@ -1,0 +1,37 @@
+"""Turning validation errors into machine-readable rejection reasons.
+
+Messages never echo the rejected value (it may be personal data): pydantic's error
+messages describe the expectation, and the input is never included.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from .enums import RejectionCode
+from .events import Reason
+
+_CONSENT_FIELDS = {("consent",), ("consent", "given")}
+
+
+def reason_for(error_type: str, loc: tuple[str | int, ...]) -> RejectionCode:
+    if error_type == "nhs_number_invalid":
+        return RejectionCode.NHS_NUMBER_INVALID
+    if error_type == "missing" and loc in _CONSENT_FIELDS:
+        return RejectionCode.CONSENT_MISSING
+    return RejectionCode.SCHEMA_INVALID
+
+
+def reasons_from(exc: ValidationError, prefix: str = "") -> list[Reason]:
+    reasons = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc)
+        reasons.append(
+            Reason(
+                code=reason_for(err["type"], loc),
+                message=err["msg"],
+                field=f"{prefix}{field}" if field else prefix.rstrip(".") or None,
+            )
+        )
+    return reasons

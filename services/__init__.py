@@ -1,0 +1,1 @@
+"""Linkwell's services: four independent processes that talk only through events."""

@@ -1,0 +1,1 @@
+from services.registry import SERVICE_DEFS  # noqa: F401

@@ -1,0 +1,1 @@
+"""intake: validates referrals, rejects with reasons, removes duplicates, stores and announces."""

@@ -1,0 +1,67 @@
+"""Intake's rules, free of I/O.
+
+Schema rules (NHS number check digit, required fields) live in the contract models;
+these are the rules that need the whole, well-formed referral.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from contracts.enums import Pathway, RejectionCode
+from contracts.events import Reason, ReferralSubmitted
+
+ADULT_AGE = 18
+
+CRISIS = Reason(
+    code=RejectionCode.CRISIS_REDIRECT,
+    field="data.in_crisis",
+    message=(
+        "Social prescribing is not an emergency service and this referral has not been "
+        "queued. Redirect the person to urgent help now: 999 if life is at risk, NHS 111 "
+        "(option 2 for an urgent mental health crisis), or their GP practice's urgent line. "
+        "Refer again once the crisis has passed."
+    ),
+)
+NO_CONSENT = Reason(
+    code=RejectionCode.CONSENT_MISSING,
+    field="data.consent.given",
+    message=(
+        "The person has not consented to the referral. Without consent there is no "
+        "referral: record the person's consent and submit again."
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Accept:
+    pathway: Pathway
+
+
+@dataclass(frozen=True)
+class Reject:
+    reasons: tuple[Reason, ...]
+
+
+def age_on(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def pathway_for(born: date, today: date) -> Pathway:
+    """Children and young people follow their own pathway (shared/domain.md)."""
+    if age_on(born, today) < ADULT_AGE:
+        return Pathway.CHILDREN_AND_YOUNG_PEOPLE
+    return Pathway.ADULT
+
+
+def assess(referral: ReferralSubmitted, today: date) -> Accept | Reject:
+    """Crisis first: the sender must act on it before anything else."""
+    reasons = []
+    if referral.in_crisis:
+        reasons.append(CRISIS)
+    if not referral.consent.given:
+        reasons.append(NO_CONSENT)
+    if reasons:
+        return Reject(tuple(reasons))
+    return Accept(pathway_for(referral.person.date_of_birth, today))

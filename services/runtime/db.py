@@ -1,0 +1,77 @@
+"""PostgreSQL: one schema per service, a pool pinned to it, and plain-SQL migrations."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, schema: str, service: str, size: int) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=_init_connection,
+        server_settings={"search_path": schema, "application_name": f"linkwell-{service}"},
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    path: Path
+
+
+def migrations_for(service_dir: Path) -> list[Migration]:
+    """The runtime's tables (inbox, outbox) first, then the service's own."""
+    found = [Migration(f"runtime/{p.stem}", p) for p in sorted(RUNTIME_MIGRATIONS.glob("*.sql"))]
+    found += [Migration(p.stem, p) for p in sorted((service_dir / "migrations").glob("*.sql"))]
+    return found
+
+
+async def migrate(dsn: str, schema: str, migrations: list[Migration]) -> list[str]:
+    """Apply what is not applied yet, in one transaction, under an advisory lock so that
+    several replicas starting together migrate once. Returns the versions applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", schema)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for migration in migrations:
+                if migration.version in done:
+                    continue
+                await conn.execute(migration.path.read_text())
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)", migration.version
+                )
+                applied.append(migration.version)
+            return applied
+    finally:
+        await conn.close()
+
+
+async def drop_schema(dsn: str, schema: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()

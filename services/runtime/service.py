@@ -1,0 +1,155 @@
+"""A service definition and the runner that gives it a life: migrate, declare, consume,
+relay the outbox, and on SIGTERM finish in-flight work before closing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.schemas import Channel
+
+from contracts import EventData
+
+from . import db, topology
+from .consumer import Consumer, RejectionBuilder, Route
+from .logs import configure, get_logger
+from .outbox import OutboxRelay, Poller, Publisher, notify_channel
+from .settings import Settings
+
+log = get_logger(__name__)
+
+PollerFactory = Callable[["Runner"], Poller]
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    name: str
+    directory: Path
+    routes: dict[str, Route]
+    rejections: dict[str, RejectionBuilder] = field(default_factory=dict)
+    pollers: tuple[PollerFactory, ...] = ()
+    description: str = ""
+
+    @property
+    def topology(self) -> topology.ServiceTopology:
+        return topology.ServiceTopology(self.name, tuple(r.model for r in self.routes.values()))
+
+    def migrations(self) -> list[db.Migration]:
+        return db.migrations_for(self.directory)
+
+
+def routes(*pairs: tuple[type[EventData], Callable[..., Awaitable[None]]]) -> dict[str, Route]:
+    return {model.TYPE: Route(model, handler) for model, handler in pairs}
+
+
+async def migrate(settings: Settings, service: ServiceDef) -> list[str]:
+    return await db.migrate(
+        settings.database_url, settings.names.schema(service.name), service.migrations()
+    )
+
+
+class Runner:
+    def __init__(self, service: ServiceDef, settings: Settings):
+        self.service = service
+        self.settings = settings
+        self.names = settings.names
+        self.schema = self.names.schema(service.name)
+        self.pool: asyncpg.Pool | None = None
+        self.publisher = Publisher(settings.amqp_url, app_id=f"linkwell-{service.name}")
+        self.broker: RabbitBroker | None = None
+        self.pollers: list[Poller] = []
+
+    def poller_kwargs(self, what: str) -> dict[str, object]:
+        return {
+            "dsn": self.settings.database_url,
+            "pool": self.pool,
+            "channel": notify_channel(self.schema, what),
+            "interval": self.settings.poll_interval,
+            "batch": self.settings.outbox_batch,
+        }
+
+    async def start(self) -> None:
+        applied = await migrate(self.settings, self.service)
+        if applied:
+            log.info("migrated", versions=applied)
+        await topology.declare(self.settings, [self.service.topology])
+        self.pool = await db.create_pool(
+            self.settings.database_url, self.schema, self.service.name, self.settings.db_pool_size
+        )
+        await self.publisher.connect()
+        self.pollers = [OutboxRelay(self.publisher, **self.poller_kwargs("outbox"))]
+        self.pollers += [factory(self) for factory in self.service.pollers]
+        for poller in self.pollers:
+            await poller.start()
+
+        consumer = Consumer(
+            service=self.service.name,
+            settings=self.settings,
+            pool=self.pool,
+            publisher=self.publisher,
+            routes=self.service.routes,
+            rejections=self.service.rejections,
+        )
+        self.broker = RabbitBroker(
+            self.settings.amqp_url,
+            graceful_timeout=self.settings.graceful_timeout,
+            logger=None,
+            app_id=f"linkwell-{self.service.name}",
+        )
+        self.broker.subscriber(
+            RabbitQueue(self.names.queue(self.service.name), declare=False),
+            ack_policy=AckPolicy.MANUAL,
+            channel=Channel(prefetch_count=self.settings.prefetch),
+            title=f"{self.service.name}",
+            description=self.service.description,
+        )(_entry(consumer))
+        await self.broker.start()
+        log.info("started", queue=self.names.queue(self.service.name))
+
+    async def stop(self) -> None:
+        """Stop taking messages, let in-flight ones finish and commit, then flush what
+        they wrote to the outbox, and close."""
+        log.info("stopping")
+        if self.broker is not None:
+            await self.broker.stop()
+        for poller in self.pollers:
+            await poller.stop()
+        await self.publisher.close()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("stopped")
+
+    async def run_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def _entry(consumer: Consumer) -> Callable[[RabbitMessage], Awaitable[None]]:
+    """FastStream entry point: the raw message, undecoded; the consumer decodes it."""
+
+    async def handle(msg: RabbitMessage) -> None:
+        await consumer(msg)
+
+    return handle
+
+
+def run(service: ServiceDef, settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    configure(service.name, settings.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Runner(service, settings).run_until_signalled())

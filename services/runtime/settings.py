@@ -1,0 +1,89 @@
+"""Configuration, from the environment only."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .names import Names
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every setting, with the environment variable that sets it."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/", validation_alias=_env("AMQP_URL")
+    )
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres", validation_alias=_env("DATABASE_URL")
+    )
+    namespace: str = Field(
+        "linkwell",
+        pattern=r"^[a-z][a-z0-9_]{0,29}$",
+        validation_alias=_env("LINKWELL_NAMESPACE"),
+        description="Prefix of every exchange, queue and database schema.",
+    )
+    retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
+        (0.5, 5.0, 30.0),
+        validation_alias=_env("LINKWELL_RETRY_DELAYS"),
+        description="Seconds before each delayed retry; after the last, a message is "
+        "dead-lettered. Comma separated.",
+    )
+    delivery_limit: int = Field(20, validation_alias=_env("LINKWELL_DELIVERY_LIMIT"))
+    prefetch: int = Field(32, ge=1, validation_alias=_env("LINKWELL_PREFETCH"))
+    db_pool_size: int = Field(8, ge=2, validation_alias=_env("LINKWELL_DB_POOL_SIZE"))
+    outbox_batch: int = Field(200, ge=1, validation_alias=_env("LINKWELL_OUTBOX_BATCH"))
+    poll_interval: float = Field(
+        1.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_POLL_INTERVAL"),
+        description="Outbox and dispatcher safety poll; LISTEN/NOTIFY wakes them sooner.",
+    )
+    graceful_timeout: float = Field(20.0, validation_alias=_env("LINKWELL_GRACEFUL_TIMEOUT"))
+    log_level: str = Field("INFO", validation_alias=_env("LINKWELL_LOG_LEVEL"))
+
+    # notify
+    notify_channel: Literal["file", "smtp"] = Field(
+        "file", validation_alias=_env("LINKWELL_NOTIFY_CHANNEL")
+    )
+    notify_spool_dir: Path = Field(
+        Path("var/notifications"), validation_alias=_env("LINKWELL_NOTIFY_SPOOL_DIR")
+    )
+    smtp_host: str = Field("127.0.0.1", validation_alias=_env("LINKWELL_SMTP_HOST"))
+    smtp_port: int = Field(25, validation_alias=_env("LINKWELL_SMTP_PORT"))
+    smtp_sender: str = Field(
+        "linkwell@linkwell.invalid", validation_alias=_env("LINKWELL_SMTP_SENDER")
+    )
+    team_address_template: str = Field(
+        "social-prescribing-{pcn}@linkwell.invalid",
+        validation_alias=_env("LINKWELL_TEAM_ADDRESS_TEMPLATE"),
+        description="Where a PCN's link worker team is told of its assignments.",
+    )
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("give at least one positive delay")
+        return value
+
+    @cached_property
+    def names(self) -> Names:
+        return Names(self.namespace)

@@ -1,0 +1,126 @@
+"""Broker topology, declared idempotently with aio-pika.
+
+Per namespace: topic exchanges ``inbound`` (with an alternate exchange catching what no
+service binds) and ``events``; a direct ``dead-letter`` exchange. Per service: a durable
+quorum queue bound to the types it handles, one delay queue per retry step (a message
+waits out the queue's TTL and is dead-lettered back to the service queue), and a
+dead-letter queue. The service queue's own delivery limit is a backstop against a
+message that kills its consumer outright.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, ExchangeType
+
+from contracts.events import Direction, EventData
+
+from .names import Names
+from .settings import Settings
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    routing_key: str
+
+
+def bindings_for(names: Names, models: Iterable[type[EventData]]) -> list[Binding]:
+    """Inbound types are bound by exact type; emitted ones by type plus any routing word."""
+    out = []
+    for model in models:
+        if model.DIRECTION is Direction.INBOUND:
+            out.append(Binding(names.inbound, model.TYPE))
+        else:
+            out.append(Binding(names.events, f"{model.TYPE}.*"))
+    return out
+
+
+@dataclass(frozen=True)
+class ServiceTopology:
+    name: str
+    models: tuple[type[EventData], ...]
+
+
+async def declare_exchanges(channel: AbstractChannel, names: Names) -> None:
+    unrouted = await channel.declare_exchange(names.unrouted, ExchangeType.FANOUT, durable=True)
+    unrouted_q = await channel.declare_queue(names.unrouted, durable=True, arguments=QUORUM)
+    await unrouted_q.bind(unrouted)
+    await channel.declare_exchange(
+        names.inbound,
+        ExchangeType.TOPIC,
+        durable=True,
+        arguments={"alternate-exchange": names.unrouted},
+    )
+    await channel.declare_exchange(names.events, ExchangeType.TOPIC, durable=True)
+    await channel.declare_exchange(names.dead_letter, ExchangeType.DIRECT, durable=True)
+
+
+async def declare_service(
+    channel: AbstractChannel, settings: Settings, service: ServiceTopology
+) -> None:
+    names = settings.names
+    main = names.queue(service.name)
+    queue = await channel.declare_queue(
+        main,
+        durable=True,
+        arguments={
+            **QUORUM,
+            "x-delivery-limit": settings.delivery_limit,
+            "x-dead-letter-exchange": names.dead_letter,
+            "x-dead-letter-routing-key": service.name,
+        },
+    )
+    for binding in bindings_for(names, service.models):
+        await queue.bind(binding.exchange, binding.routing_key)
+    for delay in settings.retry_delays:
+        await channel.declare_queue(
+            names.retry_queue(service.name, delay),
+            durable=True,
+            arguments={
+                **QUORUM,
+                "x-message-ttl": round(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": main,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+    dlq = await channel.declare_queue(
+        names.dead_letter_queue(service.name), durable=True, arguments=QUORUM
+    )
+    await dlq.bind(names.dead_letter, service.name)
+
+
+async def declare(settings: Settings, services: Iterable[ServiceTopology]) -> None:
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        await declare_exchanges(channel, settings.names)
+        for service in services:
+            await declare_service(channel, settings, service)
+    finally:
+        await connection.close()
+
+
+async def delete(settings: Settings, services: Iterable[ServiceTopology]) -> None:
+    """Remove a namespace's exchanges and queues (tests and teardown only)."""
+    names = settings.names
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        queues = [names.unrouted]
+        for service in services:
+            queues += [names.queue(service.name), names.dead_letter_queue(service.name)]
+            queues += [names.retry_queue(service.name, d) for d in settings.retry_delays]
+        for queue in queues:
+            await channel.queue_delete(queue)
+        for exchange in (names.inbound, names.events, names.dead_letter, names.unrouted):
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()

@@ -1,0 +1,56 @@
+"""intake on a real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from services.intake.service import SERVICE as INTAKE
+from services.runtime.service import Runner
+
+from ..support import Tap, publish, submission
+
+pytestmark = pytest.mark.integration
+
+
+async def test_accepts_rejects_and_deduplicates(settings):
+    runner = Runner(INTAKE, settings)
+    await runner.start()
+    try:
+        async with Tap(settings) as tap:
+            good = submission(org="A81001")
+            await publish(settings, good)
+            resend = dict(good, id=str(uuid.uuid4()))  # same sender reference, new event id
+            await publish(settings, good)  # same event id again
+            await publish(settings, resend)
+            no_consent = submission(org="A81001")
+            no_consent["data"]["consent"]["given"] = False
+            await publish(settings, no_consent)
+            bad_nhs = submission(org="Y02002")
+            bad_nhs["data"]["person"]["nhs_number"] = "9990000019"
+            await publish(settings, bad_nhs)
+
+            accepted = await tap.wait_count("referral.accepted.v1", 1)
+            rejected = await tap.wait_count("referral.rejected.v1", 2)
+            await asyncio.sleep(0.5)  # let the duplicates be (not) handled
+
+        assert len(tap.events("referral.accepted.v1")) == 1
+        assert accepted[0]["data"]["sender_reference"] == good["data"]["sender_reference"]
+        assert tap.keys("referral.accepted.v1") == ["referral.accepted.v1.A81001"]
+        codes = {r["data"]["sender"]: r["data"]["reasons"][0]["code"] for r in rejected}
+        assert codes == {"A81001": "consent_missing", "Y02002": "nhs_number_invalid"}
+        assert "referral.rejected.v1.Y02002" in tap.keys("referral.rejected.v1")
+    finally:
+        await runner.stop()
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        schema = settings.names.schema("intake")
+        assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".referral') == 1
+        outcomes = await conn.fetch(f'SELECT outcome FROM "{schema}".submission ORDER BY outcome')
+        assert [r["outcome"] for r in outcomes] == ["accepted", "duplicate", "rejected"]
+    finally:
+        await conn.close()
