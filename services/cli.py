@@ -1,1 +1,136 @@
-from services.registry import SERVICE_DEFS  # noqa: F401
+"""``linkwell``: operate the pipeline.
+
+    linkwell migrate              apply every service's migrations
+    linkwell topology             declare exchanges and queues
+    linkwell run intake|...|all   run a service (all: each as its own process)
+    linkwell submit FILE          publish an envelope to <ns>.inbound as an agency would
+    linkwell demo                 register a roster, submit referrals, show their paths
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.registry import SERVICE_DEFS
+from services.runtime import topology as topo
+from services.runtime.client import publish_inbound
+from services.runtime.logs import configure
+from services.runtime.service import migrate as migrate_service
+from services.runtime.service import run as run_service
+from services.runtime.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply each service's migrations to its own schema (idempotent, safe to run twice)."""
+    settings = Settings()
+
+    async def go() -> None:
+        for name, service in SERVICE_DEFS.items():
+            applied = await migrate_service(settings, service)
+            typer.echo(f"{settings.names.schema(name)}: {', '.join(applied) or 'up to date'}")
+
+    asyncio.run(go())
+
+
+@app.command()
+def topology() -> None:
+    """Declare exchanges, service queues, retry and dead-letter queues (idempotent)."""
+    settings = Settings()
+    asyncio.run(topo.declare(settings, [s.topology for s in SERVICE_DEFS.values()]))
+    typer.echo(f"declared topology for namespace {settings.namespace!r}")
+
+
+@app.command()
+def run(
+    service: Annotated[str, typer.Argument(help="intake, triage, notify, outcomes or all")],
+) -> None:
+    """Run one service in this process, or all four as separate child processes."""
+    if service == "all":
+        raise typer.Exit(supervise(list(SERVICE_DEFS)))
+    if service not in SERVICE_DEFS:
+        raise typer.BadParameter(f"choose one of {', '.join(SERVICE_DEFS)} or all")
+    run_service(SERVICE_DEFS[service])
+
+
+def supervise(names: list[str]) -> int:
+    """Start each service as its own process; restart one that dies; stop all on a signal."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def start(name: str) -> None:
+        procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "run", name])
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for name in names:
+        start(name)
+    while not stopping:
+        time.sleep(0.5)
+        for name, proc in list(procs.items()):
+            if proc.poll() is not None and not stopping:
+                print(f"linkwell: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
+                time.sleep(1)
+                start(name)
+    for proc in procs.values():
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    new_id: Annotated[bool, typer.Option(help="Give the envelope a fresh id first.")] = False,
+) -> None:
+    """Publish a CloudEvents envelope to <ns>.inbound with its type as routing key."""
+    settings = Settings()
+    envelope = json.loads(file.read_text())
+    if new_id:
+        envelope["id"] = str(uuid.uuid4())
+    asyncio.run(publish_inbound(settings, json.dumps(envelope).encode(), envelope["type"]))
+    typer.echo(f"published {envelope['type']} id={envelope['id']} to {settings.names.inbound}")
+
+
+@app.command()
+def demo(
+    within: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 60.0,
+) -> None:
+    """Register a roster, submit referrals from several agencies (and some bad ones),
+    record contacts, and show each referral's path. Needs the services running."""
+    from services.demo import run_demo
+
+    configure("demo", os.environ.get("LINKWELL_LOG_LEVEL", "WARNING"))
+    ok = asyncio.run(run_demo(Settings(), within))
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+

@@ -3,19 +3,18 @@ records everything Linkwell emits."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 
 from services.runtime.settings import Settings
+from services.runtime.client import Tap, publish_inbound
+
+__all__ = ["Tap"]
 
 EXAMPLES = Path(__file__).parent.parent / "contracts" / "examples"
 
@@ -80,80 +79,11 @@ def worker(pcn: str, worker_id: str, capacity: int) -> dict[str, Any]:
     )
 
 
-async def publish(settings: Settings, envelope: dict[str, Any] | bytes, routing_key: str | None = None) -> None:
+async def publish(
+    settings: Settings, envelope: dict[str, Any] | bytes, routing_key: str | None = None
+) -> None:
     """Publish to <ns>.inbound exactly as an outside producer would, with plain aio-pika."""
-    body = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
-    key = routing_key or (envelope["type"] if isinstance(envelope, dict) else "referral.submitted.v1")
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(settings.names.inbound, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             content_type="application/cloudevents+json"),
-            routing_key=key,
-        )
-
-
-class Tap:
-    """Records every message on <ns>.events (or a queue) with its routing key."""
-
-    def __init__(self, settings: Settings, binding: str = "#", exchange: str | None = None):
-        self.settings = settings
-        self.binding = binding
-        self.exchange = exchange or settings.names.events
-        self.messages: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        self._changed = asyncio.Condition()
-
-    async def __aenter__(self) -> Tap:
-        self._connection = await aio_pika.connect(self.settings.amqp_url)
-        channel = await self._connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(self.exchange, self.binding)
-        await queue.consume(self._on_message, no_ack=True)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._connection.close()
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        try:
-            body = json.loads(message.body)
-        except ValueError:
-            body = {"_raw": message.body.decode(errors="replace")}
-        async with self._changed:
-            self.messages.append((message.routing_key or "", body, dict(message.headers or {})))
-            self._changed.notify_all()
-
-    def events(self, event_type: str | None = None, **where: Any) -> list[dict[str, Any]]:
-        out = []
-        for _key, body, _headers in self.messages:
-            if event_type and body.get("type") != event_type:
-                continue
-            data = body.get("data", {})
-            if all(str(data.get(k)) == str(v) for k, v in where.items()):
-                out.append(body)
-        return out
-
-    def keys(self, event_type: str) -> list[str]:
-        return [k for k, body, _ in self.messages if body.get("type") == event_type]
-
-    async def wait_for(
-        self, predicate: Callable[[Tap], bool], timeout: float = 20.0, what: str = ""
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not predicate(self):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    summary = [(k, b.get("type")) for k, b, _ in self.messages][-30:]
-                    raise AssertionError(f"timed out waiting for {what or predicate}: {summary}")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except TimeoutError:
-                    pass
-
-    async def wait_count(self, event_type: str, n: int, timeout: float = 20.0, **where: Any) -> list[dict[str, Any]]:
-        await self.wait_for(lambda t: len(t.events(event_type, **where)) >= n, timeout,
-                            f"{n} x {event_type} {where}")
-        return self.events(event_type, **where)
+    if isinstance(envelope, bytes):
+        await publish_inbound(settings, envelope, routing_key or "referral.submitted.v1")
+    else:
+        await publish_inbound(settings, json.dumps(envelope).encode(), routing_key or envelope["type"])

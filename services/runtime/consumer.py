@@ -147,7 +147,7 @@ class Consumer:
     @contextlib.asynccontextmanager
     async def transaction(self, correlation_id: str | None) -> AsyncIterator[UnitOfWork]:
         async with self.pool.acquire() as conn, conn.transaction():
-            yield UnitOfWork(conn, self.names, self.service, correlation_id)
+            yield UnitOfWork(conn, self.settings, self.service, correlation_id)
 
     # -------------------------------------------------------------- bad input
 

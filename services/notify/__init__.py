@@ -1,0 +1,1 @@
+"""notify: tells referrers, link worker teams and people what happened."""

@@ -1,0 +1,125 @@
+"""What each audience is told, free of I/O.
+
+- The referrer gets a ``referral.status.v1`` event on the broker for every step.
+- The link worker team gets a message when a referral is assigned to one of them.
+- The person is told when they are placed: that a link worker will contact them, or
+  that there is a waiting list. They are never given a waiting time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from contracts.enums import ContactPreference, ReferralStatusValue
+from contracts.events import (
+    PersonContact,
+    Reason,
+    ReferralAssigned,
+    ReferralWaitlisted,
+)
+
+
+class Audience(StrEnum):
+    PERSON = "person"
+    TEAM = "team"
+
+
+class Medium(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    LETTER = "letter"
+
+
+@dataclass(frozen=True)
+class Message:
+    audience: Audience
+    medium: Medium
+    address: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Known:
+    """What notify keeps of a referral (from referral.accepted.v1)."""
+
+    referral_id: str
+    sender: str
+    sender_reference: str
+    pcn: str
+    contact: PersonContact
+
+
+def status_text(status: ReferralStatusValue, pcn: str | None = None,
+                reasons: list[Reason] | None = None) -> str:
+    match status:
+        case ReferralStatusValue.ACCEPTED:
+            return f"Accepted by Linkwell for the social prescribing service of PCN {pcn}."
+        case ReferralStatusValue.REJECTED:
+            codes = ", ".join(r.code.value for r in reasons or [])
+            return f"Not accepted ({codes}). See referral.rejected.v1 for what to do."
+        case ReferralStatusValue.WAITLISTED:
+            return f"On the waiting list of PCN {pcn}'s link worker team."
+        case ReferralStatusValue.ASSIGNED:
+            return f"A link worker in PCN {pcn} has taken the referral and will contact the person."
+
+
+def person_address(contact: PersonContact) -> tuple[Medium, str] | None:
+    """Where the person asked to be reached; None when there is nowhere to write to."""
+    if contact.preferred is ContactPreference.EMAIL and contact.email:
+        return Medium.EMAIL, contact.email
+    if contact.preferred in (ContactPreference.SMS, ContactPreference.PHONE) and contact.phone:
+        return Medium.SMS, contact.phone
+    if contact.email:
+        return Medium.EMAIL, contact.email
+    if contact.phone:
+        return Medium.SMS, contact.phone
+    return None
+
+
+WAITLIST_TEXT = (
+    "You have been referred to a social prescribing link worker, who can help you find "
+    "support in your community. There is a waiting list at the moment. A link worker will "
+    "contact you when one is free. If you need help urgently, contact your GP practice or "
+    "call NHS 111."
+)
+ASSIGNED_TEXT = (
+    "You have been referred to a social prescribing link worker, who can help you find "
+    "support in your community. A link worker from your local team will contact you soon. "
+    "If you need help urgently, contact your GP practice or call NHS 111."
+)
+
+
+def for_person(known: Known, placed: ReferralAssigned | ReferralWaitlisted) -> Message | None:
+    address = person_address(known.contact)
+    if address is None:
+        return None
+    medium, to = address
+    text = ASSIGNED_TEXT if isinstance(placed, ReferralAssigned) else WAITLIST_TEXT
+    return Message(Audience.PERSON, medium, to, "Your social prescribing referral", text)
+
+
+def for_team(known: Known, assigned: ReferralAssigned, team_address: str) -> Message:
+    contact = known.contact
+    lines = [
+        f"Referral {assigned.referral_id} has been assigned to link worker "
+        f"{assigned.link_worker_id}"
+        + (" from the waiting list." if assigned.from_waitlist else "."),
+        f"Registered practice: {assigned.registered_practice}",
+        f"Pathway: {assigned.pathway.value.replace('_', ' ')}",
+        f"Needs: {', '.join(n.value.replace('_', ' ') for n in assigned.needs)}",
+        f"Contact preference: {contact.preferred.value}",
+    ]
+    if contact.phone:
+        lines.append(f"Phone: {contact.phone}")
+    if contact.email:
+        lines.append(f"Email: {contact.email}")
+    lines.append("Full details are in the referral record (by referral id).")
+    return Message(
+        Audience.TEAM,
+        Medium.EMAIL,
+        team_address,
+        f"New social prescribing referral for PCN {assigned.pcn}",
+        "\n".join(lines),
+    )

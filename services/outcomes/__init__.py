@@ -1,0 +1,1 @@
+"""outcomes: keeps each referral's timeline and writes SNOMED CT codes back to the GP."""

@@ -1,0 +1,105 @@
+"""What an outside client does: publish to <ns>.inbound, and watch <ns>.events through
+a temporary queue. Used by ``linkwell submit``/``demo``, the tests and the benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+
+from .settings import Settings
+
+
+async def publish_inbound(
+    settings: Settings, body: bytes, routing_key: str, *, connection: Any = None
+) -> None:
+    """Publish to <ns>.inbound as an outside producer would: persistent, confirmed."""
+    own = connection is None
+    connection = connection or await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(settings.names.inbound, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type="application/cloudevents+json",
+            ),
+            routing_key=routing_key,
+        )
+    finally:
+        if own:
+            await connection.close()
+
+
+class Tap:
+    """Records every message on <ns>.events (or a queue) with its routing key."""
+
+    def __init__(self, settings: Settings, binding: str = "#", exchange: str | None = None):
+        self.settings = settings
+        self.binding = binding
+        self.exchange = exchange or settings.names.events
+        self.messages: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self.received_at: list[float] = []
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> Tap:
+        self._connection = await aio_pika.connect(self.settings.amqp_url)
+        channel = await self._connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(self.exchange, self.binding)
+        await queue.consume(self._on_message, no_ack=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._connection.close()
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        try:
+            body = json.loads(message.body)
+        except ValueError:
+            body = {"_raw": message.body.decode(errors="replace")}
+        self.received_at.append(time.monotonic())
+        async with self._changed:
+            self.messages.append((message.routing_key or "", body, dict(message.headers or {})))
+            self._changed.notify_all()
+
+    def events(self, event_type: str | None = None, **where: Any) -> list[dict[str, Any]]:
+        out = []
+        for _key, body, _headers in self.messages:
+            if event_type and body.get("type") != event_type:
+                continue
+            data = body.get("data", {})
+            if all(str(data.get(k)) == str(v) for k, v in where.items()):
+                out.append(body)
+        return out
+
+    def keys(self, event_type: str) -> list[str]:
+        return [k for k, body, _ in self.messages if body.get("type") == event_type]
+
+    async def wait_for(
+        self, predicate: Callable[[Tap], bool], within: float = 20.0, what: str = ""
+    ) -> None:
+        deadline = time.monotonic() + within
+        async with self._changed:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    summary = [(k, b.get("type")) for k, b, _ in self.messages][-30:]
+                    raise AssertionError(f"timed out waiting for {what or predicate}: {summary}")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except TimeoutError:
+                    pass
+
+    async def wait_count(
+        self, event_type: str, n: int, within: float = 20.0, **where: Any
+    ) -> list[dict[str, Any]]:
+        await self.wait_for(
+            lambda t: len(t.events(event_type, **where)) >= n, within, f"{n} x {event_type} {where}"
+        )
+        return self.events(event_type, **where)

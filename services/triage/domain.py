@@ -1,0 +1,64 @@
+"""Triage rules, free of I/O.
+
+Assignment rule: a referral goes to the link worker in its PCN whose caseload is
+proportionally lightest (active / capacity), so part-time workers with smaller
+capacity fill at the same rate as full-time ones; ties go to the worker with more free
+places, then the one registered longest, then by id. A worker at capacity is never
+given more.
+
+Waitlist order: first come, first served by the time intake accepted the referral
+(ties by referral id). Whenever a place frees up or a worker joins, the head of the
+PCN's waitlist is placed first. People are told they are on a waiting list, never
+given a waiting time, so the waitlist exposes no position or estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from fractions import Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLoad:
+    link_worker_id: str
+    capacity: int
+    active: int
+    registered_at: datetime
+
+    @property
+    def free(self) -> int:
+        return max(self.capacity - self.active, 0)
+
+
+def _rank(worker: WorkerLoad) -> tuple[Fraction, int, datetime, str]:
+    return (
+        Fraction(worker.active, worker.capacity),
+        -worker.free,
+        worker.registered_at,
+        worker.link_worker_id,
+    )
+
+
+def choose_worker(workers: Iterable[WorkerLoad]) -> WorkerLoad | None:
+    candidates = [w for w in workers if w.free > 0]
+    return min(candidates, key=_rank) if candidates else None
+
+
+def plan(workers: Iterable[WorkerLoad], waiting: Sequence[str]) -> list[tuple[str, str]]:
+    """Place waiting referrals (already in waitlist order) while anyone has room.
+    Returns (referral_id, link_worker_id) pairs, in order."""
+    loads = {w.link_worker_id: w for w in workers}
+    placed: list[tuple[str, str]] = []
+    for referral_id in waiting:
+        worker = choose_worker(loads.values())
+        if worker is None:
+            break
+        placed.append((referral_id, worker.link_worker_id))
+        loads[worker.link_worker_id] = replace(worker, active=worker.active + 1)
+    return placed
+
+
+def free_places(workers: Iterable[WorkerLoad]) -> int:
+    return sum(w.free for w in workers)
