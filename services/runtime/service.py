@@ -66,6 +66,7 @@ class Runner:
         self.publisher = Publisher(settings.amqp_url, app_id=f"linkwell-{service.name}")
         self.broker: RabbitBroker | None = None
         self.pollers: list[Poller] = []
+        self._stopped = False
 
     def poller_kwargs(self, what: str) -> dict[str, object]:
         return {
@@ -117,6 +118,9 @@ class Runner:
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones finish and commit, then flush what
         they wrote to the outbox, and close."""
+        if self._stopped:
+            return
+        self._stopped = True
         log.info("stopping")
         if self.broker is not None:
             await self.broker.stop()

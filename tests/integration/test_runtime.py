@@ -1,0 +1,258 @@
+"""The runtime's guarantees, on the real broker and database, with a probe service whose
+handler the test controls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+
+from contracts.events import ContactRecorded, ReferralClosed
+from services.runtime import topology
+from services.runtime.db import drop_schema
+from services.runtime.service import Runner, ServiceDef, routes
+
+from ..support import Tap, inbound, publish, submission
+
+pytestmark = pytest.mark.integration
+
+REFERRAL = uuid.UUID("0b8f4a52-3c1d-4e8a-9a57-6f0c2d9e1b30")
+
+
+class Probe:
+    """A handler that records calls, can fail a chosen number of times, and can be slow."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.fail_first = 0
+        self.always_fail = False
+        self.poison: set[str] = set()
+        self.delay = 0.0
+        self.started = asyncio.Event()
+
+    async def handle(self, uow, event, data) -> None:
+        self.calls.append(event.id)
+        self.started.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if event.id in self.poison:
+            raise RuntimeError("still broken: call 07700 900123 or mail someone@example.org")
+        if self.always_fail or len(self.calls) <= self.fail_first:
+            raise RuntimeError("probe failure")
+        await uow.conn.execute("INSERT INTO effect (event_id) VALUES ($1)", event.id)
+        await uow.emit(ReferralClosed(referral_id=REFERRAL, reason="completed",
+                                      closed_at=event.time))
+
+
+@pytest.fixture
+def probe() -> Probe:
+    return Probe()
+
+
+@pytest.fixture
+async def probe_service(settings, probe, tmp_path: Path) -> AsyncIterator[ServiceDef]:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001_effect.sql").write_text(
+        "CREATE TABLE effect (event_id text PRIMARY KEY);"
+    )
+    service = ServiceDef(name="probe", directory=tmp_path,
+                         routes=routes((ContactRecorded, probe.handle)))
+    yield service
+    await topology.delete(settings, [service.topology])
+    await drop_schema(settings.database_url, settings.names.schema("probe"))
+
+
+@pytest.fixture
+async def runner(settings, probe_service) -> AsyncIterator[Runner]:
+    runner = Runner(probe_service, settings)
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+def contact(**data: Any) -> dict[str, Any]:
+    return inbound("contact.recorded.v1", "U12345", **data)
+
+
+async def effects(settings) -> list[str]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(f'SELECT event_id FROM "{settings.names.schema("probe")}".effect')
+        return [r["event_id"] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def drain(settings, queue_name: str, within: float = 10.0) -> list[aio_pika.IncomingMessage]:
+    """Wait for at least one message on a queue and take all there are."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name, ensure=False)
+        got: list[aio_pika.IncomingMessage] = []
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is not None:
+                got.append(message)
+                continue
+            if got:
+                return got
+            await asyncio.sleep(0.1)
+        return got
+
+
+async def queue_depth(settings, queue_name: str) -> int:
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        return queue.declaration_result.message_count
+
+
+async def test_handled_once_and_emits_through_the_outbox(settings, runner, probe):
+    async with Tap(settings) as tap:
+        event = contact()
+        await publish(settings, event)
+        await publish(settings, event)  # redelivery of the same event id
+        await tap.wait_count("referral.closed.v1", 1)
+        await asyncio.sleep(0.5)
+    assert probe.calls == [event["id"]]  # the duplicate never reached the handler
+    assert await effects(settings) == [event["id"]]
+    assert len(tap.events("referral.closed.v1")) == 1
+    emitted = tap.events("referral.closed.v1")[0]
+    assert emitted["correlationid"] == event["id"]
+    assert emitted["source"] == f"urn:linkwell:{settings.namespace}:probe"
+
+
+async def test_failures_retry_with_backoff_then_succeed(settings, runner, probe):
+    probe.fail_first = 2
+    event = contact()
+    await publish(settings, event)
+    for _ in range(100):
+        if await effects(settings):
+            break
+        await asyncio.sleep(0.1)
+    assert probe.calls == [event["id"]] * 3
+    assert await effects(settings) == [event["id"]]
+    assert await queue_depth(settings, settings.names.dead_letter_queue("probe")) == 0
+
+
+async def test_exhausted_retries_dead_letter_with_reason_and_never_block(settings, runner, probe):
+    poison = contact()
+    probe.poison.add(poison["id"])
+    await publish(settings, poison)
+    await asyncio.wait_for(probe.started.wait(), 10)
+    good = contact()
+    await publish(settings, good)
+    for _ in range(50):  # the good message is not stuck behind the poison
+        if good["id"] in await effects(settings):
+            break
+        await asyncio.sleep(0.1)
+    assert good["id"] in await effects(settings)
+
+    dead = await drain(settings, settings.names.dead_letter_queue("probe"))
+    assert len(dead) == 1
+    headers = dead[0].headers
+    assert headers["x-linkwell-reason"] == "handler_failed"
+    assert headers["x-linkwell-attempts"] == 1 + len(settings.retry_delays)
+    assert "still broken" in headers["x-linkwell-detail"]
+    assert "07700" not in headers["x-linkwell-detail"]  # personal data redacted
+    assert "example.org" not in headers["x-linkwell-detail"]
+    assert json.loads(dead[0].body)["id"] == poison["id"]  # the original, for replay
+    assert probe.calls.count(poison["id"]) == 1 + len(settings.retry_delays)
+
+
+async def test_unreadable_messages_are_dead_lettered_at_once(settings, runner, probe):
+    await publish(settings, b"\x00not json", routing_key="contact.recorded.v1")
+    invalid = contact(outcome="telepathy")
+    async with Tap(settings) as tap:
+        await publish(settings, invalid)
+        rejected = await tap.wait_count("event.rejected.v1", 1)
+    assert tap.keys("event.rejected.v1") == ["event.rejected.v1.U12345"]
+    assert rejected[0]["data"]["reasons"][0]["field"] == "data.outcome"
+    assert rejected[0]["data"]["rejected_event_id"] == invalid["id"]
+
+    dead = await drain(settings, settings.names.dead_letter_queue("probe"))
+    reasons = sorted(m.headers["x-linkwell-reason"] for m in dead)
+    assert reasons == ["not_json", "schema_invalid"]
+    assert probe.calls == []  # never retried, never reached the handler
+    good = contact()
+    await publish(settings, good)  # and the service keeps working
+    for _ in range(50):
+        if await effects(settings):
+            break
+        await asyncio.sleep(0.1)
+    assert await effects(settings) == [good["id"]]
+
+
+async def test_inbound_nobody_handles_is_kept_not_dropped(settings, runner):
+    await publish(settings, contact(), routing_key="contact.recorded.v9")
+    kept = await drain(settings, settings.names.unrouted)
+    assert [m.routing_key for m in kept] == ["contact.recorded.v9"]
+
+
+async def test_outbox_rows_committed_before_a_crash_are_published_on_restart(
+    settings, probe_service
+):
+    from services.runtime.db import create_pool
+    from services.runtime.service import migrate
+    from services.runtime.uow import UnitOfWork
+
+    await migrate(settings, probe_service)
+    await topology.declare(settings, [probe_service.topology])
+    pool = await create_pool(settings.database_url, settings.names.schema("probe"), "probe", 2)
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, settings, "probe", None)
+        event = await uow.emit(ReferralClosed(referral_id=REFERRAL, reason="completed",
+                                              closed_at="2026-11-23T10:00:00Z"))
+    await pool.close()  # the process "dies" here, before any relay ran
+
+    async with Tap(settings) as tap:
+        runner = Runner(probe_service, settings)
+        await runner.start()
+        try:
+            published = await tap.wait_count("referral.closed.v1", 1)
+        finally:
+            await runner.stop()
+    assert published[0]["id"] == event.id
+    assert tap.keys("referral.closed.v1") == ["referral.closed.v1"]
+
+
+async def test_graceful_stop_finishes_in_flight_work(settings, runner, probe):
+    probe.delay = 1.5
+    event = contact()
+    await publish(settings, event)
+    await asyncio.wait_for(probe.started.wait(), 10)
+    await runner.stop()  # arrives mid-handler
+    assert await effects(settings) == [event["id"]]
+    assert await queue_depth(settings, settings.names.queue("probe")) == 0
+
+
+async def test_a_second_submission_shape_error_is_answered_to_its_sender(settings):
+    """Intake's own answer to unreadable referrals: referral.rejected.v1, to the sender."""
+    from services.intake.service import SERVICE as INTAKE
+
+    runner = Runner(INTAKE, settings)
+    await runner.start()
+    try:
+        async with Tap(settings) as tap:
+            broken = submission(org="B82005")
+            del broken["data"]["consent"]
+            broken["data"]["needs"] = []
+            await publish(settings, broken)
+            rejected = await tap.wait_count("referral.rejected.v1", 1)
+    finally:
+        await runner.stop()
+    codes = {(r["code"], r["field"]) for r in rejected[0]["data"]["reasons"]}
+    assert ("consent_missing", "data.consent") in codes
+    assert ("schema_invalid", "data.needs") in codes
+    assert rejected[0]["data"]["sender_reference"] == broken["data"]["sender_reference"]
+    assert tap.keys("referral.rejected.v1") == ["referral.rejected.v1.B82005"]
