@@ -201,9 +201,7 @@ class LinkWorkerRegistered(EventData):
 
     link_worker_id: WorkerId
     pcn: PcnCode
-    capacity: Annotated[
-        int, Field(ge=0, le=500, description="People the worker can hold at once.")
-    ]
+    capacity: Annotated[int, Field(ge=0, le=500, description="People the worker can hold at once.")]
     registered_at: AwareDatetime
 
 

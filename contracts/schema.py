@@ -1,7 +1,7 @@
 """Generate (or check) the JSON Schema of every event envelope.
 
-    python -m contracts.schema          # write contracts/schemas/<type>.schema.json
-    python -m contracts.schema --check  # exit 1 if any file is missing or stale
+python -m contracts.schema          # write contracts/schemas/<type>.schema.json
+python -m contracts.schema --check  # exit 1 if any file is missing or stale
 """
 
 from __future__ import annotations

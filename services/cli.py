@@ -1,10 +1,10 @@
 """``linkwell``: operate the pipeline.
 
-    linkwell migrate              apply every service's migrations
-    linkwell topology             declare exchanges and queues
-    linkwell run intake|...|all   run a service (all: each as its own process)
-    linkwell submit FILE          publish an envelope to <ns>.inbound as an agency would
-    linkwell demo                 register a roster, submit referrals, show their paths
+linkwell migrate              apply every service's migrations
+linkwell topology             declare exchanges and queues
+linkwell run intake|...|all   run a service (all: each as its own process)
+linkwell submit FILE          publish an envelope to <ns>.inbound as an agency would
+linkwell demo                 register a roster, submit referrals, show their paths
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def supervise(names: list[str]) -> int:
         time.sleep(0.5)
         for name, proc in list(procs.items()):
             if proc.poll() is not None and not stopping:
-                print(f"linkwell: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
+                print(
+                    f"linkwell: {name} exited with {proc.returncode}; restarting", file=sys.stderr
+                )
                 time.sleep(1)
                 start(name)
     for proc in procs.values():
@@ -132,5 +134,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-

@@ -71,10 +71,20 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
         Case("Hospital discharge team", "RRK", "hospital_discharge", pcn_b, contact="engaged"),
         Case("Self-referral", "SELF-WEB", "self_referral", pcn_b, contact="engaged"),
         Case("Fire service", "FIRE-WM", "fire_service", pcn_b, contact="declined"),
-        Case("Job centre, no consent", "JCP-B12", "job_centre", pcn_a,
-             {"consent": {"given": False, "recorded_at": now, "method": "verbal"}}),
-        Case("VCSE group, wrong NHS check digit", "VCSE-77", "vcse", pcn_a,
-             {"person": {"nhs_number": "9990000019"}}),
+        Case(
+            "Job centre, no consent",
+            "JCP-B12",
+            "job_centre",
+            pcn_a,
+            {"consent": {"given": False, "recorded_at": now, "method": "verbal"}},
+        ),
+        Case(
+            "VCSE group, wrong NHS check digit",
+            "VCSE-77",
+            "vcse",
+            pcn_a,
+            {"person": {"nhs_number": "9990000019"}},
+        ),
         Case("Police, person in crisis", "POLICE-WM", "police", pcn_b, {"in_crisis": True}),
     ]
     print(f"Linkwell demo {run}: namespace {settings.namespace!r}, PCNs {pcn_a} and {pcn_b}\n")
@@ -82,15 +92,29 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
     async with Tap(settings) as tap:
         connection = await aio_pika.connect(settings.amqp_url)
         async with connection:
+
             async def send(env: dict[str, Any] | bytes, key: str | None = None) -> None:
                 body = env if isinstance(env, bytes) else json.dumps(env).encode()
                 await publish_inbound(settings, body, key or env["type"], connection=connection)
 
-            roster = [(pcn_a, f"lw-{run}-a1", 2), (pcn_a, f"lw-{run}-a2", 1), (pcn_b, f"lw-{run}-b1", 3)]
+            roster = [
+                (pcn_a, f"lw-{run}-a1", 2),
+                (pcn_a, f"lw-{run}-a2", 1),
+                (pcn_b, f"lw-{run}-b1", 3),
+            ]
             for pcn, worker_id, capacity in roster:
-                await send(_envelope("linkworker.registered.v1", pcn, {
-                    "link_worker_id": worker_id, "pcn": pcn, "capacity": capacity,
-                    "registered_at": now}))
+                await send(
+                    _envelope(
+                        "linkworker.registered.v1",
+                        pcn,
+                        {
+                            "link_worker_id": worker_id,
+                            "pcn": pcn,
+                            "capacity": capacity,
+                            "registered_at": now,
+                        },
+                    )
+                )
                 print(f"roster  {pcn}: {worker_id} can hold {capacity}")
             await asyncio.sleep(1.0)
 
@@ -112,7 +136,9 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
                     resend = dict(envelope, id=str(uuid.uuid4()))
                     await send(resend)  # the GP's system resends: still one referral
             await send(b"this is not json {", "referral.submitted.v1")
-            print(f"submitted {len(cases)} referrals, one resend and one message that is not JSON\n")
+            print(
+                f"submitted {len(cases)} referrals, one resend and one message that is not JSON\n"
+            )
 
             def settled(t: Tap) -> bool:
                 return all(_placed(t, c) or _rejected(t, c) for c in cases)
@@ -125,22 +151,40 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
             # The link worker team's side: first contacts, then one episode closes.
             contacted = [c for c in cases if c.contact and _assigned(tap, c)]
             for case in contacted:
-                await send(_envelope("contact.recorded.v1", case.pcn, {
-                    "referral_id": case.referral_id,
-                    "link_worker_id": _assigned(tap, case)["data"]["link_worker_id"],
-                    "occurred_at": datetime.now(UTC).isoformat(), "mode": "phone",
-                    "outcome": case.contact}))
+                await send(
+                    _envelope(
+                        "contact.recorded.v1",
+                        case.pcn,
+                        {
+                            "referral_id": case.referral_id,
+                            "link_worker_id": _assigned(tap, case)["data"]["link_worker_id"],
+                            "occurred_at": datetime.now(UTC).isoformat(),
+                            "mode": "phone",
+                            "outcome": case.contact,
+                        },
+                    )
+                )
             first = contacted[0]
-            await send(_envelope("referral.closed.v1", first.pcn, {
-                "referral_id": first.referral_id, "reason": "completed",
-                "closed_at": datetime.now(UTC).isoformat()}))
+            await send(
+                _envelope(
+                    "referral.closed.v1",
+                    first.pcn,
+                    {
+                        "referral_id": first.referral_id,
+                        "reason": "completed",
+                        "closed_at": datetime.now(UTC).isoformat(),
+                    },
+                )
+            )
 
             await tap.wait_for(
-                lambda t: all(t.events("gp.writeback.v1", referral_id=c.referral_id)
-                              for c in contacted)
-                and t.events("gp.writeback.v1", referral_id=first.referral_id, fact="closed")
-                and len(t.events("referral.assigned.v1", pcn=pcn_a)) >= 4,
-                within, "writebacks and the freed place",
+                lambda t: (
+                    all(t.events("gp.writeback.v1", referral_id=c.referral_id) for c in contacted)
+                    and t.events("gp.writeback.v1", referral_id=first.referral_id, fact="closed")
+                    and len(t.events("referral.assigned.v1", pcn=pcn_a)) >= 4
+                ),
+                within,
+                "writebacks and the freed place",
             )
             await asyncio.sleep(0.5)
             dead = await dead_letter_reasons(connection, settings, "intake")
@@ -171,8 +215,10 @@ def _placed(tap: Tap, case: Case) -> bool:
     if not accepted:
         return False
     rid = accepted[0]["data"]["referral_id"]
-    return bool(tap.events("referral.assigned.v1", referral_id=rid)
-                or tap.events("referral.waitlisted.v1", referral_id=rid))
+    return bool(
+        tap.events("referral.assigned.v1", referral_id=rid)
+        or tap.events("referral.waitlisted.v1", referral_id=rid)
+    )
 
 
 def _rejected(tap: Tap, case: Case) -> bool:
@@ -204,7 +250,9 @@ def _path(tap: Tap, case: Case) -> list[str]:
                 out.append(f"referrer told: {data['status']}")
             case "gp.writeback.v1":
                 codes = ", ".join(f"{c['code']} {c['display']}" for c in data["codes"]) or "summary"
-                out.append(f"GP writeback to {data['registered_practice']} [{data['fact']}]: {codes}")
+                out.append(
+                    f"GP writeback to {data['registered_practice']} [{data['fact']}]: {codes}"
+                )
     return out
 
 

@@ -38,10 +38,13 @@ class ProcessStack:
 
     def start(self, name: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run", name],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def kill(self, name: str) -> None:
@@ -70,7 +73,9 @@ class ProcessStack:
                 for name in list(pending):
                     proc = self.procs[name]
                     if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited with {proc.returncode}: {self.tail(name)}")
+                        raise RuntimeError(
+                            f"{name} exited with {proc.returncode}: {self.tail(name)}"
+                        )
                     channel = await connection.channel()
                     try:
                         queue = await channel.declare_queue(
@@ -92,11 +97,15 @@ class ProcessStack:
 
     def tail(self, name: str, lines: int = 20) -> str:
         path = self.log_dir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
     def stop_all(self) -> dict[str, int]:
         codes = {}
-        for name, proc in self.procs.items():
+        for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for name, proc in self.procs.items():

@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
-from services.runtime.settings import Settings
 from services.runtime.client import Tap, publish_inbound
+from services.runtime.settings import Settings
 
 __all__ = ["Tap"]
 
@@ -86,4 +85,6 @@ async def publish(
     if isinstance(envelope, bytes):
         await publish_inbound(settings, envelope, routing_key or "referral.submitted.v1")
     else:
-        await publish_inbound(settings, json.dumps(envelope).encode(), routing_key or envelope["type"])
+        await publish_inbound(
+            settings, json.dumps(envelope).encode(), routing_key or envelope["type"]
+        )

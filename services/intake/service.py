@@ -19,13 +19,24 @@ from .domain import Reject, assess
 log = get_logger(__name__)
 
 
-async def record(uow: UnitOfWork, event_id: str, sender: str, reference: str | None,
-                 outcome: str, referral_id: uuid.UUID | None = None,
-                 reasons: tuple[Reason, ...] | list[Reason] = ()) -> None:
+async def record(
+    uow: UnitOfWork,
+    event_id: str,
+    sender: str,
+    reference: str | None,
+    outcome: str,
+    referral_id: uuid.UUID | None = None,
+    reasons: tuple[Reason, ...] | list[Reason] = (),
+) -> None:
     await uow.conn.execute(
         "INSERT INTO submission (event_id, sender, sender_reference, outcome, referral_id,"
         " reason_codes) VALUES ($1, $2, $3, $4, $5, $6)",
-        event_id, sender, reference, outcome, referral_id, [r.code.value for r in reasons],
+        event_id,
+        sender,
+        reference,
+        outcome,
+        referral_id,
+        [r.code.value for r in reasons],
     )
 
 
@@ -53,15 +64,18 @@ async def on_submitted(
     now = datetime.now(UTC)
     decision = assess(referral, now.date())
     if isinstance(decision, Reject):
-        await record(uow, event.id, sender, referral.sender_reference, "rejected",
-                     reasons=decision.reasons)
-        await uow.emit(ReferralRejected(
-            submission_event_id=event.id,
-            sender=sender,
-            sender_reference=referral.sender_reference,
-            reasons=list(decision.reasons),
-            rejected_at=now,
-        ))
+        await record(
+            uow, event.id, sender, referral.sender_reference, "rejected", reasons=decision.reasons
+        )
+        await uow.emit(
+            ReferralRejected(
+                submission_event_id=event.id,
+                sender=sender,
+                sender_reference=referral.sender_reference,
+                reasons=list(decision.reasons),
+                rejected_at=now,
+            )
+        )
         log.info("referral_rejected", reasons=[r.code.value for r in decision.reasons])
         return
 
@@ -70,35 +84,45 @@ async def on_submitted(
         " agency_type, registered_practice, pcn, pathway, needs, submission, accepted_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (sender, sender_reference) DO NOTHING RETURNING referral_id",
-        uuid.uuid4(), sender, referral.sender_reference, event.id,
-        referral.referrer.agency_type.value, referral.registered_practice, referral.pcn,
-        decision.pathway.value, [n.value for n in referral.needs],
-        referral.model_dump(mode="json"), now,
+        uuid.uuid4(),
+        sender,
+        referral.sender_reference,
+        event.id,
+        referral.referrer.agency_type.value,
+        referral.registered_practice,
+        referral.pcn,
+        decision.pathway.value,
+        [n.value for n in referral.needs],
+        referral.model_dump(mode="json"),
+        now,
     )
     if referral_id is None:
         existing = await uow.conn.fetchval(
             "SELECT referral_id FROM referral WHERE sender = $1 AND sender_reference = $2",
-            sender, referral.sender_reference,
+            sender,
+            referral.sender_reference,
         )
         await record(uow, event.id, sender, referral.sender_reference, "duplicate", existing)
         log.info("duplicate_referral_dropped", referral_id=str(existing))
         return
 
     await record(uow, event.id, sender, referral.sender_reference, "accepted", referral_id)
-    await uow.emit(ReferralAccepted(
-        referral_id=referral_id,
-        sender=sender,
-        sender_reference=referral.sender_reference,
-        submission_event_id=event.id,
-        agency_type=referral.referrer.agency_type,
-        registered_practice=referral.registered_practice,
-        pcn=referral.pcn,
-        needs=referral.needs,
-        pathway=decision.pathway,
-        nhs_number=referral.person.nhs_number,
-        contact=referral.person.contact,
-        accepted_at=now,
-    ))
+    await uow.emit(
+        ReferralAccepted(
+            referral_id=referral_id,
+            sender=sender,
+            sender_reference=referral.sender_reference,
+            submission_event_id=event.id,
+            agency_type=referral.referrer.agency_type,
+            registered_practice=referral.registered_practice,
+            pcn=referral.pcn,
+            needs=referral.needs,
+            pathway=decision.pathway,
+            nhs_number=referral.person.nhs_number,
+            contact=referral.person.contact,
+            accepted_at=now,
+        )
+    )
     log.info("referral_accepted", referral_id=str(referral_id))
 
 

@@ -42,13 +42,15 @@ class FileChannel:
 
     def _write(self, message: Outgoing) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({
-            "key": message.key,
-            "to": message.address,
-            "subject": message.subject,
-            "body": message.body,
-            "queued_at": datetime.now(UTC).isoformat(),
-        })
+        line = json.dumps(
+            {
+                "key": message.key,
+                "to": message.address,
+                "subject": message.subject,
+                "body": message.body,
+                "queued_at": datetime.now(UTC).isoformat(),
+            }
+        )
         with open(self.directory / f"{message.medium.value}.jsonl", "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()

@@ -51,8 +51,9 @@ class Known:
     contact: PersonContact
 
 
-def status_text(status: ReferralStatusValue, pcn: str | None = None,
-                reasons: list[Reason] | None = None) -> str:
+def status_text(
+    status: ReferralStatusValue, pcn: str | None = None, reasons: list[Reason] | None = None
+) -> str:
     match status:
         case ReferralStatusValue.ACCEPTED:
             return f"Accepted by Linkwell for the social prescribing service of PCN {pcn}."

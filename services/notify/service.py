@@ -37,28 +37,50 @@ async def known(uow: UnitOfWork, referral_id: uuid.UUID) -> Known:
     if row is None:
         # referral.accepted.v1 was delayed (retrying): come back to this one later.
         raise Deferred(f"referral {referral_id} not yet known to notify")
-    return Known(str(row["referral_id"]), row["sender"], row["sender_reference"], row["pcn"],
-                 PersonContact.model_validate(row["contact"]))
+    return Known(
+        str(row["referral_id"]),
+        row["sender"],
+        row["sender_reference"],
+        row["pcn"],
+        PersonContact.model_validate(row["contact"]),
+    )
 
 
-async def status(uow: UnitOfWork, referral_id: uuid.UUID | None, sender: str,
-                 reference: str | None, value: ReferralStatusValue, text: str) -> None:
-    await uow.emit(ReferralStatus(
-        referral_id=referral_id, sender=sender, sender_reference=reference,
-        status=value, message=text, at=datetime.now(UTC),
-    ))
+async def status(
+    uow: UnitOfWork,
+    referral_id: uuid.UUID | None,
+    sender: str,
+    reference: str | None,
+    value: ReferralStatusValue,
+    text: str,
+) -> None:
+    await uow.emit(
+        ReferralStatus(
+            referral_id=referral_id,
+            sender=sender,
+            sender_reference=reference,
+            status=value,
+            message=text,
+            at=datetime.now(UTC),
+        )
+    )
 
 
-async def queue(uow: UnitOfWork, event: CloudEvent[Any], referral_id: uuid.UUID,
-                message: Message | None) -> None:
+async def queue(
+    uow: UnitOfWork, event: CloudEvent[Any], referral_id: uuid.UUID, message: Message | None
+) -> None:
     if message is None:
         log.warning("person_unreachable")  # no address on file: the team will follow up
         return
     inserted = await uow.conn.fetchval(
         "INSERT INTO notification (key, referral_id, audience, medium, address, subject, body)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING 1",
-        f"{referral_id}.{event.type}.{message.audience.value}", referral_id,
-        message.audience.value, message.medium.value, message.address, message.subject,
+        f"{referral_id}.{event.type}.{message.audience.value}",
+        referral_id,
+        message.audience.value,
+        message.medium.value,
+        message.address,
+        message.subject,
         message.body,
     )
     if inserted:
@@ -69,28 +91,56 @@ async def on_accepted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAccept
     await uow.conn.execute(
         "INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        r.referral_id, r.sender, r.sender_reference, r.pcn, r.contact.model_dump(mode="json"),
+        r.referral_id,
+        r.sender,
+        r.sender_reference,
+        r.pcn,
+        r.contact.model_dump(mode="json"),
     )
-    await status(uow, r.referral_id, r.sender, r.sender_reference, ReferralStatusValue.ACCEPTED,
-                 status_text(ReferralStatusValue.ACCEPTED, r.pcn))
+    await status(
+        uow,
+        r.referral_id,
+        r.sender,
+        r.sender_reference,
+        ReferralStatusValue.ACCEPTED,
+        status_text(ReferralStatusValue.ACCEPTED, r.pcn),
+    )
 
 
 async def on_rejected(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralRejected) -> None:
-    await status(uow, None, r.sender, r.sender_reference, ReferralStatusValue.REJECTED,
-                 status_text(ReferralStatusValue.REJECTED, reasons=r.reasons))
+    await status(
+        uow,
+        None,
+        r.sender,
+        r.sender_reference,
+        ReferralStatusValue.REJECTED,
+        status_text(ReferralStatusValue.REJECTED, reasons=r.reasons),
+    )
 
 
 async def on_waitlisted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
     k = await known(uow, r.referral_id)
-    await status(uow, r.referral_id, k.sender, k.sender_reference,
-                 ReferralStatusValue.WAITLISTED, status_text(ReferralStatusValue.WAITLISTED, r.pcn))
+    await status(
+        uow,
+        r.referral_id,
+        k.sender,
+        k.sender_reference,
+        ReferralStatusValue.WAITLISTED,
+        status_text(ReferralStatusValue.WAITLISTED, r.pcn),
+    )
     await queue(uow, event, r.referral_id, for_person(k, r))
 
 
 async def on_assigned(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAssigned) -> None:
     k = await known(uow, r.referral_id)
-    await status(uow, r.referral_id, k.sender, k.sender_reference,
-                 ReferralStatusValue.ASSIGNED, status_text(ReferralStatusValue.ASSIGNED, r.pcn))
+    await status(
+        uow,
+        r.referral_id,
+        k.sender,
+        k.sender_reference,
+        ReferralStatusValue.ASSIGNED,
+        status_text(ReferralStatusValue.ASSIGNED, r.pcn),
+    )
     await queue(uow, event, r.referral_id, for_person(k, r))
     team = uow.settings.team_address_template.format(pcn=r.pcn)
     await queue(uow, event, r.referral_id, for_team(k, r, team))
@@ -113,8 +163,9 @@ class Dispatcher(Poller):
             limit,
         )
         for row in rows:
-            message = Outgoing(row["key"], Medium(row["medium"]), row["address"],
-                               row["subject"], row["body"])
+            message = Outgoing(
+                row["key"], Medium(row["medium"]), row["address"], row["subject"], row["body"]
+            )
             try:
                 await self.router.send(message)
             except Exception as exc:
@@ -122,7 +173,9 @@ class Dispatcher(Poller):
                 await conn.execute(
                     "UPDATE notification SET attempts = attempts + 1, last_error = $2,"
                     " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
-                    row["id"], redact(f"{type(exc).__name__}: {exc}")[:500], delay,
+                    row["id"],
+                    redact(f"{type(exc).__name__}: {exc}")[:500],
+                    delay,
                 )
                 log.warning("notification_failed", key=row["key"], retry_in=delay)
                 continue

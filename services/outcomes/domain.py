@@ -75,8 +75,10 @@ def _label(value: str) -> str:
 
 
 def _opening(ep: Episode) -> str:
-    who = "the person themself" if ep.agency_type is AgencyType.SELF_REFERRAL else _label(
-        ep.agency_type.value
+    who = (
+        "the person themself"
+        if ep.agency_type is AgencyType.SELF_REFERRAL
+        else _label(ep.agency_type.value)
     )
     return (
         f"Referred to social prescribing by {who} on {ep.accepted_at.date().isoformat()} "
@@ -93,31 +95,37 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
             concepts = [REFERRAL_TO_SOCIAL_PRESCRIBING]
             if ep.agency_type is AgencyType.SELF_REFERRAL:
                 concepts.append(SELF_REFERRAL)
-            out.append(Writeback(
-                WritebackFact.ACCEPTED,
-                tuple(concepts),
-                f"{_opening(ep)} First contact with a link worker of PCN {ep.pcn} on "
-                f"{contact.occurred_at.date().isoformat()} ({_label(contact.mode.value)}): "
-                "the person accepted support.",
-                contact.occurred_at,
-            ))
+            out.append(
+                Writeback(
+                    WritebackFact.ACCEPTED,
+                    tuple(concepts),
+                    f"{_opening(ep)} First contact with a link worker of PCN {ep.pcn} on "
+                    f"{contact.occurred_at.date().isoformat()} ({_label(contact.mode.value)}): "
+                    "the person accepted support.",
+                    contact.occurred_at,
+                )
+            )
         elif contact is not None:
-            out.append(Writeback(
-                WritebackFact.DECLINED,
-                (SOCIAL_PRESCRIBING_DECLINED,),
-                f"{_opening(ep)} Contacted by a link worker of PCN {ep.pcn} on "
-                f"{contact.occurred_at.date().isoformat()} ({_label(contact.mode.value)}): "
-                "the person declined social prescribing.",
-                contact.occurred_at,
-            ))
+            out.append(
+                Writeback(
+                    WritebackFact.DECLINED,
+                    (SOCIAL_PRESCRIBING_DECLINED,),
+                    f"{_opening(ep)} Contacted by a link worker of PCN {ep.pcn} on "
+                    f"{contact.occurred_at.date().isoformat()} ({_label(contact.mode.value)}): "
+                    "the person declined social prescribing.",
+                    contact.occurred_at,
+                )
+            )
         elif ep.closure is not None and ep.closure.reason is ClosureReason.DECLINED:
-            out.append(Writeback(
-                WritebackFact.DECLINED,
-                (SOCIAL_PRESCRIBING_DECLINED,),
-                f"{_opening(ep)} The person declined social prescribing "
-                f"({ep.closure.closed_at.date().isoformat()}).",
-                ep.closure.closed_at,
-            ))
+            out.append(
+                Writeback(
+                    WritebackFact.DECLINED,
+                    (SOCIAL_PRESCRIBING_DECLINED,),
+                    f"{_opening(ep)} The person declined social prescribing "
+                    f"({ep.closure.closed_at.date().isoformat()}).",
+                    ep.closure.closed_at,
+                )
+            )
     if ep.closure is not None and WritebackFact.CLOSED not in written:
         reached = [c for c in ep.contacts if c.outcome is not ContactOutcome.NOT_REACHED]
         span = ""
@@ -128,11 +136,13 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
         attempts = len(ep.contacts) - len(reached)
         if attempts:
             span += f" {attempts} attempt(s) did not reach the person."
-        out.append(Writeback(
-            WritebackFact.CLOSED,
-            (),
-            f"Social prescribing episode closed on {ep.closure.closed_at.date().isoformat()}: "
-            f"{_label(ep.closure.reason.value)}.{span}",
-            ep.closure.closed_at,
-        ))
+        out.append(
+            Writeback(
+                WritebackFact.CLOSED,
+                (),
+                f"Social prescribing episode closed on {ep.closure.closed_at.date().isoformat()}: "
+                f"{_label(ep.closure.reason.value)}.{span}",
+                ep.closure.closed_at,
+            )
+        )
     return out

@@ -38,12 +38,21 @@ async def lock_referral(conn: asyncpg.Connection, referral_id: uuid.UUID) -> Non
     await conn.execute("SELECT 1 FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id)
 
 
-async def add_to_timeline(uow: UnitOfWork, event: CloudEvent[Any], referral_id: uuid.UUID,
-                          occurred_at: datetime, **detail: Any) -> None:
+async def add_to_timeline(
+    uow: UnitOfWork,
+    event: CloudEvent[Any],
+    referral_id: uuid.UUID,
+    occurred_at: datetime,
+    **detail: Any,
+) -> None:
     await uow.conn.execute(
         "INSERT INTO timeline (referral_id, event_id, event_type, occurred_at, detail)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        referral_id, event.id, event.type, occurred_at, detail,
+        referral_id,
+        event.id,
+        event.type,
+        occurred_at,
+        detail,
     )
 
 
@@ -54,7 +63,8 @@ async def load_episode(conn: asyncpg.Connection, referral_id: uuid.UUID) -> Epis
     contacts = await conn.fetch(
         "SELECT occurred_at, detail FROM timeline WHERE referral_id = $1"
         " AND event_type = $2 ORDER BY occurred_at",
-        referral_id, ContactRecorded.TYPE,
+        referral_id,
+        ContactRecorded.TYPE,
     )
     closure = None
     if row["closed_at"] is not None:
@@ -68,8 +78,11 @@ async def load_episode(conn: asyncpg.Connection, referral_id: uuid.UUID) -> Epis
         needs=tuple(row["needs"]),
         accepted_at=row["accepted_at"],
         contacts=tuple(
-            Contact(c["occurred_at"], ContactMode(c["detail"]["mode"]),
-                    ContactOutcome(c["detail"]["outcome"]))
+            Contact(
+                c["occurred_at"],
+                ContactMode(c["detail"]["mode"]),
+                ContactOutcome(c["detail"]["outcome"]),
+            )
             for c in contacts
         ),
         closure=closure,
@@ -99,7 +112,10 @@ async def write_back(uow: UnitOfWork, referral_id: uuid.UUID) -> None:
         event = await uow.emit(data)
         await uow.conn.execute(
             "INSERT INTO writeback (referral_id, fact, event_id, codes) VALUES ($1, $2, $3, $4)",
-            referral_id, wb.fact.value, event.id, [c.code for c in wb.concepts],
+            referral_id,
+            wb.fact.value,
+            event.id,
+            [c.code for c in wb.concepts],
         )
         log.info("gp_writeback", fact=wb.fact.value, codes=[c.code for c in wb.concepts])
 
@@ -109,11 +125,17 @@ async def on_accepted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAccept
     await uow.conn.execute(
         "UPDATE referral SET registered_practice = $2, nhs_number = $3, agency_type = $4,"
         " pcn = $5, needs = $6, accepted_at = $7 WHERE referral_id = $1",
-        r.referral_id, r.registered_practice, r.nhs_number, r.agency_type.value, r.pcn,
-        [n.value for n in r.needs], r.accepted_at,
+        r.referral_id,
+        r.registered_practice,
+        r.nhs_number,
+        r.agency_type.value,
+        r.pcn,
+        [n.value for n in r.needs],
+        r.accepted_at,
     )
-    await add_to_timeline(uow, event, r.referral_id, r.accepted_at,
-                          agency_type=r.agency_type.value, sender=r.sender)
+    await add_to_timeline(
+        uow, event, r.referral_id, r.accepted_at, agency_type=r.agency_type.value, sender=r.sender
+    )
     await write_back(uow, r.referral_id)
 
 
@@ -121,7 +143,8 @@ async def on_waitlisted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralWait
     await lock_referral(uow.conn, r.referral_id)
     await uow.conn.execute(
         "UPDATE referral SET waitlisted_at = $2 WHERE referral_id = $1",
-        r.referral_id, r.waitlisted_at,
+        r.referral_id,
+        r.waitlisted_at,
     )
     await add_to_timeline(uow, event, r.referral_id, r.waitlisted_at, pcn=r.pcn)
 
@@ -130,16 +153,31 @@ async def on_assigned(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAssign
     await lock_referral(uow.conn, r.referral_id)
     await uow.conn.execute(
         "UPDATE referral SET assigned_at = $2, link_worker_id = $3 WHERE referral_id = $1",
-        r.referral_id, r.assigned_at, r.link_worker_id,
+        r.referral_id,
+        r.assigned_at,
+        r.link_worker_id,
     )
-    await add_to_timeline(uow, event, r.referral_id, r.assigned_at,
-                          link_worker_id=r.link_worker_id, from_waitlist=r.from_waitlist)
+    await add_to_timeline(
+        uow,
+        event,
+        r.referral_id,
+        r.assigned_at,
+        link_worker_id=r.link_worker_id,
+        from_waitlist=r.from_waitlist,
+    )
 
 
 async def on_contact(uow: UnitOfWork, event: CloudEvent[Any], c: ContactRecorded) -> None:
     await lock_referral(uow.conn, c.referral_id)
-    await add_to_timeline(uow, event, c.referral_id, c.occurred_at, mode=c.mode.value,
-                          outcome=c.outcome.value, link_worker_id=c.link_worker_id)
+    await add_to_timeline(
+        uow,
+        event,
+        c.referral_id,
+        c.occurred_at,
+        mode=c.mode.value,
+        outcome=c.outcome.value,
+        link_worker_id=c.link_worker_id,
+    )
     await write_back(uow, c.referral_id)
 
 
@@ -148,7 +186,9 @@ async def on_closed(uow: UnitOfWork, event: CloudEvent[Any], c: ReferralClosed) 
     await uow.conn.execute(
         "UPDATE referral SET closed_at = $2, close_reason = $3"
         " WHERE referral_id = $1 AND closed_at IS NULL",
-        c.referral_id, c.closed_at, c.reason.value,
+        c.referral_id,
+        c.closed_at,
+        c.reason.value,
     )
     await add_to_timeline(uow, event, c.referral_id, c.closed_at, reason=c.reason.value)
     await write_back(uow, c.referral_id)

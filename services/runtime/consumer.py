@@ -120,12 +120,20 @@ class Consumer:
                 "unsupported_type",
                 f"{self.service} does not handle {envelope.type}",
                 raw,
-                [Reason(code=RejectionCode.UNSUPPORTED_TYPE, message="unsupported type", field="type")],
+                [
+                    Reason(
+                        code=RejectionCode.UNSUPPORTED_TYPE,
+                        message="unsupported type",
+                        field="type",
+                    )
+                ],
             )
         try:
             data = route.model.model_validate(envelope.data)
         except ValidationError as exc:
-            raise _invalid("schema_invalid", RejectionCode.SCHEMA_INVALID, exc, raw, "data.") from None
+            raise _invalid(
+                "schema_invalid", RejectionCode.SCHEMA_INVALID, exc, raw, "data."
+            ) from None
         return envelope, route, data
 
     async def _handle(self, msg: RabbitMessage, attempt: int) -> None:

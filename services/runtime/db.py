@@ -13,9 +13,7 @@ RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(
-            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, schema: str, service: str, size: int) -> asyncpg.Pool:

@@ -8,13 +8,13 @@ import asyncpg
 from aiormq.exceptions import AMQPConnectionError
 
 
-class Deferred(Exception):  # noqa: N818 - it is an outcome, not a failure
+class Deferred(Exception):
     """The event depends on another that has not arrived yet: try again later.
     Counts against the retry budget, so a dependency that never comes ends in the
     dead-letter queue rather than looping."""
 
 
-class BadMessage(Exception):  # noqa: N818
+class BadMessage(Exception):
     """The message can never be handled as it stands (not JSON, not an envelope, unknown
     type, invalid data). Never retried: answered and dead-lettered at once."""
 

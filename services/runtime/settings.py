@@ -21,9 +21,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    amqp_url: str = Field(
-        "amqp://guest:guest@127.0.0.1:5672/", validation_alias=_env("AMQP_URL")
-    )
+    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias=_env("AMQP_URL"))
     database_url: str = Field(
         "postgresql://postgres@127.0.0.1:5432/postgres", validation_alias=_env("DATABASE_URL")
     )

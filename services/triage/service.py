@@ -38,8 +38,10 @@ async def worker_loads(conn: asyncpg.Connection, pcn: str) -> list[WorkerLoad]:
         " FROM link_worker w WHERE w.pcn = $1",
         pcn,
     )
-    return [WorkerLoad(r["link_worker_id"], r["capacity"], r["active"], r["registered_at"])
-            for r in rows]
+    return [
+        WorkerLoad(r["link_worker_id"], r["capacity"], r["active"], r["registered_at"])
+        for r in rows
+    ]
 
 
 async def place_waiting(uow: UnitOfWork, pcn: str, arriving: str | None = None) -> set[str]:
@@ -53,7 +55,8 @@ async def place_waiting(uow: UnitOfWork, pcn: str, arriving: str | None = None) 
     waiting = await uow.conn.fetch(
         "SELECT referral_id, registered_practice, needs, pathway, accepted_at FROM referral"
         " WHERE pcn = $1 AND status = 'waiting' ORDER BY accepted_at, referral_id LIMIT $2",
-        pcn, room,
+        pcn,
+        room,
     )
     by_id = {str(r["referral_id"]): r for r in waiting}
     now = datetime.now(UTC)
@@ -63,18 +66,22 @@ async def place_waiting(uow: UnitOfWork, pcn: str, arriving: str | None = None) 
         await uow.conn.execute(
             "UPDATE referral SET status = 'assigned', link_worker_id = $2, assigned_at = $3"
             " WHERE referral_id = $1 AND status = 'waiting'",
-            row["referral_id"], worker_id, now,
+            row["referral_id"],
+            worker_id,
+            now,
         )
-        await uow.emit(ReferralAssigned(
-            referral_id=row["referral_id"],
-            pcn=pcn,
-            registered_practice=row["registered_practice"],
-            link_worker_id=worker_id,
-            needs=row["needs"],
-            pathway=row["pathway"],
-            from_waitlist=referral_id != arriving,
-            assigned_at=now,
-        ))
+        await uow.emit(
+            ReferralAssigned(
+                referral_id=row["referral_id"],
+                pcn=pcn,
+                registered_practice=row["registered_practice"],
+                link_worker_id=worker_id,
+                needs=row["needs"],
+                pathway=row["pathway"],
+                from_waitlist=referral_id != arriving,
+                assigned_at=now,
+            )
+        )
         placed.add(referral_id)
         log.info("referral_assigned", referral_id=referral_id, link_worker_id=worker_id)
     return placed
@@ -86,20 +93,26 @@ async def on_accepted(uow: UnitOfWork, event: CloudEvent[Any], referral: Referra
         "INSERT INTO referral (referral_id, pcn, registered_practice, needs, pathway, status,"
         " accepted_at) VALUES ($1, $2, $3, $4, $5, 'waiting', $6)"
         " ON CONFLICT (referral_id) DO NOTHING RETURNING 1",
-        referral.referral_id, referral.pcn, referral.registered_practice,
-        [n.value for n in referral.needs], referral.pathway.value, referral.accepted_at,
+        referral.referral_id,
+        referral.pcn,
+        referral.registered_practice,
+        [n.value for n in referral.needs],
+        referral.pathway.value,
+        referral.accepted_at,
     )
     if not inserted:
         log.info("already_placed_or_closed")
         return
     placed = await place_waiting(uow, referral.pcn, arriving=str(referral.referral_id))
     if str(referral.referral_id) not in placed:
-        await uow.emit(ReferralWaitlisted(
-            referral_id=referral.referral_id,
-            pcn=referral.pcn,
-            registered_practice=referral.registered_practice,
-            waitlisted_at=datetime.now(UTC),
-        ))
+        await uow.emit(
+            ReferralWaitlisted(
+                referral_id=referral.referral_id,
+                pcn=referral.pcn,
+                registered_practice=referral.registered_practice,
+                waitlisted_at=datetime.now(UTC),
+            )
+        )
         log.info("referral_waitlisted")
 
 
@@ -113,18 +126,27 @@ async def on_registered(
         " ON CONFLICT (link_worker_id) DO UPDATE SET pcn = excluded.pcn,"
         " capacity = excluded.capacity, registered_at = excluded.registered_at, updated_at = now()"
         " WHERE link_worker.registered_at <= excluded.registered_at",
-        worker.link_worker_id, worker.pcn, worker.capacity, worker.registered_at,
+        worker.link_worker_id,
+        worker.pcn,
+        worker.capacity,
+        worker.registered_at,
     )
     placed = await place_waiting(uow, worker.pcn)
-    log.info("link_worker_registered", link_worker_id=worker.link_worker_id,
-             capacity=worker.capacity, placed_from_waitlist=len(placed))
+    log.info(
+        "link_worker_registered",
+        link_worker_id=worker.link_worker_id,
+        capacity=worker.capacity,
+        placed_from_waitlist=len(placed),
+    )
 
 
 async def on_closed(uow: UnitOfWork, event: CloudEvent[Any], closed: ReferralClosed) -> None:
     tombstone = await uow.conn.fetchval(
         "INSERT INTO referral (referral_id, status, closed_at, close_reason)"
         " VALUES ($1, 'closed', $2, $3) ON CONFLICT (referral_id) DO NOTHING RETURNING 1",
-        closed.referral_id, closed.closed_at, closed.reason.value,
+        closed.referral_id,
+        closed.closed_at,
+        closed.reason.value,
     )
     if tombstone:
         log.info("closed_before_placed")
@@ -143,7 +165,9 @@ async def on_closed(uow: UnitOfWork, event: CloudEvent[Any], closed: ReferralClo
     await uow.conn.execute(
         "UPDATE referral SET status = 'closed', closed_at = $2, close_reason = $3"
         " WHERE referral_id = $1",
-        closed.referral_id, closed.closed_at, closed.reason.value,
+        closed.referral_id,
+        closed.closed_at,
+        closed.reason.value,
     )
     log.info("referral_closed", was=previous)
     if previous == "assigned":

@@ -47,8 +47,9 @@ class Probe:
         if self.always_fail or len(self.calls) <= self.fail_first:
             raise RuntimeError("probe failure")
         await uow.conn.execute("INSERT INTO effect (event_id) VALUES ($1)", event.id)
-        await uow.emit(ReferralClosed(referral_id=REFERRAL, reason="completed",
-                                      closed_at=event.time))
+        await uow.emit(
+            ReferralClosed(referral_id=REFERRAL, reason="completed", closed_at=event.time)
+        )
 
 
 @pytest.fixture
@@ -62,8 +63,9 @@ async def probe_service(settings, probe, tmp_path: Path) -> AsyncIterator[Servic
     (tmp_path / "migrations" / "0001_effect.sql").write_text(
         "CREATE TABLE effect (event_id text PRIMARY KEY);"
     )
-    service = ServiceDef(name="probe", directory=tmp_path,
-                         routes=routes((ContactRecorded, probe.handle)))
+    service = ServiceDef(
+        name="probe", directory=tmp_path, routes=routes((ContactRecorded, probe.handle))
+    )
     yield service
     await topology.delete(settings, [service.topology])
     await drop_schema(settings.database_url, settings.names.schema("probe"))
@@ -211,8 +213,11 @@ async def test_outbox_rows_committed_before_a_crash_are_published_on_restart(
     pool = await create_pool(settings.database_url, settings.names.schema("probe"), "probe", 2)
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn, settings, "probe", None)
-        event = await uow.emit(ReferralClosed(referral_id=REFERRAL, reason="completed",
-                                              closed_at="2026-11-23T10:00:00Z"))
+        event = await uow.emit(
+            ReferralClosed(
+                referral_id=REFERRAL, reason="completed", closed_at="2026-11-23T10:00:00Z"
+            )
+        )
     await pool.close()  # the process "dies" here, before any relay ran
 
     async with Tap(settings) as tap:
