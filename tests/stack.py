@@ -24,6 +24,7 @@ class ProcessStack:
         self.services = services
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {}
         self.env = {
             **os.environ,
             "AMQP_URL": settings.amqp_url,
@@ -102,6 +103,15 @@ class ProcessStack:
             if path.exists()
             else ""
         )
+
+    async def supervise(self) -> None:
+        """Restart any service that dies, as a process supervisor would (run as a task)."""
+        while True:
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None:
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    self.start(name)
+            await asyncio.sleep(0.1)
 
     def stop_all(self) -> dict[str, int]:
         codes = {}

@@ -32,6 +32,7 @@ from contracts.events import EventRejected, Reason
 from contracts.rejections import reasons_from
 
 from .errors import BadMessage, Deferred, is_transient
+from .failpoints import failpoint
 from .inbox import claim
 from .logs import get_logger, redact
 from .outbox import Publisher
@@ -149,7 +150,10 @@ class Consumer:
                 if not await claim(uow.conn, envelope.id, envelope.type):
                     log.info("duplicate_dropped")
                     return
+                failpoint("after_claim")
                 await route.handler(uow, envelope, data)
+                failpoint("before_commit")
+            failpoint("after_commit")
             log.info("handled", emitted=[e.type for e in uow.emitted])
 
     @contextlib.asynccontextmanager
@@ -228,6 +232,7 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await msg.nack(requeue=True)
             return
+        failpoint("after_park")
         await msg.ack()
 
     async def _dead_letter(

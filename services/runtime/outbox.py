@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
 
 from contracts import CONTENT_TYPE, CloudEvent
 
+from .failpoints import failpoint
 from .logs import get_logger
 
 log = get_logger(__name__)
@@ -199,6 +200,7 @@ class OutboxRelay(Poller):
                 for row in rows
             )
         )
+        failpoint("after_publish")
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
             [row["id"] for row in rows],
