@@ -108,7 +108,6 @@ class RejectionCode(StrEnum):
     NHS_NUMBER_INVALID = "nhs_number_invalid"
     CONSENT_MISSING = "consent_missing"
     CRISIS_REDIRECT = "crisis_redirect"
-    SOURCE_INVALID = "source_invalid"
 
 
 class ReferralStatusValue(StrEnum):

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 _SEPARATORS = re.compile(r"[\s-]")
+_TEN_DIGITS = re.compile(r"[0-9]{10}")  # ASCII only: str.isdigit() also takes other scripts
 
 
 def nhs_check_digit(first_nine: str) -> int | None:
@@ -30,7 +31,7 @@ def nhs_check_digit(first_nine: str) -> int | None:
 
 def is_valid_nhs_number(value: str) -> bool:
     digits = _SEPARATORS.sub("", value)
-    if len(digits) != 10 or not digits.isdigit():
+    if not _TEN_DIGITS.fullmatch(digits):
         return False
     return nhs_check_digit(digits[:9]) == int(digits[9])
 

@@ -12,6 +12,8 @@ from .enums import RejectionCode
 from .events import Reason
 
 _CONSENT_FIELDS = {("consent",), ("consent", "given")}
+# Fields whose third-party validators quote parts of the input in their messages.
+_FIXED_MESSAGES = {"email": "value is not a valid email address"}
 
 
 def reason_for(error_type: str, loc: tuple[str | int, ...]) -> RejectionCode:
@@ -30,7 +32,7 @@ def reasons_from(exc: ValidationError, prefix: str = "") -> list[Reason]:
         reasons.append(
             Reason(
                 code=reason_for(err["type"], loc),
-                message=err["msg"],
+                message=_FIXED_MESSAGES.get(str(loc[-1]) if loc else "", err["msg"]),
                 field=f"{prefix}{field}" if field else prefix.rstrip(".") or None,
             )
         )

@@ -90,7 +90,7 @@ class Router:
         email: Channel = spool
         if settings.notify_channel == "smtp":
             email = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
-        return cls({Medium.EMAIL: email, Medium.SMS: spool, Medium.LETTER: spool})
+        return cls({Medium.EMAIL: email, Medium.SMS: spool})
 
     async def send(self, message: Outgoing) -> None:
         await self.channels[message.medium].send(message)

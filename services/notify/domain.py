@@ -28,7 +28,6 @@ class Audience(StrEnum):
 class Medium(StrEnum):
     EMAIL = "email"
     SMS = "sms"
-    LETTER = "letter"
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,11 @@ def status_text(
 
 
 def person_address(contact: PersonContact) -> tuple[Medium, str] | None:
-    """Where the person asked to be reached; None when there is nowhere to write to."""
+    """Where the person asked to be reached; None when there is nowhere to write to.
+    Someone who asked for letters is not texted or emailed instead: referrals carry no
+    postal address, so the link worker team tells them when it first makes contact."""
+    if contact.preferred is ContactPreference.LETTER:
+        return None
     if contact.preferred is ContactPreference.EMAIL and contact.email:
         return Medium.EMAIL, contact.email
     if contact.preferred in (ContactPreference.SMS, ContactPreference.PHONE) and contact.phone:

@@ -19,8 +19,8 @@ _PATTERNS = [
     # ten digits, optionally grouped 3-3-4 (NHS numbers)
     re.compile(r"(?<![\w-])\d{3}[ -]?\d{3}[ -]?\d{4}(?![\w-])"),
     re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    # UK phone numbers: +44 or 0 followed by 9-10 more digits, spaces allowed
-    re.compile(r"(?<![\w-])(?:\+44\s?|0)(?:\d\s?){9,10}(?![\w-])"),
+    # UK phone numbers: +44 (optionally "(0)") or 0, then 9-10 digits, spaces or hyphens
+    re.compile(r"(?<![\w-])(?:\+44[\s-]?(?:\(0\)[\s-]?)?|0)(?:\d[\s-]?){8,9}\d(?![\w-])"),
 ]
 REDACTED = "[redacted]"
 _SAFE_KEYS = frozenset({"timestamp", "event_id", "referral_id", "correlation_id", "level"})
