@@ -5,12 +5,13 @@
 (``python -m contracts.schema`` regenerates them; the tests check they are current).
 """
 
-from .envelope import CONTENT_TYPE, CloudEvent, RawEvent, org_from_source, org_source
+from .envelope import CONTENT_TYPE, UK, CloudEvent, RawEvent, org_from_source, org_source
 from .events import EVENTS, Direction, EventData, EventSpec, parse_event
 
 __all__ = [
     "CONTENT_TYPE",
     "EVENTS",
+    "UK",
     "CloudEvent",
     "Direction",
     "EventData",

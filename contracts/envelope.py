@@ -6,10 +6,12 @@ import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 CONTENT_TYPE = "application/cloudevents+json"
+UK = ZoneInfo("Europe/London")  # dates shown to people and GPs are UK calendar dates
 ORG_SOURCE_PREFIX = "urn:linkwell:org:"
 
 OrgCode = Annotated[
@@ -33,12 +35,13 @@ class CloudEvent(BaseModel, Generic[D]):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: Annotated[str, Field(min_length=1, max_length=128)]
+    id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
     source: Annotated[
         str,
         Field(
             min_length=1,
             max_length=256,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
             description="Producer. Outside organisations use urn:linkwell:org:<ORG CODE>.",
         ),
     ]
@@ -47,7 +50,9 @@ class CloudEvent(BaseModel, Generic[D]):
     subject: Annotated[str | None, Field(max_length=128)] = Field(
         default=None, description="The referral id where there is one."
     )
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: Annotated[
+        str, Field(pattern=r"^application/json\s*(;.*)?$", description="JSON, any parameters")
+    ] = "application/json"
     correlationid: Annotated[str | None, Field(max_length=128)] = Field(
         default=None,
         description="Extension attribute: the id of the event that started this chain.",

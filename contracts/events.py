@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -28,7 +28,7 @@ from .enums import (
     RejectionCode,
     WritebackFact,
 )
-from .envelope import CloudEvent, OrgCode, new_event_id, now
+from .envelope import UK, CloudEvent, OrgCode, new_event_id, now
 from .nhs import NhsNumber
 from .snomed import REGISTRY, SNOMED_CT_SYSTEM, Concept
 
@@ -124,7 +124,7 @@ class Person(BaseModel):
     @field_validator("date_of_birth")
     @classmethod
     def _not_future(cls, value: date) -> date:
-        if value > date.today():
+        if value > datetime.now(UK).date():
             raise ValueError("date of birth is in the future")
         return value
 

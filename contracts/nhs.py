@@ -59,6 +59,6 @@ NhsNumber = Annotated[
     Field(
         description="NHS number: ten digits, the last a modulus 11 check digit.",
         examples=["9434765919"],
-        json_schema_extra={"pattern": "^[0-9]{10}$"},
+        json_schema_extra={"pattern": "^[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}$"},
     ),
 ]

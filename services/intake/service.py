@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from contracts import CloudEvent
+from contracts import UK, CloudEvent
 from contracts.events import Reason, ReferralAccepted, ReferralRejected, ReferralSubmitted
 from services.runtime.errors import BadMessage
 from services.runtime.logs import get_logger
 from services.runtime.service import ServiceDef, routes
 from services.runtime.uow import UnitOfWork
 
-from .domain import Reject, assess
+from .domain import CRISIS, Reject, assess
 
 log = get_logger(__name__)
 
@@ -41,9 +41,12 @@ async def record(
 
 
 def rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -> ReferralRejected:
-    """The answer to a submission that could not even be read."""
+    """The answer to a submission that could not even be read. A person flagged as in
+    crisis is still the first thing the sender hears about, malformed form or not."""
     data = raw.get("data")
     reference = data.get("sender_reference") if isinstance(data, dict) else None
+    if isinstance(data, dict) and data.get("in_crisis") is True:
+        reasons = [CRISIS, *reasons]
     return ReferralRejected(
         submission_event_id=str(raw.get("id")),
         sender=sender,
@@ -62,7 +65,7 @@ async def on_submitted(
             "source_invalid", "source must be urn:linkwell:org:<ORG CODE> for a referral"
         )
     now = datetime.now(UTC)
-    decision = assess(referral, now.date())
+    decision = assess(referral, now.astimezone(UK).date())
     if isinstance(decision, Reject):
         await record(
             uow, event.id, sender, referral.sender_reference, "rejected", reasons=decision.reasons

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -54,6 +55,7 @@ class FileChannel:
         with open(self.directory / f"{message.medium.value}.jsonl", "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
+            os.fsync(f.fileno())
 
     async def send(self, message: Outgoing) -> None:
         async with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +31,13 @@ from .domain import Known, Medium, Message, for_person, for_team, status_text
 
 log = get_logger(__name__)
 DISPATCH = "dispatch"
+SEND_TIMEOUT = 60.0
 
 
 async def known(uow: UnitOfWork, referral_id: uuid.UUID) -> Known:
-    row = await uow.conn.fetchrow("SELECT * FROM referral WHERE referral_id = $1", referral_id)
+    row = await uow.conn.fetchrow(
+        "SELECT * FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
+    )
     if row is None:
         # referral.accepted.v1 was delayed (retrying): come back to this one later.
         raise Deferred(f"referral {referral_id} not yet known to notify")
@@ -118,8 +122,24 @@ async def on_rejected(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralReject
     )
 
 
+async def advance(uow: UnitOfWork, referral_id: uuid.UUID, stage: str) -> bool:
+    """Move the referral to a later stage; False if it is already there or past it, so
+    that a waitlisting that arrives after the assignment tells nobody anything."""
+    moved = await uow.conn.fetchval(
+        "UPDATE referral SET stage = $2 WHERE referral_id = $1 AND"
+        " array_position(ARRAY['accepted', 'waitlisted', 'assigned'], stage)"
+        " < array_position(ARRAY['accepted', 'waitlisted', 'assigned'], $2::text) RETURNING 1",
+        referral_id,
+        stage,
+    )
+    return moved is not None
+
+
 async def on_waitlisted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
     k = await known(uow, r.referral_id)
+    if not await advance(uow, r.referral_id, "waitlisted"):
+        log.info("stale_waitlisting_ignored")
+        return
     await status(
         uow,
         r.referral_id,
@@ -133,6 +153,8 @@ async def on_waitlisted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralWait
 
 async def on_assigned(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAssigned) -> None:
     k = await known(uow, r.referral_id)
+    if not await advance(uow, r.referral_id, "assigned"):
+        return
     await status(
         uow,
         r.referral_id,
@@ -147,7 +169,10 @@ async def on_assigned(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAssign
 
 
 class Dispatcher(Poller):
-    """Sends queued notifications; a failed send is retried with backoff, never lost."""
+    """Sends queued notifications, one per transaction: claim, send, mark. A crash
+    re-sends at most the one message in hand (channels get its key to deduplicate). A
+    failed send backs off that message and ends the pass, since the channel is likely
+    down; nothing is lost."""
 
     name = "notify_dispatcher"
 
@@ -155,35 +180,46 @@ class Dispatcher(Poller):
         super().__init__(**kwargs)
         self.router = router
 
+    async def run_once(self) -> int:
+        sent = 0
+        while sent < self._batch:
+            async with self._pool.acquire() as conn, conn.transaction():
+                outcome = await self.process_batch(conn, 1)
+            if outcome <= 0:
+                return sent
+            sent += outcome
+        return sent
+
     async def process_batch(self, conn: asyncpg.Connection, limit: int) -> int:
-        rows = await conn.fetch(
+        """Send one pending notification: 1 if sent, 0 if none is due, -1 if it failed."""
+        row = await conn.fetchrow(
             "SELECT id, key, medium, address, subject, body, attempts FROM notification"
             " WHERE sent_at IS NULL AND next_attempt_at <= now() ORDER BY id"
-            " LIMIT $1 FOR UPDATE SKIP LOCKED",
-            limit,
+            " LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
-        for row in rows:
-            message = Outgoing(
-                row["key"], Medium(row["medium"]), row["address"], row["subject"], row["body"]
-            )
-            try:
-                await self.router.send(message)
-            except Exception as exc:
-                delay = min(2 ** row["attempts"], 3600)
-                await conn.execute(
-                    "UPDATE notification SET attempts = attempts + 1, last_error = $2,"
-                    " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
-                    row["id"],
-                    redact(f"{type(exc).__name__}: {exc}")[:500],
-                    delay,
-                )
-                log.warning("notification_failed", key=row["key"], retry_in=delay)
-                continue
+        if row is None:
+            return 0
+        message = Outgoing(
+            row["key"], Medium(row["medium"]), row["address"], row["subject"], row["body"]
+        )
+        try:
+            await asyncio.wait_for(self.router.send(message), SEND_TIMEOUT)
+        except Exception as exc:
+            delay = min(2 ** row["attempts"], 3600)
             await conn.execute(
-                "UPDATE notification SET sent_at = now(), attempts = attempts + 1 WHERE id = $1",
+                "UPDATE notification SET attempts = attempts + 1, last_error = $2,"
+                " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
                 row["id"],
+                redact(f"{type(exc).__name__}: {exc}")[:500],
+                delay,
             )
-        return len(rows)
+            log.warning("notification_failed", key=row["key"], retry_in=delay)
+            return -1
+        await conn.execute(
+            "UPDATE notification SET sent_at = now(), attempts = attempts + 1 WHERE id = $1",
+            row["id"],
+        )
+        return 1
 
 
 def dispatcher(runner: Runner) -> Dispatcher:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from contracts import UK
 from contracts.enums import AgencyType, ClosureReason, ContactMode, ContactOutcome, WritebackFact
 from contracts.snomed import (
     REFERRAL_TO_SOCIAL_PRESCRIBING,
@@ -70,6 +71,11 @@ class Writeback:
 DECISIONS = {WritebackFact.ACCEPTED, WritebackFact.DECLINED}
 
 
+def _day(moment: datetime) -> str:
+    """The UK calendar date, as the GP and the person know it."""
+    return moment.astimezone(UK).date().isoformat()
+
+
 def _label(value: str) -> str:
     return value.replace("_", " ")
 
@@ -81,7 +87,7 @@ def _opening(ep: Episode) -> str:
         else _label(ep.agency_type.value)
     )
     return (
-        f"Referred to social prescribing by {who} on {ep.accepted_at.date().isoformat()} "
+        f"Referred to social prescribing by {who} on {_day(ep.accepted_at)} "
         f"for: {', '.join(_label(n) for n in ep.needs)}."
     )
 
@@ -100,7 +106,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
                     WritebackFact.ACCEPTED,
                     tuple(concepts),
                     f"{_opening(ep)} First contact with a link worker of PCN {ep.pcn} on "
-                    f"{contact.occurred_at.date().isoformat()} ({_label(contact.mode.value)}): "
+                    f"{_day(contact.occurred_at)} ({_label(contact.mode.value)}): "
                     "the person accepted support.",
                     contact.occurred_at,
                 )
@@ -111,7 +117,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
                     WritebackFact.DECLINED,
                     (SOCIAL_PRESCRIBING_DECLINED,),
                     f"{_opening(ep)} Contacted by a link worker of PCN {ep.pcn} on "
-                    f"{contact.occurred_at.date().isoformat()} ({_label(contact.mode.value)}): "
+                    f"{_day(contact.occurred_at)} ({_label(contact.mode.value)}): "
                     "the person declined social prescribing.",
                     contact.occurred_at,
                 )
@@ -122,7 +128,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
                     WritebackFact.DECLINED,
                     (SOCIAL_PRESCRIBING_DECLINED,),
                     f"{_opening(ep)} The person declined social prescribing "
-                    f"({ep.closure.closed_at.date().isoformat()}).",
+                    f"({_day(ep.closure.closed_at)}).",
                     ep.closure.closed_at,
                 )
             )
@@ -130,8 +136,8 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
         reached = [c for c in ep.contacts if c.outcome is not ContactOutcome.NOT_REACHED]
         span = ""
         if reached:
-            first = min(c.occurred_at for c in reached).date().isoformat()
-            last = max(c.occurred_at for c in reached).date().isoformat()
+            first = _day(min(c.occurred_at for c in reached))
+            last = _day(max(c.occurred_at for c in reached))
             span = f" {len(reached)} contact(s) with the person between {first} and {last}."
         attempts = len(ep.contacts) - len(reached)
         if attempts:
@@ -140,7 +146,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
             Writeback(
                 WritebackFact.CLOSED,
                 (),
-                f"Social prescribing episode closed on {ep.closure.closed_at.date().isoformat()}: "
+                f"Social prescribing episode closed on {_day(ep.closure.closed_at)}: "
                 f"{_label(ep.closure.reason.value)}.{span}",
                 ep.closure.closed_at,
             )

@@ -3,19 +3,24 @@
 1. Decode the CloudEvents envelope and validate ``data`` against the type's model. A
    message that cannot be read is a ``BadMessage``: an outside sender gets a
    machine-readable rejection (through the outbox) and the message goes to the
-   service's dead-letter queue with the reason. Never retried, never blocking.
-2. In one transaction: claim the event id in the inbox (a duplicate stops here), run
+   service's dead-letter queue with the reason. Never retried, never blocking. Inbound
+   types are accepted only from the inbound exchange with the type as routing key, and
+   Linkwell's own types only from the events exchange, so nobody outside can pass a
+   forged internal event through an inbound binding.
+2. In one transaction: claim (source, id) in the inbox (a duplicate stops here), run
    the handler, which changes state and writes events to the outbox; commit.
-3. Only then acknowledge. If the handler fails, the message is re-published to a delay
-   queue and comes back after a pause (0.5 s, 5 s, 30 s by default); when those are spent
-   it is dead-lettered with the reason. Infrastructure errors retry without spending the
-   budget. The original is acknowledged only after the copy is confirmed by the broker.
+3. Only then acknowledge. If the handler fails, a copy goes to a delay queue and comes
+   back after a pause (0.5 s, 5 s, 30 s by default); when those are spent it is
+   dead-lettered with the reason. Infrastructure errors wait, backing off, without
+   spending the budget; an event waiting for another (``Deferred``) has a longer budget
+   of its own. The original is acknowledged only after the copy is confirmed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +31,7 @@ import structlog
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
-from contracts import CloudEvent, EventData, RawEvent, org_from_source
+from contracts import EVENTS, CloudEvent, Direction, EventData, RawEvent, org_from_source
 from contracts.enums import RejectionCode
 from contracts.events import EventRejected, Reason
 from contracts.rejections import reasons_from
@@ -35,13 +40,18 @@ from .errors import BadMessage, Deferred, is_transient
 from .failpoints import failpoint
 from .inbox import claim
 from .logs import get_logger, redact
+from .names import Names
 from .outbox import Publisher
 from .settings import Settings
 from .uow import UnitOfWork
 
 log = get_logger(__name__)
 
-ATTEMPT_HEADER = "x-linkwell-attempt"
+HEADER = "x-linkwell-"
+ATTEMPT_HEADER = f"{HEADER}attempt"  # failed handling attempts so far
+WAITS_HEADER = f"{HEADER}waits"  # waits for infrastructure or a missing dependency
+ORIGIN_EXCHANGE = f"{HEADER}original-exchange"
+ORIGIN_KEY = f"{HEADER}original-routing-key"
 
 Handler = Callable[[UnitOfWork, CloudEvent[Any], Any], Awaitable[None]]
 RejectionBuilder = Callable[[dict[str, Any], str, list[Reason]], EventData]
@@ -53,14 +63,63 @@ class Route:
     handler: Handler
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where a message was first published, and how often it has been tried. Our own
+    headers are trusted only on messages coming back from our delay queues (through the
+    default exchange); on anything published from outside they are ignored."""
+
+    exchange: str
+    routing_key: str
+    attempt: int = 0
+    waits: int = 0
+
+    @classmethod
+    def of(cls, msg: RabbitMessage) -> Delivery:
+        raw = msg.raw_message
+        if raw.exchange:
+            return cls(raw.exchange, raw.routing_key or "")
+        headers = msg.headers or {}
+        return cls(
+            str(headers.get(ORIGIN_EXCHANGE, "")),
+            str(headers.get(ORIGIN_KEY, "")),
+            _count(headers.get(ATTEMPT_HEADER)),
+            _count(headers.get(WAITS_HEADER)),
+        )
+
+    def headers(self, original: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        kept = {k: v for k, v in original.items() if not str(k).startswith(HEADER)}
+        return {
+            **kept,
+            ATTEMPT_HEADER: self.attempt,
+            WAITS_HEADER: self.waits,
+            ORIGIN_EXCHANGE: self.exchange,
+            ORIGIN_KEY: self.routing_key,
+            **extra,
+        }
+
+
+def _count(value: object) -> int:
+    try:
+        return max(int(value), 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
 def default_rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -> EventData:
     return EventRejected(
         rejected_event_id=str(raw.get("id")),
-        rejected_type=raw.get("type") if isinstance(raw.get("type"), str) else None,
+        rejected_type=_printable(raw.get("type")),
         sender=sender,
         reasons=reasons,
         rejected_at=datetime.now(UTC),
     )
+
+
+def _printable(value: object, limit: int = 128) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= limit and value.isprintable():
+        return value
+    return None
 
 
 def _load_json(body: bytes) -> Any:
@@ -68,6 +127,32 @@ def _load_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadMessage("not_json", f"body is not JSON ({type(exc).__name__})") from None
+
+
+def _referral_id(subject: str | None) -> str | None:
+    """Bind a subject to logs only if it is a referral id: senders choose subjects."""
+    try:
+        return str(uuid.UUID(subject)) if subject else None
+    except ValueError:
+        return None
+
+
+def check_origin(names: Names, delivery: Delivery, event_type: str) -> str | None:
+    """Why this type may not arrive this way, or None if it may."""
+    spec = EVENTS.get(event_type)
+    if delivery.exchange == names.inbound:
+        if spec is None or spec.model.DIRECTION is not Direction.INBOUND:
+            return f"{event_type} may not be published to {names.inbound}"
+        if delivery.routing_key != event_type:
+            return f"routing key must be the type, {event_type}"
+        return None
+    if delivery.exchange == names.events:
+        if spec is None or spec.model.DIRECTION is not Direction.EMITTED:
+            return f"{event_type} is not a Linkwell event"
+        if not delivery.routing_key.startswith(f"{event_type}."):
+            return f"routing key does not match {event_type}"
+        return None
+    return f"arrived from unknown exchange {delivery.exchange!r}"
 
 
 class Consumer:
@@ -92,43 +177,37 @@ class Consumer:
     # -------------------------------------------------------------- entry point
 
     async def __call__(self, msg: RabbitMessage) -> None:
-        headers = dict(msg.headers or {})
-        attempt = int(headers.get(ATTEMPT_HEADER, 0) or 0)
+        """Never raises: every path ends in ack (done, parked or dead-lettered) or, if even
+        parking fails, in a nack that hands the message back to the broker."""
+        delivery = Delivery.of(msg)
         with structlog.contextvars.bound_contextvars(
-            message_id=msg.message_id, routing_key=msg.raw_message.routing_key
+            message_id=msg.message_id, routing_key=delivery.routing_key, attempt=delivery.attempt
         ):
             try:
-                await self._handle(msg, attempt)
+                await self._handle(msg, delivery)
             except BadMessage as exc:
-                await self._reject_bad(msg, exc)
+                await self._reject_bad(msg, delivery, exc)
                 return
             except Exception as exc:
-                await self._retry_or_dead_letter(msg, headers, attempt, exc)
+                await self._park_or_dead_letter(msg, delivery, exc)
                 return
             await msg.ack()
 
     # -------------------------------------------------------------- happy path
 
-    def decode(self, body: bytes) -> tuple[CloudEvent[Any], Route, Any]:
+    def decode(self, body: bytes, delivery: Delivery) -> tuple[CloudEvent[Any], Route, Any]:
         raw = _load_json(body)
         try:
             envelope = RawEvent.model_validate(raw)
         except ValidationError as exc:
             raise _invalid("envelope_invalid", RejectionCode.ENVELOPE_INVALID, exc, raw) from None
+        refusal = check_origin(self.names, delivery, envelope.type)
         route = self.routes.get(envelope.type)
-        if route is None:
-            raise _Unreadable(
-                "unsupported_type",
-                f"{self.service} does not handle {envelope.type}",
-                raw,
-                [
-                    Reason(
-                        code=RejectionCode.UNSUPPORTED_TYPE,
-                        message="unsupported type",
-                        field="type",
-                    )
-                ],
-            )
+        if refusal is None and route is None:
+            refusal = f"{self.service} does not handle {envelope.type}"
+        if refusal is not None or route is None:
+            reason = Reason(code=RejectionCode.UNSUPPORTED_TYPE, message=refusal, field="type")
+            raise _Unreadable("unsupported_type", refusal or "", raw, [reason])
         try:
             data = route.model.model_validate(envelope.data)
         except ValidationError as exc:
@@ -137,17 +216,16 @@ class Consumer:
             ) from None
         return envelope, route, data
 
-    async def _handle(self, msg: RabbitMessage, attempt: int) -> None:
-        envelope, route, data = self.decode(msg.body)
+    async def _handle(self, msg: RabbitMessage, delivery: Delivery) -> None:
+        envelope, route, data = self.decode(msg.body, delivery)
         with structlog.contextvars.bound_contextvars(
             event_id=envelope.id,
             event_type=envelope.type,
-            referral_id=envelope.subject,
+            referral_id=_referral_id(envelope.subject),
             correlation_id=envelope.correlationid or envelope.id,
-            attempt=attempt,
         ):
             async with self.transaction(envelope.correlationid or envelope.id) as uow:
-                if not await claim(uow.conn, envelope.id, envelope.type):
+                if not await claim(uow.conn, envelope.source, envelope.id, envelope.type):
                     log.info("duplicate_dropped")
                     return
                 failpoint("after_claim")
@@ -163,43 +241,61 @@ class Consumer:
 
     # -------------------------------------------------------------- bad input
 
-    async def _reject_bad(self, msg: RabbitMessage, exc: BadMessage) -> None:
+    async def _reject_bad(self, msg: RabbitMessage, delivery: Delivery, exc: BadMessage) -> None:
         raw = exc.raw if isinstance(exc, _Unreadable) else None
         reasons = exc.reasons if isinstance(exc, _Unreadable) else []
         try:
             answered = await self._answer(raw, reasons)
-            await self._dead_letter(msg, exc.reason, exc.detail)
+            await self._dead_letter(msg, delivery, exc.reason, exc.detail)
         except Exception as failure:  # the database or broker is down: try again later
-            await self._retry_or_dead_letter(msg, dict(msg.headers or {}), 0, failure)
+            await self._park_or_dead_letter(msg, delivery, failure)
             return
         log.warning("bad_message", reason=exc.reason, detail=exc.detail, answered=answered)
+        failpoint("after_park")
         await msg.ack()
 
-    async def _answer(self, raw: dict[str, Any] | None, reasons: list[Reason]) -> bool:
-        """Send the sender a rejection, once per event id, if the sender can be named."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not reasons:
+    async def _answer(self, raw: Any, reasons: list[Reason]) -> bool:
+        """Send the sender a rejection, once per (source, id), if the sender can be named."""
+        if not isinstance(raw, dict) or not reasons:
             return False
-        sender = org_from_source(raw.get("source") if isinstance(raw.get("source"), str) else None)
-        if sender is None:
+        source, event_id = _printable(raw.get("source"), 256), _printable(raw.get("id"))
+        sender = org_from_source(source)
+        if sender is None or source is None or event_id is None:
             return False
-        build = self.rejections.get(str(raw.get("type")), default_rejection)
-        event_id = raw["id"]
+        event_type = _printable(raw.get("type")) or "unknown"
+        build = self.rejections.get(event_type, default_rejection)
         async with self.transaction(event_id) as uow:
-            if await claim(uow.conn, event_id, str(raw.get("type"))[:200]):
+            if await claim(uow.conn, source, event_id, event_type):
                 await uow.emit(build(raw, sender, reasons))
         return True
 
     # -------------------------------------------------------------- failures
 
-    async def _retry_or_dead_letter(
-        self, msg: RabbitMessage, headers: dict[str, Any], attempt: int, exc: Exception
+    async def _park_or_dead_letter(
+        self, msg: RabbitMessage, delivery: Delivery, exc: Exception
     ) -> None:
         delays = self.settings.retry_delays
-        transient = is_transient(exc)
         detail = f"{type(exc).__name__}: {redact(str(exc))[:500]}"
+        waiting = is_transient(exc) or (
+            isinstance(exc, Deferred) and delivery.waits < self.settings.deferred_limit
+        )
         try:
-            if transient or attempt < len(delays):
-                step = min(attempt, len(delays) - 1)
+            if waiting:  # not the message's fault: wait, backing off, budget untouched
+                step = min(delivery.waits, len(delays) - 1)
+                parked = Delivery(
+                    delivery.exchange, delivery.routing_key, delivery.attempt, delivery.waits + 1
+                )
+            elif not isinstance(exc, Deferred) and delivery.attempt < len(delays):
+                step = delivery.attempt
+                parked = Delivery(
+                    delivery.exchange, delivery.routing_key, delivery.attempt + 1, delivery.waits
+                )
+            else:
+                reason = "dependency_missing" if isinstance(exc, Deferred) else "handler_failed"
+                await self._dead_letter(msg, delivery, reason, detail, delivery.attempt + 1)
+                log.error("dead_lettered", reason=reason, error=detail)
+                step = -1
+            if step >= 0:
                 await self.publisher.publish(
                     "",
                     self.names.retry_queue(self.service, delays[step]),
@@ -207,25 +303,19 @@ class Consumer:
                     message_id=msg.message_id or "",
                     correlation_id=msg.correlation_id,
                     event_type=msg.raw_message.type,
-                    headers={
-                        **headers,
-                        ATTEMPT_HEADER: attempt if transient else attempt + 1,
-                        "x-linkwell-last-error": detail,
-                    },
+                    headers=parked.headers(
+                        dict(msg.headers or {}), **{f"{HEADER}last-error": detail}
+                    ),
+                    mandatory=True,
                 )
-                log_method = log.warning if transient or isinstance(exc, Deferred) else log.error
-                log_method(
+                quiet = waiting
+                (log.warning if quiet else log.error)(
                     "retry_scheduled",
                     delay=delays[step],
-                    attempt=attempt + 1,
-                    transient=transient,
                     error=detail,
-                    exc_info=not (transient or isinstance(exc, Deferred)),
+                    waiting=waiting,
+                    exc_info=not quiet,
                 )
-            else:
-                reason = "dependency_missing" if isinstance(exc, Deferred) else "handler_failed"
-                await self._dead_letter(msg, reason, detail, attempts=attempt + 1)
-                log.error("dead_lettered", reason=reason, error=detail, attempts=attempt + 1)
         except Exception:
             # Could not park the message anywhere: hand it back to the broker unacked.
             log.exception("requeue_after_failure")
@@ -236,26 +326,26 @@ class Consumer:
         await msg.ack()
 
     async def _dead_letter(
-        self, msg: RabbitMessage, reason: str, detail: str, attempts: int = 1
+        self, msg: RabbitMessage, delivery: Delivery, reason: str, detail: str, attempts: int = 1
     ) -> None:
-        raw = msg.raw_message
         await self.publisher.publish(
             self.names.dead_letter,
             self.service,
             msg.body,
             message_id=msg.message_id or "",
             correlation_id=msg.correlation_id,
-            event_type=raw.type,
-            headers={
-                **dict(msg.headers or {}),
-                "x-linkwell-reason": reason,
-                "x-linkwell-detail": redact(detail)[:1000],
-                "x-linkwell-service": self.service,
-                "x-linkwell-attempts": attempts,
-                "x-linkwell-failed-at": datetime.now(UTC).isoformat(),
-                "x-linkwell-original-exchange": raw.exchange or "",
-                "x-linkwell-original-routing-key": raw.routing_key or "",
-            },
+            event_type=msg.raw_message.type,
+            headers=delivery.headers(
+                dict(msg.headers or {}),
+                **{
+                    f"{HEADER}reason": reason,
+                    f"{HEADER}detail": redact(detail)[:1000],
+                    f"{HEADER}service": self.service,
+                    f"{HEADER}attempts": attempts,
+                    f"{HEADER}failed-at": datetime.now(UTC).isoformat(),
+                },
+            ),
+            mandatory=True,
         )
 
 

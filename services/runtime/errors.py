@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 from aiormq.exceptions import AMQPConnectionError
 
@@ -25,8 +23,8 @@ class BadMessage(Exception):
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
+    ConnectionError,
+    TimeoutError,
     AMQPConnectionError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,

@@ -23,7 +23,7 @@ _PATTERNS = [
     re.compile(r"(?<![\w-])(?:\+44[\s-]?(?:\(0\)[\s-]?)?|0)(?:\d[\s-]?){8,9}\d(?![\w-])"),
 ]
 REDACTED = "[redacted]"
-_SAFE_KEYS = frozenset({"timestamp", "event_id", "referral_id", "correlation_id", "level"})
+_SAFE_KEYS = frozenset({"timestamp", "level"})  # everything else may come from a sender
 
 
 def redact(text: str) -> str:
@@ -39,8 +39,22 @@ def _redact_values(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
     return event_dict
 
 
+class RedactingFilter(logging.Filter):
+    """The same redaction for libraries that log through the standard library."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
 def configure(service: str, level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stdout, format="%(message)s", level=level.upper())
+    logging.basicConfig(stream=sys.stdout, format="%(message)s", level=level.upper(), force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     for noisy in ("aiormq", "aio_pika", "faststream"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(

@@ -29,6 +29,11 @@ class Names:
         """Alternate exchange and queue of inbound messages no service binds."""
         return f"{self.ns}.unrouted"
 
+    @property
+    def events_unrouted(self) -> str:
+        """Alternate exchange and queue of emitted events no subscriber binds yet."""
+        return f"{self.ns}.events.unrouted"
+
     def queue(self, service: str) -> str:
         return f"{self.ns}.{service}"
 

@@ -24,6 +24,8 @@ from .logs import get_logger
 
 log = get_logger(__name__)
 
+PUBLISH_TIMEOUT = 10.0  # seconds for a broker confirm; a blocked broker must not hang us
+
 
 def notify_channel(schema: str, what: str) -> str:
     return f"{schema}_{what}"
@@ -83,9 +85,9 @@ class Poller(ABC):
         if self._listener is not None and not self._listener.is_closed():
             return
         try:
-            self._listener = await asyncpg.connect(self._dsn)
+            self._listener = await asyncpg.connect(self._dsn, timeout=5)
             await self._listener.add_listener(self._channel, lambda *_: self._wake.set())
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except Exception:
             self._listener = None  # fall back to polling until the database returns
 
     async def run_once(self) -> int:
@@ -109,10 +111,10 @@ class Poller(ABC):
                     return
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
                 continue
+            if handled >= self._batch:
+                continue  # more waiting (also when stopping: drain what was committed)
             if stopping:
                 return
-            if handled >= self._batch:
-                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
 
@@ -130,7 +132,10 @@ class Publisher:
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
-        self._channel = await self._connection.channel(publisher_confirms=True)
+        # A mandatory message the broker cannot route raises instead of vanishing.
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
 
     async def close(self) -> None:
         if self._connection:
@@ -154,7 +159,9 @@ class Publisher:
         event_type: str | None = None,
         correlation_id: str | None = None,
         headers: dict[str, Any] | None = None,
+        mandatory: bool = False,
     ) -> None:
+        """Returns once the broker has confirmed the message (or raises)."""
         target = await self._exchange(exchange)
         await target.publish(
             aio_pika.Message(
@@ -168,6 +175,8 @@ class Publisher:
                 headers=headers or {},
             ),
             routing_key=routing_key,
+            mandatory=mandatory,
+            timeout=PUBLISH_TIMEOUT,
         )
 
 
@@ -180,14 +189,14 @@ class OutboxRelay(Poller):
 
     async def process_batch(self, conn: asyncpg.Connection, limit: int) -> int:
         rows = await conn.fetch(
-            "SELECT id, event_id, event_type, exchange, routing_key, correlation_id, body"
-            " FROM outbox WHERE published_at IS NULL ORDER BY id"
-            " LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "SELECT id, event_id, event_type, exchange, routing_key, correlation_id, body,"
+            " attempts FROM outbox WHERE published_at IS NULL AND next_attempt_at <= now()"
+            " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit,
         )
         if not rows:
             return 0
-        await asyncio.gather(
+        results = await asyncio.gather(
             *(
                 self._publisher.publish(
                     row["exchange"],
@@ -198,12 +207,30 @@ class OutboxRelay(Poller):
                     correlation_id=row["correlation_id"],
                 )
                 for row in rows
-            )
+            ),
+            return_exceptions=True,
         )
         failpoint("after_publish")
+        done = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
         await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-            [row["id"] for row in rows],
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done
         )
-        log.debug("outbox_published", count=len(rows))
-        return len(rows)
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                # This row waits, backing off; the rest of the outbox moves on.
+                delay = min(0.5 * 2 ** row["attempts"], 300.0)
+                await conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
+                    " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+                    row["id"],
+                    f"{type(result).__name__}: {result}"[:500],
+                    delay,
+                )
+                log.warning(
+                    "outbox_publish_failed",
+                    event_id=row["event_id"],
+                    error=type(result).__name__,
+                    retry_in=delay,
+                )
+        log.debug("outbox_published", count=len(done))
+        return len(done) if len(done) == len(rows) else 0

@@ -37,7 +37,12 @@ class Settings(BaseSettings):
         description="Seconds before each delayed retry; after the last, a message is "
         "dead-lettered. Comma separated.",
     )
-    delivery_limit: int = Field(20, validation_alias=_env("LINKWELL_DELIVERY_LIMIT"))
+    deferred_limit: int = Field(
+        20,
+        ge=0,
+        validation_alias=_env("LINKWELL_DEFERRED_LIMIT"),
+        description="Waits for an event another one depends on, at the longest retry delay.",
+    )
     prefetch: int = Field(32, ge=1, validation_alias=_env("LINKWELL_PREFETCH"))
     db_pool_size: int = Field(8, ge=2, validation_alias=_env("LINKWELL_DB_POOL_SIZE"))
     outbox_batch: int = Field(200, ge=1, validation_alias=_env("LINKWELL_OUTBOX_BATCH"))

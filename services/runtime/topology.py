@@ -22,6 +22,9 @@ from .names import Names
 from .settings import Settings
 
 QUORUM = {"x-queue-type": "quorum"}
+# Redeliveries before the broker dead-letters a message that keeps killing its consumer.
+# A queue argument cannot change once declared, so this is a constant, not a setting.
+DELIVERY_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,32 @@ class ServiceTopology:
     models: tuple[type[EventData], ...]
 
 
+async def _catch_all(channel: AbstractChannel, name: str, arguments: dict[str, object]) -> None:
+    exchange = await channel.declare_exchange(name, ExchangeType.FANOUT, durable=True)
+    queue = await channel.declare_queue(name, durable=True, arguments={**QUORUM, **arguments})
+    await queue.bind(exchange)
+
+
 async def declare_exchanges(channel: AbstractChannel, names: Names) -> None:
-    unrouted = await channel.declare_exchange(names.unrouted, ExchangeType.FANOUT, durable=True)
-    unrouted_q = await channel.declare_queue(names.unrouted, durable=True, arguments=QUORUM)
-    await unrouted_q.bind(unrouted)
+    # Inbound messages no service binds (an unsupported version, a typo): kept for ops.
+    await _catch_all(channel, names.unrouted, {})
+    # Emitted events nobody has subscribed to yet (a practice whose GP integrator has no
+    # queue yet): the latest are kept for replay instead of being dropped by the broker.
+    await _catch_all(
+        channel, names.events_unrouted, {"x-max-length": 100_000, "x-overflow": "drop-head"}
+    )
     await channel.declare_exchange(
         names.inbound,
         ExchangeType.TOPIC,
         durable=True,
         arguments={"alternate-exchange": names.unrouted},
     )
-    await channel.declare_exchange(names.events, ExchangeType.TOPIC, durable=True)
+    await channel.declare_exchange(
+        names.events,
+        ExchangeType.TOPIC,
+        durable=True,
+        arguments={"alternate-exchange": names.events_unrouted},
+    )
     await channel.declare_exchange(names.dead_letter, ExchangeType.DIRECT, durable=True)
 
 
@@ -71,7 +89,7 @@ async def declare_service(
         durable=True,
         arguments={
             **QUORUM,
-            "x-delivery-limit": settings.delivery_limit,
+            "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": names.dead_letter,
             "x-dead-letter-routing-key": service.name,
         },
@@ -114,13 +132,20 @@ async def delete(settings: Settings, services: Iterable[ServiceTopology]) -> Non
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
-        queues = [names.unrouted]
+        queues = [names.unrouted, names.events_unrouted]
         for service in services:
             queues += [names.queue(service.name), names.dead_letter_queue(service.name)]
             queues += [names.retry_queue(service.name, d) for d in settings.retry_delays]
         for queue in queues:
             await channel.queue_delete(queue)
-        for exchange in (names.inbound, names.events, names.dead_letter, names.unrouted):
+        exchanges = (
+            names.inbound,
+            names.events,
+            names.dead_letter,
+            names.unrouted,
+            names.events_unrouted,
+        )
+        for exchange in exchanges:
             await channel.exchange_delete(exchange)
     finally:
         await connection.close()

@@ -33,8 +33,8 @@ async def lock_pcn(conn: asyncpg.Connection, pcn: str) -> None:
 async def worker_loads(conn: asyncpg.Connection, pcn: str) -> list[WorkerLoad]:
     rows = await conn.fetch(
         "SELECT w.link_worker_id, w.capacity, w.registered_at,"
-        " (SELECT count(*) FROM referral r"
-        "   WHERE r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
+        " (SELECT count(*) FROM referral r WHERE r.pcn = w.pcn"
+        "   AND r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
         " FROM link_worker w WHERE w.pcn = $1",
         pcn,
     )
@@ -123,7 +123,7 @@ async def on_registered(
     await uow.conn.execute(
         "INSERT INTO link_worker (link_worker_id, pcn, capacity, registered_at)"
         " VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (link_worker_id) DO UPDATE SET pcn = excluded.pcn,"
+        " ON CONFLICT (pcn, link_worker_id) DO UPDATE SET"
         " capacity = excluded.capacity, registered_at = excluded.registered_at, updated_at = now()"
         " WHERE link_worker.registered_at <= excluded.registered_at",
         worker.link_worker_id,

@@ -54,3 +54,18 @@ async def test_accepts_rejects_and_deduplicates(settings):
         assert [r["outcome"] for r in outcomes] == ["accepted", "duplicate", "rejected"]
     finally:
         await conn.close()
+
+
+async def test_a_crisis_is_reported_first_even_on_a_malformed_form(settings):
+    runner = Runner(INTAKE, settings)
+    await runner.start()
+    try:
+        async with Tap(settings) as tap:
+            urgent = submission(org="A81001", in_crisis=True)
+            urgent["data"]["person"]["nhs_number"] = "123"
+            await publish(settings, urgent)
+            [rejected] = await tap.wait_count("referral.rejected.v1", 1)
+    finally:
+        await runner.stop()
+    codes = [r["code"] for r in rejected["data"]["reasons"]]
+    assert codes[0] == "crisis_redirect" and "nhs_number_invalid" in codes

@@ -261,3 +261,115 @@ async def test_a_second_submission_shape_error_is_answered_to_its_sender(setting
     assert ("schema_invalid", "data.needs") in codes
     assert rejected[0]["data"]["sender_reference"] == broken["data"]["sender_reference"]
     assert tap.keys("referral.rejected.v1") == ["referral.rejected.v1.B82005"]
+
+
+async def test_internal_types_cannot_be_smuggled_through_an_inbound_binding(
+    settings, runner, probe
+):
+    forged = contact()
+    forged["type"] = "referral.accepted.v1"  # bound key says contact, body says internal event
+    wrong_key = contact()
+    wrong_key["type"] = "referral.closed.v1"
+    async with Tap(settings) as tap:
+        await publish(settings, forged, routing_key="contact.recorded.v1")
+        await publish(settings, wrong_key, routing_key="contact.recorded.v1")
+        rejected = await tap.wait_count("event.rejected.v1", 2)
+    assert {r["data"]["reasons"][0]["code"] for r in rejected} == {"unsupported_type"}
+    dead = await drain(settings, settings.names.dead_letter_queue("probe"))
+    assert sorted(m.headers["x-linkwell-reason"] for m in dead) == ["unsupported_type"] * 2
+    assert probe.calls == []
+
+
+async def test_senders_cannot_steer_retries_with_our_headers(settings, runner, probe):
+    event = contact()
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(settings.names.inbound, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                json.dumps(event).encode(),
+                headers={"x-linkwell-attempt": "abc", "x-linkwell-original-exchange": "x"},
+            ),
+            routing_key="contact.recorded.v1",
+        )
+    for _ in range(50):
+        if await effects(settings):
+            break
+        await asyncio.sleep(0.1)
+    assert await effects(settings) == [event["id"]]
+
+
+async def test_an_unclaimable_id_is_dead_lettered_once_not_looped(settings, runner, probe):
+    event = contact()
+    event["id"] = "bad\u0000id"
+    await publish(settings, event)
+    dead = await drain(settings, settings.names.dead_letter_queue("probe"))
+    assert [m.headers["x-linkwell-reason"] for m in dead] == ["envelope_invalid"]
+    await asyncio.sleep(1.0)  # longer than every retry delay: nothing comes back
+    assert await queue_depth(settings, settings.names.dead_letter_queue("probe")) == 0
+    assert await queue_depth(settings, settings.names.queue("probe")) == 0
+
+
+async def test_the_same_id_from_two_senders_is_two_events(settings, runner, probe):
+    first, second = contact(), contact()
+    second["id"] = first["id"]
+    second["source"] = "urn:linkwell:org:U99999"
+    await publish(settings, first)
+    await publish(settings, second)
+    for _ in range(50):
+        if len(probe.calls) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert probe.calls == [first["id"], first["id"]]
+
+
+async def test_one_unpublishable_row_does_not_hold_up_the_outbox(settings, probe_service):
+    from services.runtime.db import create_pool
+    from services.runtime.outbox import OutboxRelay
+    from services.runtime.service import migrate
+    from services.runtime.uow import UnitOfWork
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.published: list[str] = []
+
+        async def publish(self, exchange, routing_key, body, *, message_id, **_):
+            if message_id == refused.id:
+                raise RuntimeError("broker refused")
+            self.published.append(message_id)
+
+    await migrate(settings, probe_service)
+    pool = await create_pool(settings.database_url, settings.names.schema("probe"), "probe", 2)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn, settings, "probe", None)
+            events = [
+                await uow.emit(
+                    ReferralClosed(
+                        referral_id=uuid.uuid4(),
+                        reason="completed",
+                        closed_at="2026-11-23T10:00:00Z",
+                    )
+                )
+                for _ in range(3)
+            ]
+        refused = events[1]
+        flaky = Flaky()
+        relay = OutboxRelay(
+            flaky, dsn=settings.database_url, pool=pool, channel="x", interval=1.0, batch=10
+        )
+        await relay.run_once()
+        assert flaky.published == [events[0].id, events[2].id]
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT published_at, attempts, last_error, next_attempt_at > now() AS later"
+                " FROM outbox WHERE event_id = $1",
+                refused.id,
+            )
+        assert row["published_at"] is None and row["attempts"] == 1 and row["later"]
+        assert "broker refused" in row["last_error"]
+        await relay.run_once()  # backing off: not retried at once
+        assert flaky.published == [events[0].id, events[2].id]
+    finally:
+        await pool.close()

@@ -187,3 +187,27 @@ def test_names_within_a_namespace_are_distinct() -> None:
 )
 def test_two_namespaces_share_no_name(a: str, b: str) -> None:
     assert not set(all_names(Names(a))) & set(all_names(Names(b)))
+
+
+def test_only_a_uuid_subject_is_bound_to_logs_as_a_referral_id():
+    from services.runtime.consumer import _referral_id
+
+    assert (
+        _referral_id("0b8f4a52-3c1d-4e8a-9a57-6f0c2d9e1b30")
+        == "0b8f4a52-3c1d-4e8a-9a57-6f0c2d9e1b30"
+    )
+    assert _referral_id("Jane Smith 943 476 5919") is None
+    assert _referral_id(None) is None
+
+
+def test_standard_library_log_records_are_redacted():
+    import logging
+
+    from services.runtime.logs import RedactingFilter
+
+    record = logging.LogRecord(
+        "aiormq", logging.WARNING, __file__, 1, "returned %s", ("9434765919 sam@example.org",), None
+    )
+    RedactingFilter().filter(record)
+    assert "9434765919" not in record.getMessage()
+    assert "sam@example.org" not in record.getMessage()

@@ -4,7 +4,9 @@ CREATE TABLE referral (
     sender           text NOT NULL,
     sender_reference text NOT NULL,
     pcn              text NOT NULL,
-    contact          jsonb NOT NULL
+    contact          jsonb NOT NULL,
+    -- how far the person and referrer have been told: accepted, waitlisted, assigned
+    stage            text NOT NULL DEFAULT 'accepted'
 );
 
 -- Messages to people and teams, sent by the dispatcher after the transaction that

@@ -1,9 +1,11 @@
 -- Every service's inbox (event ids it has handled) and transactional outbox.
 
 CREATE TABLE inbox (
-    event_id    text PRIMARY KEY,
+    source      text NOT NULL,
+    event_id    text NOT NULL,
     event_type  text NOT NULL,
-    handled_at  timestamptz NOT NULL DEFAULT now()
+    handled_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, event_id)
 );
 
 CREATE TABLE outbox (
@@ -15,7 +17,11 @@ CREATE TABLE outbox (
     correlation_id text,
     body         bytea NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
+    published_at timestamptz,
+    -- a row the broker refuses waits, backing off, without holding up the others
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error      text
 );
 
 -- The relay only ever reads unpublished rows, oldest first.
