@@ -135,37 +135,32 @@ async def advance(uow: UnitOfWork, referral_id: uuid.UUID, stage: str) -> bool:
     return moved is not None
 
 
-async def on_waitlisted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
+async def placed(
+    uow: UnitOfWork,
+    event: CloudEvent[Any],
+    r: ReferralWaitlisted | ReferralAssigned,
+    stage: ReferralStatusValue,
+) -> Known | None:
+    """Tell the referrer and the person where the referral now stands, unless they have
+    already heard of a later stage. Returns what notify knows, or None if stale."""
     k = await known(uow, r.referral_id)
-    if not await advance(uow, r.referral_id, "waitlisted"):
-        log.info("stale_waitlisting_ignored")
-        return
-    await status(
-        uow,
-        r.referral_id,
-        k.sender,
-        k.sender_reference,
-        ReferralStatusValue.WAITLISTED,
-        status_text(ReferralStatusValue.WAITLISTED, r.pcn),
-    )
+    if not await advance(uow, r.referral_id, stage.value):
+        log.info("stale_placement_ignored", stage=stage.value)
+        return None
+    await status(uow, r.referral_id, k.sender, k.sender_reference, stage, status_text(stage, r.pcn))
     await queue(uow, event, r.referral_id, for_person(k, r))
+    return k
+
+
+async def on_waitlisted(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
+    await placed(uow, event, r, ReferralStatusValue.WAITLISTED)
 
 
 async def on_assigned(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAssigned) -> None:
-    k = await known(uow, r.referral_id)
-    if not await advance(uow, r.referral_id, "assigned"):
-        return
-    await status(
-        uow,
-        r.referral_id,
-        k.sender,
-        k.sender_reference,
-        ReferralStatusValue.ASSIGNED,
-        status_text(ReferralStatusValue.ASSIGNED, r.pcn),
-    )
-    await queue(uow, event, r.referral_id, for_person(k, r))
-    team = uow.settings.team_address_template.format(pcn=r.pcn)
-    await queue(uow, event, r.referral_id, for_team(k, r, team))
+    k = await placed(uow, event, r, ReferralStatusValue.ASSIGNED)
+    if k is not None:
+        team = uow.settings.team_address_template.format(pcn=r.pcn)
+        await queue(uow, event, r.referral_id, for_team(k, r, team))
 
 
 class Dispatcher(Poller):

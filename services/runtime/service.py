@@ -136,11 +136,11 @@ class Runner:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await self.start()
         try:
+            await self.start()
             await stop.wait()
         finally:
-            await self.stop()
+            await self.stop()  # also after a failed start: closes whatever was opened
 
 
 def _entry(consumer: Consumer) -> Callable[[RabbitMessage], Awaitable[None]]:
