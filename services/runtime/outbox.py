@@ -78,17 +78,18 @@ class Poller(ABC):
         if self._listener and not self._listener.is_closed():
             await self._listener.close()
 
-    def wake(self) -> None:
-        self._wake.set()
-
     async def _listen(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
             return
+        listener = None
         try:
-            self._listener = await asyncpg.connect(self._dsn, timeout=5)
-            await self._listener.add_listener(self._channel, lambda *_: self._wake.set())
+            listener = await asyncpg.connect(self._dsn, timeout=5)
+            await listener.add_listener(self._channel, lambda *_: self._wake.set())
+            self._listener = listener
         except Exception:
             self._listener = None  # fall back to polling until the database returns
+            if listener is not None:
+                listener.terminate()
 
     async def run_once(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
