@@ -345,8 +345,6 @@ class Observer:
         self.duplicates: Counter[str] = Counter()
         self.types: Counter[str] = Counter()
         self.notified: set[str] = set()
-        self.last_event = now()
-        self.unparsable = 0
 
     async def start(self, connection: aio_pika.abc.AbstractConnection) -> None:
         channel = await connection.channel()
@@ -356,13 +354,11 @@ class Observer:
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         t = now()
-        self.last_event = t
         try:
             body = json.loads(message.body)
             kind, data = body["type"], body.get("data") or {}
         except (ValueError, KeyError, TypeError):
-            self.unparsable += 1
-            return
+            return  # not an event of ours
         self.types[kind] += 1
         rid = str(data.get("referral_id", ""))
         if kind == "referral.accepted.v1":

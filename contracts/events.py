@@ -257,10 +257,6 @@ class ReferralAccepted(EventData):
     contact: PersonContact
     accepted_at: AwareDatetime
 
-    @property
-    def self_referral(self) -> bool:
-        return self.agency_type is AgencyType.SELF_REFERRAL
-
 
 class ReferralRejected(EventData):
     """Intake refused a submission. Routed by the sender."""

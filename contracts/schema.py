@@ -18,6 +18,11 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 
 
+def example(event_type: str) -> dict[str, Any]:
+    """The committed example envelope of a type, as a fresh dict."""
+    return json.loads((EXAMPLES_DIR / f"{event_type}.json").read_text())
+
+
 def envelope_schema(spec: EventSpec) -> dict[str, Any]:
     schema = CloudEvent[spec.model].model_json_schema()  # type: ignore[name-defined]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

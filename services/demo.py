@@ -9,41 +9,23 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aio_pika
 
 from contracts.nhs import nhs_check_digit
-from services.runtime.client import Tap, publish_inbound
+from contracts.schema import example
+from services.runtime.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
 
-EXAMPLES = Path(__file__).parent.parent / "contracts" / "examples"
 
-
-def _example(event_type: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / f"{event_type}.json").read_text())
-
-
-def test_nhs_number(rng: random.Random) -> str:
+def synthetic_nhs_number(rng: random.Random) -> str:
     """A valid number from the 999 range, which is reserved for testing."""
     while True:
         first = "999" + "".join(rng.choice("0123456789") for _ in range(6))
         check = nhs_check_digit(first)
         if check is not None:
             return first + str(check)
-
-
-def _envelope(event_type: str, org: str, data: dict[str, Any]) -> dict[str, Any]:
-    env = _example(event_type)
-    env["id"] = str(uuid.uuid4())
-    env["source"] = f"urn:linkwell:org:{org}"
-    env["time"] = datetime.now(UTC).isoformat()
-    env["data"] = data
-    env["subject"] = data.get("referral_id") or data.get("sender_reference")
-    if env["subject"] is None:
-        env.pop("subject")
-    return env
 
 
 @dataclass
@@ -104,15 +86,13 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
             ]
             for pcn, worker_id, capacity in roster:
                 await send(
-                    _envelope(
+                    new_envelope(
                         "linkworker.registered.v1",
                         pcn,
-                        {
-                            "link_worker_id": worker_id,
-                            "pcn": pcn,
-                            "capacity": capacity,
-                            "registered_at": now,
-                        },
+                        link_worker_id=worker_id,
+                        pcn=pcn,
+                        capacity=capacity,
+                        registered_at=now,
                     )
                 )
                 print(f"roster  {pcn}: {worker_id} can hold {capacity}")
@@ -120,17 +100,17 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
 
             for i, case in enumerate(cases):
                 case.reference = f"DEMO-{run}-{i:02d}"
-                data = copy.deepcopy(_example("referral.submitted.v1")["data"])
+                data = copy.deepcopy(example("referral.submitted.v1")["data"])
                 data.update(sender_reference=case.reference, pcn=case.pcn, submitted_at=now)
                 data["referrer"]["agency_type"] = case.agency_type
                 data["referrer"]["organisation_name"] = case.label
-                data["person"]["nhs_number"] = test_nhs_number(rng)
+                data["person"]["nhs_number"] = synthetic_nhs_number(rng)
                 for key, value in case.tweak.items():
                     if isinstance(value, dict) and isinstance(data.get(key), dict):
                         data[key] = {**data[key], **value}
                     else:
                         data[key] = value
-                envelope = _envelope("referral.submitted.v1", case.org, data)
+                envelope = new_envelope("referral.submitted.v1", case.org, **data)
                 await send(envelope)
                 if i == 0:
                     resend = dict(envelope, id=str(uuid.uuid4()))
@@ -152,28 +132,24 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
             contacted = [c for c in cases if c.contact and _assigned(tap, c)]
             for case in contacted:
                 await send(
-                    _envelope(
+                    new_envelope(
                         "contact.recorded.v1",
                         case.pcn,
-                        {
-                            "referral_id": case.referral_id,
-                            "link_worker_id": _assigned(tap, case)["data"]["link_worker_id"],
-                            "occurred_at": datetime.now(UTC).isoformat(),
-                            "mode": "phone",
-                            "outcome": case.contact,
-                        },
+                        referral_id=case.referral_id,
+                        link_worker_id=_assigned(tap, case)["data"]["link_worker_id"],
+                        occurred_at=datetime.now(UTC).isoformat(),
+                        mode="phone",
+                        outcome=case.contact,
                     )
                 )
             first = contacted[0]
             await send(
-                _envelope(
+                new_envelope(
                     "referral.closed.v1",
                     first.pcn,
-                    {
-                        "referral_id": first.referral_id,
-                        "reason": "completed",
-                        "closed_at": datetime.now(UTC).isoformat(),
-                    },
+                    referral_id=first.referral_id,
+                    reason="completed",
+                    closed_at=datetime.now(UTC).isoformat(),
                 )
             )
 

@@ -3,23 +3,15 @@ records everything Linkwell emits."""
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from services.runtime.client import Tap, publish_inbound
+from contracts.schema import example
+from services.runtime.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
 
-__all__ = ["Tap"]
-
-EXAMPLES = Path(__file__).parent.parent / "contracts" / "examples"
-
-
-def example(event_type: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / f"{event_type}.json").read_text())
+__all__ = ["Tap", "example"]
 
 
 def test_settings(amqp_url: str, database_url: str, **overrides: Any) -> Settings:
@@ -44,32 +36,19 @@ def submission(
     **data_overrides: Any,
 ) -> dict[str, Any]:
     """A fresh, valid referral.submitted.v1 envelope (new id, new reference)."""
-    env = example("referral.submitted.v1")
-    env["id"] = str(uuid.uuid4())
-    env["source"] = f"urn:linkwell:org:{org}"
-    env["time"] = datetime.now(UTC).isoformat()
-    data = env["data"]
-    data["sender_reference"] = reference or f"REF-{uuid.uuid4().hex[:12]}"
-    env["subject"] = data["sender_reference"]
-    data["pcn"] = pcn
-    data["registered_practice"] = practice
-    data["referrer"]["agency_type"] = agency_type
-    for key, value in data_overrides.items():
-        data[key] = value
+    env = new_envelope(
+        "referral.submitted.v1",
+        org,
+        sender_reference=reference or f"REF-{uuid.uuid4().hex[:12]}",
+        pcn=pcn,
+        registered_practice=practice,
+        **data_overrides,
+    )
+    env["data"]["referrer"]["agency_type"] = agency_type
     return env
 
 
-def inbound(event_type: str, org: str, **data: Any) -> dict[str, Any]:
-    env = copy.deepcopy(example(event_type))
-    env["id"] = str(uuid.uuid4())
-    env["source"] = f"urn:linkwell:org:{org}"
-    env["time"] = datetime.now(UTC).isoformat()
-    env["data"].update({k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in data.items()})
-    if "referral_id" in env["data"]:
-        env["subject"] = env["data"]["referral_id"]
-    else:
-        env.pop("subject", None)
-    return env
+inbound = new_envelope
 
 
 def worker(pcn: str, worker_id: str, capacity: int) -> dict[str, Any]:

@@ -6,12 +6,33 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 
+from contracts import org_source
+from contracts.schema import example
+
 from .settings import Settings
+
+
+def new_envelope(event_type: str, org: str, **data: Any) -> dict[str, Any]:
+    """An envelope as an outside organisation would send it: the type's example with a
+    fresh id and time, ``org`` as sender, and ``data`` laid over the example's data."""
+    env = example(event_type)
+    env["id"] = str(uuid.uuid4())
+    env["source"] = org_source(org)
+    env["time"] = datetime.now(UTC).isoformat()
+    env["data"].update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in data.items()})
+    subject = env["data"].get("referral_id") or env["data"].get("sender_reference")
+    if subject is None:
+        env.pop("subject", None)
+    else:
+        env["subject"] = subject
+    return env
 
 
 async def publish_inbound(
