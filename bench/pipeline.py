@@ -45,6 +45,7 @@ import asyncpg  # noqa: E402
 
 from services.registry import SERVICE_DEFS  # noqa: E402
 from services.runtime import topology  # noqa: E402
+from services.runtime.client import broker_user  # noqa: E402
 from services.runtime.db import drop_schema  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 from tests.stack import ALL as SERVICES  # noqa: E402
@@ -107,8 +108,15 @@ class Publisher:
     confirm. The send time is taken when a publish actually leaves (slot acquired), so
     the benchmark's own client-side queueing is not counted as latency."""
 
-    def __init__(self, channel: aio_pika.abc.AbstractChannel, exchange: Any, window: int):
+    def __init__(
+        self,
+        channel: aio_pika.abc.AbstractChannel,
+        exchange: Any,
+        window: int,
+        user: str | None = None,
+    ):
         self.channel = channel
+        self.user = user
         self.exchange = exchange
         self.slots = asyncio.Semaphore(window)
         self.tasks: set[asyncio.Task[None]] = set()
@@ -131,6 +139,7 @@ class Publisher:
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         content_type=CONTENT_TYPE,
                         message_id=message_id,
+                        user_id=self.user,
                     ),
                     routing_key=routing_key,
                     timeout=30,
@@ -462,8 +471,9 @@ async def pipeline(
         contact_channel = await connection.channel(publisher_confirms=True)
         inbound_x = await submit_channel.get_exchange(settings.names.inbound, ensure=False)
         contact_x = await contact_channel.get_exchange(settings.names.inbound, ensure=False)
-        submitter = Publisher(submit_channel, inbound_x, args.window)
-        contacts = Publisher(contact_channel, contact_x, args.window)
+        user = broker_user(settings.amqp_url)
+        submitter = Publisher(submit_channel, inbound_x, args.window, user)
+        contacts = Publisher(contact_channel, contact_x, args.window, user)
 
         def on_assigned(ref: str, rid: str, data: dict[str, Any]) -> None:
             envelope = inbound(

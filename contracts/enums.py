@@ -108,6 +108,8 @@ class RejectionCode(StrEnum):
     NHS_NUMBER_INVALID = "nhs_number_invalid"
     CONSENT_MISSING = "consent_missing"
     CRISIS_REDIRECT = "crisis_redirect"
+    SOURCE_MISMATCH = "source_mismatch"
+    SENDER_UNVERIFIED = "sender_unverified"
 
 
 class ReferralStatusValue(StrEnum):

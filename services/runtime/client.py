@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+from yarl import URL
 
 from contracts import org_source
 from contracts.schema import example
@@ -35,10 +36,16 @@ def new_envelope(event_type: str, org: str, **data: Any) -> dict[str, Any]:
     return env
 
 
+def broker_user(amqp_url: str) -> str:
+    """The username of an AMQP URL: what the broker checks a message's ``user_id`` against."""
+    return URL(amqp_url).user or "guest"
+
+
 async def publish_inbound(
     settings: Settings, body: bytes, routing_key: str, *, connection: Any = None
 ) -> None:
-    """Publish to <ns>.inbound as an outside producer would: persistent, confirmed."""
+    """Publish to <ns>.inbound as an outside producer would: persistent, confirmed, and
+    with ``user_id`` set so that the broker vouches for who sent it."""
     own = connection is None
     connection = connection or await aio_pika.connect(settings.amqp_url)
     try:
@@ -49,6 +56,7 @@ async def publish_inbound(
                 body,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 content_type="application/cloudevents+json",
+                user_id=broker_user(settings.amqp_url),
             ),
             routing_key=routing_key,
         )

@@ -31,7 +31,15 @@ import structlog
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
-from contracts import EVENTS, CloudEvent, Direction, EventData, RawEvent, org_from_source
+from contracts import (
+    EVENTS,
+    CloudEvent,
+    Direction,
+    EventData,
+    RawEvent,
+    org_from_source,
+    org_source,
+)
 from contracts.enums import RejectionCode
 from contracts.events import EventRejected, Reason
 from contracts.rejections import reasons_from
@@ -52,6 +60,7 @@ ATTEMPT_HEADER = f"{HEADER}attempt"  # failed handling attempts so far
 WAITS_HEADER = f"{HEADER}waits"  # waits for infrastructure or a missing dependency
 ORIGIN_EXCHANGE = f"{HEADER}original-exchange"
 ORIGIN_KEY = f"{HEADER}original-routing-key"
+USER_HEADER = f"{HEADER}user-id"  # the broker-validated publisher, kept across retries
 
 Handler = Callable[[UnitOfWork, CloudEvent[Any], Any], Awaitable[None]]
 RejectionBuilder = Callable[[dict[str, Any], str, list[Reason]], EventData]
@@ -65,38 +74,54 @@ class Route:
 
 @dataclass(frozen=True)
 class Delivery:
-    """Where a message was first published, and how often it has been tried. Our own
-    headers are trusted only on messages coming back from our delay queues (through the
-    default exchange); on anything published from outside they are ignored."""
+    """Where a message was first published, by whom, and how often it has been tried.
+    ``user_id`` is the AMQP user id, which the broker checks against the publishing
+    connection's user. Our own headers are trusted only on messages coming back from our
+    delay queues or a replay (through the default exchange, which no organisation may
+    publish to); on anything published from outside they are ignored."""
 
     exchange: str
     routing_key: str
     attempt: int = 0
     waits: int = 0
+    user_id: str | None = None
 
     @classmethod
     def of(cls, msg: RabbitMessage) -> Delivery:
         raw = msg.raw_message
         if raw.exchange:
-            return cls(raw.exchange, raw.routing_key or "")
+            return cls(raw.exchange, raw.routing_key or "", user_id=raw.user_id or None)
         headers = msg.headers or {}
+        user = headers.get(USER_HEADER)
         return cls(
             str(headers.get(ORIGIN_EXCHANGE, "")),
             str(headers.get(ORIGIN_KEY, "")),
             _count(headers.get(ATTEMPT_HEADER)),
             _count(headers.get(WAITS_HEADER)),
+            str(user) if user else None,
         )
 
     def headers(self, original: dict[str, Any], **extra: Any) -> dict[str, Any]:
         kept = {k: v for k, v in original.items() if not str(k).startswith(HEADER)}
+        identity = {USER_HEADER: self.user_id} if self.user_id else {}
         return {
             **kept,
             ATTEMPT_HEADER: self.attempt,
             WAITS_HEADER: self.waits,
             ORIGIN_EXCHANGE: self.exchange,
             ORIGIN_KEY: self.routing_key,
+            **identity,
             **extra,
         }
+
+    def retried(self, *, attempt: int = 0, waits: int = 0) -> Delivery:
+        return Delivery(
+            self.exchange,
+            self.routing_key,
+            self.attempt + attempt,
+            self.waits + waits,
+            self.user_id,
+        )
 
 
 def _count(value: object) -> int:
@@ -155,6 +180,29 @@ def check_origin(names: Names, delivery: Delivery, event_type: str) -> str | Non
     return f"arrived from unknown exchange {delivery.exchange!r}"
 
 
+def check_sender(trusted: frozenset[str], user_id: str | None, source: str) -> Reason | None:
+    """Why an inbound event may not claim this ``source``, or None if it may. The broker
+    vouches for ``user_id`` (it refuses a message whose user id is not the publishing
+    connection's user); an organisation's broker username is its organisation code.
+    Trusted users (Linkwell's own operators, local development) may speak for anyone."""
+    if user_id is not None and user_id in trusted:
+        return None
+    if user_id is None:
+        return Reason(
+            code=RejectionCode.SENDER_UNVERIFIED,
+            message="set the AMQP user_id property to your broker username, so that the "
+            "broker vouches for the sender",
+            field="user_id",
+        )
+    if org_from_source(source) != user_id:
+        return Reason(
+            code=RejectionCode.SOURCE_MISMATCH,
+            message=f"source must be {org_source(user_id)} for broker user {user_id}",
+            field="source",
+        )
+    return None
+
+
 class Consumer:
     def __init__(
         self,
@@ -208,6 +256,10 @@ class Consumer:
         if refusal is not None or route is None:
             reason = Reason(code=RejectionCode.UNSUPPORTED_TYPE, message=refusal, field="type")
             raise _Unreadable("unsupported_type", refusal or "", raw, [reason])
+        if delivery.exchange == self.names.inbound:
+            wrong = check_sender(self.settings.trusted_users, delivery.user_id, envelope.source)
+            if wrong is not None:
+                raise _Unreadable(wrong.code.value, wrong.message, raw, [wrong])
         try:
             data = route.model.model_validate(envelope.data)
         except ValidationError as exc:
@@ -245,7 +297,7 @@ class Consumer:
         raw = exc.raw if isinstance(exc, _Unreadable) else None
         reasons = exc.reasons if isinstance(exc, _Unreadable) else []
         try:
-            answered = await self._answer(raw, reasons)
+            answered = await self._answer(raw, reasons, delivery)
             await self._dead_letter(msg, delivery, exc.reason, exc.detail)
         except Exception as failure:  # the database or broker is down: try again later
             await self._park_or_dead_letter(msg, delivery, failure)
@@ -254,12 +306,26 @@ class Consumer:
         failpoint("after_park")
         await msg.ack()
 
-    async def _answer(self, raw: Any, reasons: list[Reason]) -> bool:
+    def answer_to(self, delivery: Delivery, source: str | None) -> str | None:
+        """Who hears of a rejection: the organisation the broker says published it; the
+        claimed source only if the publisher is trusted or did not say who it is (an
+        honest sender who forgot ``user_id`` hears why; a spoofer's victim is never told
+        of what it did not send when the broker knows better)."""
+        user = delivery.user_id
+        if (
+            delivery.exchange != self.names.inbound
+            or not user
+            or user in self.settings.trusted_users
+        ):
+            return org_from_source(source)
+        return org_from_source(org_source(user))  # None for a user that is not an organisation
+
+    async def _answer(self, raw: Any, reasons: list[Reason], delivery: Delivery) -> bool:
         """Send the sender a rejection, once per (source, id), if the sender can be named."""
         if not isinstance(raw, dict) or not reasons:
             return False
         source, event_id = _printable(raw.get("source"), 256), _printable(raw.get("id"))
-        sender = org_from_source(source)
+        sender = self.answer_to(delivery, source)
         if sender is None or source is None or event_id is None:
             return False
         event_type = _printable(raw.get("type")) or "unknown"
@@ -282,14 +348,10 @@ class Consumer:
         try:
             if waiting:  # not the message's fault: wait, backing off, budget untouched
                 step = min(delivery.waits, len(delays) - 1)
-                parked = Delivery(
-                    delivery.exchange, delivery.routing_key, delivery.attempt, delivery.waits + 1
-                )
+                parked = delivery.retried(waits=1)
             elif not isinstance(exc, Deferred) and delivery.attempt < len(delays):
                 step = delivery.attempt
-                parked = Delivery(
-                    delivery.exchange, delivery.routing_key, delivery.attempt + 1, delivery.waits
-                )
+                parked = delivery.retried(attempt=1)
             else:
                 reason = "dependency_missing" if isinstance(exc, Deferred) else "handler_failed"
                 await self._dead_letter(msg, delivery, reason, detail, delivery.attempt + 1)

@@ -54,6 +54,32 @@ class Settings(BaseSettings):
     )
     graceful_timeout: float = Field(20.0, validation_alias=_env("LINKWELL_GRACEFUL_TIMEOUT"))
     log_level: str = Field("INFO", validation_alias=_env("LINKWELL_LOG_LEVEL"))
+    trusted_users: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset({"guest"}),
+        validation_alias=_env("LINKWELL_TRUSTED_USERS"),
+        description="Broker users that may publish inbound events on behalf of any "
+        "organisation (comma separated). Every other user must be the organisation its "
+        "events' source names. The default, guest, can only connect from the broker's own "
+        "host; set it empty in production.",
+    )
+    http_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("LINKWELL_HTTP_HOST"),
+        description="Address of the health and metrics endpoints (0.0.0.0 in containers).",
+    )
+    http_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        validation_alias=_env("LINKWELL_HTTP_PORT"),
+        description="Port of /livez, /readyz and /metrics; 0 turns them off.",
+    )
+    management_url: str = Field(
+        "http://127.0.0.1:15672",
+        validation_alias=_env("RABBITMQ_MANAGEMENT_URL"),
+        description="RabbitMQ management API, for `linkwell access apply`; the "
+        "credentials are AMQP_URL's.",
+    )
 
     # notify
     notify_channel: Literal["file", "smtp"] = Field(
@@ -78,6 +104,13 @@ class Settings(BaseSettings):
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_users", mode="before")
+    @classmethod
+    def _users(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("retry_delays")

@@ -290,6 +290,7 @@ async def test_senders_cannot_steer_retries_with_our_headers(settings, runner, p
             aio_pika.Message(
                 json.dumps(event).encode(),
                 headers={"x-linkwell-attempt": "abc", "x-linkwell-original-exchange": "x"},
+                user_id="guest",
             ),
             routing_key="contact.recorded.v1",
         )
