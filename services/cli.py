@@ -22,6 +22,8 @@ from typing import Annotated
 
 import typer
 
+from services.access_cli import app as access_app
+from services.asyncapi_cli import app as asyncapi_app
 from services.registry import SERVICE_DEFS
 from services.runtime import topology as topo
 from services.runtime.client import publish_inbound
@@ -31,6 +33,8 @@ from services.runtime.service import run as run_service
 from services.runtime.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(asyncapi_app, name="asyncapi")
+app.add_typer(access_app, name="access")
 
 
 @app.command()

@@ -1,0 +1,163 @@
+"""``linkwell access``: broker users and their permissions, from the organisations file.
+
+linkwell access definitions [--sample-passwords] [--out FILE]
+                              a RabbitMQ definitions file (loaded at broker start)
+linkwell access check         the committed sample definitions match the generator
+linkwell access apply         create/update users and permissions on a running broker
+linkwell access show          each user and what it may do
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.registry import SERVICE_DEFS
+from services.runtime import access
+from services.runtime.client import broker_user
+from services.runtime.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "rabbitmq"
+ORGANISATIONS = DEPLOY / "organisations.toml"
+SAMPLE_DEFINITIONS = DEPLOY / "definitions.json"
+
+OrgsOption = Annotated[
+    Path,
+    typer.Option(
+        "--organisations",
+        "-o",
+        envvar="LINKWELL_ORGANISATIONS",
+        exists=True,
+        dir_okay=False,
+        help="Agencies, link worker teams and GP integrators allowed to connect.",
+    ),
+]
+
+
+def plan(settings: Settings, organisations: Path) -> access.AccessPlan:
+    return access.AccessPlan(
+        names=settings.names,
+        services={
+            name: tuple(route.model for route in service.routes.values())
+            for name, service in SERVICE_DEFS.items()
+        },
+        organisations=access.Organisations.load(organisations),
+    )
+
+
+def generate(settings: Settings, organisations: Path, *, sample: bool) -> dict[str, object]:
+    principals = plan(settings, organisations).principals()
+    passwords = access.passwords_for(principals, sample=sample)
+    return access.definitions(principals, access.vhost_of(settings.amqp_url), passwords)
+
+
+def render(defs: dict[str, object]) -> str:
+    return json.dumps(defs, indent=2) + "\n"
+
+
+@app.command()
+def definitions(
+    organisations: OrgsOption = ORGANISATIONS,
+    sample_passwords: Annotated[
+        bool, typer.Option(help="Development passwords dev-<user> instead of the environment.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write a definitions file. Passwords come from LINKWELL_PASSWORD_<USER> (each user
+    named in upper case, other characters as _) unless --sample-passwords."""
+    try:
+        text = render(generate(Settings(), organisations, sample=sample_passwords))
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from None
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+
+
+def stale(committed: Path, organisations: Path) -> list[str]:
+    """Why the committed sample definitions differ from a fresh generation (empty if not)."""
+    settings = Settings(namespace="linkwell", amqp_url="amqp://rabbitmq:5672/")
+    fresh = generate(settings, organisations, sample=True)
+    current = json.loads(committed.read_text())
+    problems = []
+    if access.without_secrets(current) != access.without_secrets(fresh):
+        problems.append(f"{committed} is not what the generator makes from {organisations}")
+    for user in current.get("users", []):
+        if not access.check_password(access.sample_password(user["name"]), user["password_hash"]):
+            problems.append(f"{user['name']}'s hash is not of its sample password")
+    return problems
+
+
+@app.command()
+def check(
+    organisations: OrgsOption = ORGANISATIONS,
+    committed: Annotated[Path, typer.Option(exists=True)] = SAMPLE_DEFINITIONS,
+) -> None:
+    """Fail if the committed sample definitions are out of date."""
+    problems = stale(committed, organisations)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        typer.echo(
+            "regenerate: LINKWELL_NAMESPACE=linkwell AMQP_URL=amqp://rabbitmq:5672/ "
+            f"linkwell access definitions --sample-passwords --out {committed}",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"{committed} is up to date")
+
+
+@app.command("apply")
+def apply_(
+    organisations: OrgsOption = ORGANISATIONS,
+    reset_passwords: Annotated[
+        bool, typer.Option(help="Give existing users new passwords too.")
+    ] = False,
+) -> None:
+    """Create missing users and set every user's permissions on a running broker, through
+    the management API at RABBITMQ_MANAGEMENT_URL with AMQP_URL's (administrator)
+    credentials. A new user gets LINKWELL_PASSWORD_<USER> if set, else a random password
+    printed here once; existing users keep theirs."""
+    import os
+
+    from yarl import URL
+
+    settings = Settings()
+    principals = plan(settings, organisations).principals()
+    given = {
+        p.username: os.environ[access.password_env(p.username)]
+        for p in principals
+        if access.password_env(p.username) in os.environ
+    }
+    url = URL(settings.amqp_url)
+    with access.ManagementApi(
+        settings.management_url, broker_user(settings.amqp_url), url.password or ""
+    ) as api:
+        result = access.apply(
+            api,
+            principals,
+            access.vhost_of(settings.amqp_url),
+            passwords=given,
+            reset_passwords=reset_passwords,
+        )
+    for name in result.updated:
+        typer.echo(f"updated  {name}")
+    for name, password in result.created.items():
+        shown = "(from environment)" if given.get(name) == password else password
+        typer.echo(f"password {name} {shown}")
+
+
+@app.command()
+def show(organisations: OrgsOption = ORGANISATIONS) -> None:
+    """Each user, its kind, and the routing keys it may publish and bind."""
+    for p in plan(Settings(), organisations).principals():
+        typer.echo(f"{p.username}  ({p.kind}{': ' + p.description if p.description else ''})")
+        for t in p.topics:
+            typer.echo(f"    {t.exchange}: publish {t.write}  bind {t.read}")

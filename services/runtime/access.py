@@ -1,0 +1,458 @@
+"""Who may do what on the broker: one RabbitMQ user per service and per organisation,
+each with the least it needs, written as a definitions file or applied to a running
+broker through the management API.
+
+An organisation's broker username is its organisation code (the ``<CODE>`` of its
+``urn:linkwell:org:<CODE>`` source), so intake can take the sender from the AMQP
+``user_id`` the broker has checked. Permissions are regular expressions on names;
+topic permissions are regular expressions on routing keys (checked on publish, and on
+bind for reading), so a user can only bind its own queue with its own keys:
+
+- an agency publishes ``referral.submitted.*`` to ``<ns>.inbound`` and reads its own
+  acknowledgements, rejections and status updates;
+- a link worker team (username = its PCN's code) publishes link worker events and reads
+  its PCN's assignments and waitlistings;
+- a GP-system integrator reads ``gp.writeback.*`` for its practices;
+- each service reads its own queues and publishes only the events it produces.
+
+Organisations' queues are named ``<ns>.org.<username>.<anything>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from yarl import URL
+
+from contracts.envelope import OrgCode
+from contracts.events import (
+    EVENTS,
+    ContactRecorded,
+    Direction,
+    EventData,
+    EventRejected,
+    GpWriteback,
+    LinkWorkerRegistered,
+    ReferralAccepted,
+    ReferralAssigned,
+    ReferralClosed,
+    ReferralRejected,
+    ReferralStatus,
+    ReferralSubmitted,
+    ReferralWaitlisted,
+)
+
+from .names import Names
+
+NOTHING = "^$"
+ADMIN = "linkwell-admin"
+
+AGENCY_PUBLISHES = (ReferralSubmitted,)
+AGENCY_READS = (ReferralAccepted, ReferralRejected, ReferralStatus, EventRejected)
+TEAM_PUBLISHES = (LinkWorkerRegistered, ContactRecorded, ReferralClosed)
+TEAM_READS_PCN = (ReferralAssigned, ReferralWaitlisted)
+TEAM_READS_OWN = (EventRejected,)
+INTEGRATOR_READS = (GpWriteback,)
+
+
+# ------------------------------------------------------------------ the organisations file
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Agency(_Strict):
+    code: OrgCode
+    description: str = ""
+
+
+class Team(_Strict):
+    pcn: OrgCode
+    description: str = ""
+
+
+class GpIntegrator(_Strict):
+    user: str = Field(pattern=r"^[a-z][a-z0-9-]{1,63}$")
+    practices: list[OrgCode | Literal["*"]] = Field(min_length=1)
+    description: str = ""
+
+
+class Organisations(_Strict):
+    """``deploy/rabbitmq/organisations.toml``: who may connect, besides the services."""
+
+    agency: list[Agency] = []
+    team: list[Team] = []
+    gp_integrator: list[GpIntegrator] = []
+
+    @classmethod
+    def load(cls, path: Path) -> Organisations:
+        return cls.model_validate(tomllib.loads(path.read_text()))
+
+
+# ------------------------------------------------------------------ principals
+
+
+@dataclass(frozen=True)
+class TopicPermission:
+    exchange: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    kind: str
+    configure: str
+    write: str
+    read: str
+    topics: tuple[TopicPermission, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str = ""
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(set(words)))
+
+
+def _exact(*names: str) -> str:
+    return f"^({_alternatives(names)})$"
+
+
+def _keys(models: Iterable[type[EventData]], last_words: Iterable[str] | None = None) -> str:
+    """Routing keys: the types, each followed by one of ``last_words`` if given."""
+    types = _alternatives(m.TYPE for m in models)
+    if last_words is None:
+        return f"^({types})$"
+    return f"^({types})\\.({_alternatives(last_words)})$"
+
+
+@dataclass(frozen=True)
+class AccessPlan:
+    """Every principal for one namespace. ``services`` maps each service to the event
+    types it consumes; what it produces comes from the contract registry."""
+
+    names: Names
+    services: dict[str, tuple[type[EventData], ...]]
+    organisations: Organisations
+    admin: str = ADMIN
+    extra: tuple[Principal, ...] = field(default=())
+
+    def _org(
+        self,
+        username: str,
+        kind: str,
+        publishes: tuple[type[EventData], ...],
+        reads: str,
+        description: str,
+    ) -> Principal:
+        n = self.names
+        own = f"{re.escape(n.ns)}\\.org\\.{re.escape(username)}\\..+"
+        return Principal(
+            username=username,
+            kind=kind,
+            configure=f"^{own}$",
+            write=f"^({re.escape(n.inbound)}|{own})$" if publishes else f"^{own}$",
+            read=f"^({re.escape(n.events)}|{own})$",
+            topics=(
+                TopicPermission(n.inbound, _keys(publishes) if publishes else NOTHING, NOTHING),
+                TopicPermission(n.events, NOTHING, reads),
+            ),
+            description=description,
+        )
+
+    def agency(self, agency: Agency) -> Principal:
+        return self._org(
+            agency.code,
+            "agency",
+            AGENCY_PUBLISHES,
+            _keys(AGENCY_READS, [agency.code]),
+            agency.description,
+        )
+
+    def team(self, team: Team) -> Principal:
+        reads = f"{_keys(TEAM_READS_PCN, [team.pcn])}|{_keys(TEAM_READS_OWN, [team.pcn])}"
+        return self._org(team.pcn, "team", TEAM_PUBLISHES, reads, team.description)
+
+    def integrator(self, integrator: GpIntegrator) -> Principal:
+        if "*" in integrator.practices:
+            reads = f"^({_alternatives(m.TYPE for m in INTEGRATOR_READS)})\\.([A-Z0-9-]+|\\*)$"
+        else:
+            reads = _keys(INTEGRATOR_READS, integrator.practices)
+        return self._org(integrator.user, "gp_integrator", (), reads, integrator.description)
+
+    def service(self, name: str, consumes: tuple[type[EventData], ...]) -> Principal:
+        n = self.names
+        shared = (n.inbound, n.events, n.dead_letter, n.unrouted, n.events_unrouted)
+        own = f"{re.escape(n.queue(name))}(\\..+)?"
+        produces = [
+            spec.model for spec in EVENTS.values() if spec.producer in (name, "any service")
+        ]
+        binds_inbound = [m for m in consumes if m.TYPE in _inbound_types()]
+        binds_events = [m for m in consumes if m.TYPE not in _inbound_types()]
+        return Principal(
+            username=f"linkwell-{name}",
+            kind="service",
+            configure=f"^({_alternatives(shared)}|{own})$",
+            write=f"^(amq\\.default|{_alternatives(shared[1:])}|{own})$",
+            read=f"^({_alternatives(shared)}|{own})$",
+            topics=(
+                TopicPermission(
+                    n.inbound, NOTHING, _keys(binds_inbound) if binds_inbound else NOTHING
+                ),
+                TopicPermission(
+                    n.events,
+                    f"^({_alternatives(m.TYPE for m in produces)})\\.[^.]+$",
+                    f"^({_alternatives(m.TYPE for m in binds_events)})\\.\\*$"
+                    if binds_events
+                    else NOTHING,
+                ),
+            ),
+            description=f"the {name} service",
+        )
+
+    def principals(self) -> list[Principal]:
+        out = [
+            Principal(
+                self.admin,
+                "admin",
+                ".*",
+                ".*",
+                ".*",
+                tags=("administrator",),
+                description="operators: migrate, topology, dlq, access",
+            )
+        ]
+        out += [self.service(name, models) for name, models in self.services.items()]
+        out += [self.agency(a) for a in self.organisations.agency]
+        out += [self.team(t) for t in self.organisations.team]
+        out += [self.integrator(g) for g in self.organisations.gp_integrator]
+        out += list(self.extra)
+        usernames = [p.username for p in out]
+        duplicates = {u for u in usernames if usernames.count(u) > 1}
+        if duplicates:
+            raise ValueError(f"more than one principal named {', '.join(sorted(duplicates))}")
+        return out
+
+
+def _inbound_types() -> set[str]:
+    return {t for t, spec in EVENTS.items() if spec.model.DIRECTION is Direction.INBOUND}
+
+
+# ------------------------------------------------------------------ passwords
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = salt if salt is not None else secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def check_password(password: str, hashed: str) -> bool:
+    raw = base64.b64decode(hashed)
+    return secrets.compare_digest(password_hash(password, raw[:4]), hashed)
+
+
+def password_env(username: str) -> str:
+    return "LINKWELL_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", username.upper())
+
+
+def sample_password(username: str) -> str:
+    """Development only: the committed sample definitions use these."""
+    return f"dev-{username}"
+
+
+def vhost_of(amqp_url: str) -> str:
+    path = URL(amqp_url).path
+    return "/" if path in ("", "/") else path.removeprefix("/")
+
+
+# ------------------------------------------------------------------ definitions
+
+
+def definitions(
+    principals: list[Principal], vhost: str, passwords: dict[str, str]
+) -> dict[str, Any]:
+    """A RabbitMQ definitions file (``load_definitions``, ``rabbitmqctl
+    import_definitions``). Password hashes are salted, so they differ run to run."""
+    return {
+        "vhosts": [{"name": vhost}],
+        "users": [
+            {
+                "name": p.username,
+                "password_hash": password_hash(passwords[p.username]),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": list(p.tags),
+                "limits": {},
+            }
+            for p in principals
+        ],
+        "permissions": [
+            {
+                "user": p.username,
+                "vhost": vhost,
+                "configure": p.configure,
+                "write": p.write,
+                "read": p.read,
+            }
+            for p in principals
+        ],
+        "topic_permissions": [
+            {
+                "user": p.username,
+                "vhost": vhost,
+                "exchange": t.exchange,
+                "write": t.write,
+                "read": t.read,
+            }
+            for p in principals
+            for t in p.topics
+        ],
+    }
+
+
+def passwords_for(principals: list[Principal], *, sample: bool) -> dict[str, str]:
+    """Each user's password: the sample one, or ``LINKWELL_PASSWORD_<USER>`` from the
+    environment (an error names every one that is missing)."""
+    if sample:
+        return {p.username: sample_password(p.username) for p in principals}
+    missing = [
+        password_env(p.username) for p in principals if password_env(p.username) not in os.environ
+    ]
+    if missing:
+        raise KeyError("set " + ", ".join(missing))
+    return {p.username: os.environ[password_env(p.username)] for p in principals}
+
+
+def without_secrets(defs: dict[str, Any]) -> dict[str, Any]:
+    """The definitions with password hashes removed, for comparing two generations."""
+    users = [{k: v for k, v in u.items() if k != "password_hash"} for u in defs["users"]]
+    return {**defs, "users": users}
+
+
+# ------------------------------------------------------------------ a running broker
+
+
+@dataclass
+class Applied:
+    created: dict[str, str] = field(default_factory=dict)  # username -> new password
+    updated: list[str] = field(default_factory=list)
+
+
+class ManagementApi:
+    """The few management API calls ``apply`` needs (httpx, synchronous: an ops command)."""
+
+    def __init__(self, base_url: str, user: str, password: str, timeout: float = 10.0):
+        import httpx
+
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/api", auth=(user, password), timeout=timeout
+        )
+
+    def __enter__(self) -> ManagementApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def _ok(self, response: Any) -> Any:
+        if response.status_code >= 400:
+            raise RuntimeError(
+                f"{response.request.method} {response.request.url.path}: "
+                f"{response.status_code} {response.text[:300]}"
+            )
+        return response
+
+    def user_exists(self, name: str) -> bool:
+        response = self.http.get(f"/users/{_q(name)}")
+        if response.status_code == 404:
+            return False
+        self._ok(response)
+        return True
+
+    def put_user(self, name: str, tags: tuple[str, ...], password: str | None) -> None:
+        body: dict[str, Any] = {"tags": ",".join(tags)}
+        if password is not None:
+            body["password"] = password
+        else:  # keep the password: send back the stored hash
+            current = self._ok(self.http.get(f"/users/{_q(name)}")).json()
+            body["password_hash"] = current["password_hash"]
+            body["hashing_algorithm"] = current["hashing_algorithm"]
+        self._ok(self.http.put(f"/users/{_q(name)}", json=body))
+
+    def delete_user(self, name: str) -> None:
+        response = self.http.delete(f"/users/{_q(name)}")
+        if response.status_code != 404:
+            self._ok(response)
+
+    def put_vhost(self, vhost: str) -> None:
+        self._ok(self.http.put(f"/vhosts/{_q(vhost)}"))
+
+    def put_permissions(self, vhost: str, p: Principal) -> None:
+        body = {"configure": p.configure, "write": p.write, "read": p.read}
+        self._ok(self.http.put(f"/permissions/{_q(vhost)}/{_q(p.username)}", json=body))
+        existing = self._ok(self.http.get(f"/users/{_q(p.username)}/topic-permissions")).json()
+        wanted = {t.exchange for t in p.topics}
+        for old in existing:
+            if old["vhost"] == vhost and old["exchange"] not in wanted:
+                self._ok(
+                    self.http.delete(
+                        f"/topic-permissions/{_q(vhost)}/{_q(p.username)}",
+                        params={"exchange": old["exchange"]},
+                    )
+                )
+        for t in p.topics:
+            self._ok(
+                self.http.put(
+                    f"/topic-permissions/{_q(vhost)}/{_q(p.username)}",
+                    json={"exchange": t.exchange, "write": t.write, "read": t.read},
+                )
+            )
+
+
+def _q(part: str) -> str:
+    from urllib.parse import quote
+
+    return quote(part, safe="")
+
+
+def apply(
+    api: ManagementApi,
+    principals: list[Principal],
+    vhost: str,
+    *,
+    passwords: dict[str, str] | None = None,
+    reset_passwords: bool = False,
+) -> Applied:
+    """Create missing users (with the given password, else a new random one, returned
+    once), keep existing users' passwords unless told to reset them, and set every
+    user's permissions and topic permissions exactly. Idempotent."""
+    passwords = passwords or {}
+    result = Applied()
+    api.put_vhost(vhost)
+    for p in principals:
+        if not api.user_exists(p.username):
+            password = passwords.get(p.username) or secrets.token_urlsafe(24)
+            api.put_user(p.username, p.tags, password)
+            result.created[p.username] = password
+        else:
+            password = passwords.get(p.username) if reset_passwords else None
+            if reset_passwords and password is None:
+                password = secrets.token_urlsafe(24)
+            api.put_user(p.username, p.tags, password)
+            if password is not None:
+                result.created[p.username] = password
+            result.updated.append(p.username)
+        api.put_permissions(vhost, p)
+    return result
