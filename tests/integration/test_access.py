@@ -1,0 +1,320 @@
+"""Broker access per organisation, on the real broker: users made by ``linkwell access``'s
+plan and applied through the management API, then each refusal shown with plain
+aio-pika, and intake taking the sender from the broker-checked ``user_id``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import aiormq
+import asyncpg
+import pytest
+from yarl import URL
+
+from services.intake.service import SERVICE as INTAKE
+from services.registry import SERVICE_DEFS
+from services.runtime import access, topology
+from services.runtime.service import Runner, ServiceDef
+from services.runtime.settings import Settings
+from services.triage.service import SERVICE as TRIAGE
+
+from ..support import Tap, submission, worker
+
+pytestmark = pytest.mark.integration
+
+MANAGEMENT = "http://127.0.0.1:15672"
+
+
+@dataclasses.dataclass
+class Orgs:
+    agency: str
+    other_agency: str
+    team: str
+    other_team: str
+    integrator: str
+    practice: str
+    intake_user: str
+    passwords: dict[str, str]
+
+    def url(self, settings: Settings, user: str) -> str:
+        base = URL(settings.amqp_url)
+        return str(base.with_user(user).with_password(self.passwords[user]))
+
+
+@pytest.fixture
+async def orgs(settings: Settings) -> AsyncIterator[Orgs]:
+    """Unique organisations for this test's namespace, applied to the broker, removed after."""
+    tag = uuid.uuid4().hex[:6].upper()
+    practice = f"P{tag}"
+    organisations = access.Organisations(
+        agency=[access.Agency(code=f"AG{tag}"), access.Agency(code=f"AH{tag}")],
+        team=[access.Team(pcn=f"U{tag}"), access.Team(pcn=f"V{tag}")],
+        gp_integrator=[access.GpIntegrator(user=f"gp-{tag.lower()}", practices=[practice])],
+    )
+    plan = access.AccessPlan(
+        names=settings.names,
+        services={n: tuple(r.model for r in s.routes.values()) for n, s in SERVICE_DEFS.items()},
+        organisations=organisations,
+    )
+    # intake's own least-privilege user, named uniquely so parallel runs do not collide
+    intake = plan.service("intake", tuple(r.model for r in INTAKE.routes.values()))
+    intake = dataclasses.replace(intake, username=f"linkwell-intake-{tag.lower()}")
+    principals = [p for p in plan.principals() if p.kind != "admin" and p.kind != "service"]
+    principals.append(intake)
+    passwords = {p.username: f"pw-{uuid.uuid4().hex}" for p in principals}
+    admin = URL(settings.amqp_url)
+    await topology.declare(settings, [s.topology for s in SERVICE_DEFS.values()])
+    with access.ManagementApi(MANAGEMENT, admin.user or "guest", admin.password or "guest") as api:
+        access.apply(api, principals, access.vhost_of(settings.amqp_url), passwords=passwords)
+    try:
+        yield Orgs(
+            agency=f"AG{tag}",
+            other_agency=f"AH{tag}",
+            team=f"U{tag}",
+            other_team=f"V{tag}",
+            integrator=f"gp-{tag.lower()}",
+            practice=practice,
+            intake_user=intake.username,
+            passwords=passwords,
+        )
+    finally:
+        with access.ManagementApi(
+            MANAGEMENT, admin.user or "guest", admin.password or "guest"
+        ) as api:
+            for p in principals:
+                api.delete_user(p.username)
+
+
+@contextlib.asynccontextmanager
+async def asyncpg_connect(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def running(service: ServiceDef, settings: Settings) -> AsyncIterator[Runner]:
+    runner = Runner(service, settings)
+    try:
+        await runner.start()
+        yield runner
+    finally:
+        await runner.stop()
+
+
+async def attempt(url: str, action) -> Exception | None:
+    """Run ``action(channel)`` on a fresh connection; return the broker's refusal, if any."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        await action(channel)
+        await asyncio.sleep(0.05)  # a refusal closes the channel asynchronously
+        if channel.is_closed:
+            return RuntimeError("channel closed")
+        return None
+    except aiormq.exceptions.AMQPError as exc:
+        return exc
+    finally:
+        await connection.close()
+
+
+def refused(result: Exception | None) -> bool:
+    return isinstance(result, aiormq.exceptions.ChannelAccessRefused)
+
+
+def publish_to(exchange: str, key: str, body: bytes = b"{}", **props):
+    async def action(channel: aio_pika.abc.AbstractChannel) -> None:
+        target = (
+            channel.default_exchange
+            if exchange == ""
+            else await channel.get_exchange(exchange, ensure=False)
+        )
+        await target.publish(aio_pika.Message(body, **props), routing_key=key)
+
+    return action
+
+
+def bind(queue: str, exchange: str, key: str):
+    async def action(channel: aio_pika.abc.AbstractChannel) -> None:
+        q = await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        await q.bind(exchange, key)
+
+    return action
+
+
+def consume(queue: str):
+    async def ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        return None
+
+    async def action(channel: aio_pika.abc.AbstractChannel) -> None:
+        q = await channel.get_queue(queue, ensure=False)
+        await q.consume(ignore)
+
+    return action
+
+
+async def test_an_agency_may_publish_only_referrals_to_inbound(settings, orgs):
+    n, url = settings.names, orgs.url(settings, orgs.agency)
+    assert await attempt(url, publish_to(n.inbound, "referral.submitted.v1")) is None
+    assert refused(await attempt(url, publish_to(n.inbound, "linkworker.registered.v1")))
+    assert refused(await attempt(url, publish_to(n.inbound, "contact.recorded.v1")))
+    assert refused(await attempt(url, publish_to(n.events, "referral.accepted.v1.X")))
+    # nor straight into a service's queue through the default exchange
+    assert refused(await attempt(url, publish_to("", n.queue("intake"))))
+
+
+async def test_an_agency_reads_only_its_own_answers(settings, orgs):
+    n, url = settings.names, orgs.url(settings, orgs.agency)
+    own = f"{n.ns}.org.{orgs.agency}.answers"
+    for key in (
+        f"referral.accepted.v1.{orgs.agency}",
+        f"referral.rejected.v1.{orgs.agency}",
+        f"referral.status.v1.{orgs.agency}",
+        f"event.rejected.v1.{orgs.agency}",
+    ):
+        assert await attempt(url, bind(own, n.events, key)) is None, key
+    for key in (
+        f"referral.accepted.v1.{orgs.other_agency}",  # another agency's
+        "referral.accepted.v1.*",
+        "#",
+        f"referral.assigned.v1.{orgs.team}",
+        f"gp.writeback.v1.{orgs.practice}",
+    ):
+        assert refused(await attempt(url, bind(own, n.events, key))), key
+    # no queue outside its own prefix, no other queue, and nothing from the inbound side
+    assert refused(await attempt(url, bind(f"{n.ns}.org.{orgs.other_agency}.x", n.events, "#")))
+    assert refused(await attempt(url, consume(n.queue("intake"))))
+    assert refused(await attempt(url, consume(n.events_unrouted)))
+    assert refused(await attempt(url, bind(own, n.inbound, "referral.submitted.v1")))
+
+
+async def test_the_broker_refuses_a_forged_user_id(settings, orgs):
+    url = orgs.url(settings, orgs.agency)
+    result = await attempt(
+        url,
+        publish_to(settings.names.inbound, "referral.submitted.v1", user_id=orgs.other_agency),
+    )
+    assert isinstance(result, aiormq.exceptions.ChannelPreconditionFailed), result
+
+
+async def test_a_team_reads_only_its_pcn_and_publishes_only_link_worker_events(settings, orgs):
+    n, url = settings.names, orgs.url(settings, orgs.team)
+    own = f"{n.ns}.org.{orgs.team}.assignments"
+    for key in ("linkworker.registered.v1", "contact.recorded.v1", "referral.closed.v1"):
+        assert await attempt(url, publish_to(n.inbound, key)) is None, key
+    assert refused(await attempt(url, publish_to(n.inbound, "referral.submitted.v1")))
+    assert await attempt(url, bind(own, n.events, f"referral.assigned.v1.{orgs.team}")) is None
+    assert await attempt(url, bind(own, n.events, f"referral.waitlisted.v1.{orgs.team}")) is None
+    for key in (
+        f"referral.assigned.v1.{orgs.other_team}",
+        "referral.assigned.v1.*",
+        f"referral.accepted.v1.{orgs.team}",
+    ):
+        assert refused(await attempt(url, bind(own, n.events, key))), key
+
+
+async def test_a_gp_integrator_reads_only_writebacks(settings, orgs):
+    n, url = settings.names, orgs.url(settings, orgs.integrator)
+    own = f"{n.ns}.org.{orgs.integrator}.writebacks"
+    assert await attempt(url, bind(own, n.events, f"gp.writeback.v1.{orgs.practice}")) is None
+    for key in (f"referral.assigned.v1.{orgs.team}", "gp.writeback.v1.Z99999", "#"):
+        assert refused(await attempt(url, bind(own, n.events, key))), key
+    for key in ("referral.submitted.v1", "contact.recorded.v1"):
+        assert refused(await attempt(url, publish_to(n.inbound, key)))
+
+
+async def test_intake_takes_the_sender_from_the_broker_not_the_envelope(settings, orgs):
+    """Intake runs as its own least-privilege service user. Agency A submits once as
+    itself, once claiming to be agency B, and once without user_id."""
+    n = settings.names
+    intake_settings = settings.model_copy(
+        update={"amqp_url": orgs.url(settings, orgs.intake_user), "trusted_users": frozenset()}
+    )
+    answers: list[tuple[str, dict]] = []
+    connection = await aio_pika.connect(orgs.url(settings, orgs.agency))
+    async with (
+        connection,
+        Tap(settings, f"*.*.*.{orgs.other_agency}") as victim,
+        running(INTAKE, intake_settings),
+    ):
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            f"{n.ns}.org.{orgs.agency}.answers", durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        for kind in ("accepted", "rejected"):
+            await queue.bind(n.events, f"referral.{kind}.v1.{orgs.agency}")
+        inbound = await channel.get_exchange(n.inbound, ensure=False)
+
+        async def send(envelope: dict, **props) -> None:
+            await inbound.publish(
+                aio_pika.Message(
+                    json.dumps(envelope).encode(),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    **props,
+                ),
+                routing_key="referral.submitted.v1",
+            )
+
+        honest = submission(org=orgs.agency)
+        spoofed = submission(org=orgs.other_agency)
+        unsigned = submission(org=orgs.agency)
+        await send(honest, user_id=orgs.agency)
+        await send(spoofed, user_id=orgs.agency)
+        await send(unsigned)
+
+        async with queue.iterator() as messages:
+            async for message in messages:
+                await message.ack()
+                answers.append((message.routing_key, json.loads(message.body)))
+                if len(answers) == 3:
+                    break
+
+        by_event = {body["data"].get("submission_event_id"): (key, body) for key, body in answers}
+        key, body = by_event[honest["id"]]
+        assert key == f"referral.accepted.v1.{orgs.agency}"
+        key, body = by_event[spoofed["id"]]
+        assert key == f"referral.rejected.v1.{orgs.agency}"  # told to the real sender
+        assert [r["code"] for r in body["data"]["reasons"]] == ["source_mismatch"]
+        key, body = by_event[unsigned["id"]]
+        assert [r["code"] for r in body["data"]["reasons"]] == ["sender_unverified"]
+        await asyncio.sleep(0.5)
+        assert victim.messages == []  # the organisation named in the forgery hears nothing
+
+
+async def test_link_worker_events_are_checked_against_the_publisher_too(settings, orgs):
+    """A team cannot register a worker in another team's name: triage refuses it and
+    tells the team that published it."""
+    n = settings.names
+    triage_settings = settings.model_copy(update={"trusted_users": frozenset()})
+    forged = worker(orgs.other_team, "lw-forged", 5)
+    async with (
+        Tap(settings, "event.rejected.v1.*") as rejections,
+        Tap(settings, "triage", exchange=n.dead_letter) as dead,
+        running(TRIAGE, triage_settings),
+    ):
+        result = await attempt(
+            orgs.url(settings, orgs.team),
+            publish_to(
+                n.inbound,
+                "linkworker.registered.v1",
+                json.dumps(forged).encode(),
+                user_id=orgs.team,
+            ),
+        )
+        assert result is None  # the broker lets the type through; triage refuses the source
+        [answer] = await rejections.wait_count("event.rejected.v1", 1)
+        assert answer["data"]["sender"] == orgs.team
+        assert [r["code"] for r in answer["data"]["reasons"]] == ["source_mismatch"]
+        await dead.wait_for(lambda t: len(t.messages) == 1, what="dead letter")
+        assert dead.messages[0][2]["x-linkwell-reason"] == "source_mismatch"
+    async with asyncpg_connect(settings) as conn:
+        workers = await conn.fetchval(f"SELECT count(*) FROM {n.schema('triage')}.link_worker")
+    assert workers == 0
