@@ -3,6 +3,7 @@
 linkwell migrate              apply every service's migrations
 linkwell topology             declare exchanges and queues
 linkwell run intake|...|all   run a service (all: each as its own process)
+linkwell probe [--live]       exit 0 if the local service is ready (health checks)
 linkwell submit FILE          publish an envelope to <ns>.inbound as an agency would
 linkwell demo                 register a roster, submit referrals, show their paths
 """
@@ -24,6 +25,7 @@ import typer
 
 from services.access_cli import app as access_app
 from services.asyncapi_cli import app as asyncapi_app
+from services.dlq_cli import app as dlq_app
 from services.registry import SERVICE_DEFS
 from services.runtime import topology as topo
 from services.runtime.client import publish_inbound
@@ -35,6 +37,7 @@ from services.runtime.settings import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(asyncapi_app, name="asyncapi")
 app.add_typer(access_app, name="access")
+app.add_typer(dlq_app, name="dlq")
 
 
 @app.command()
@@ -71,12 +74,19 @@ def run(
 
 
 def supervise(names: list[str]) -> int:
-    """Start each service as its own process; restart one that dies; stop all on a signal."""
+    """Start each service as its own process; restart one that dies; stop all on a signal.
+    Each serves health and metrics on its own port: LINKWELL_HTTP_PORT plus its index
+    (intake 8080, triage 8081, notify 8082, outcomes 8083 by default)."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
+    base = Settings().http_port
 
     def start(name: str) -> None:
-        procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "run", name])
+        port = base + list(SERVICE_DEFS).index(name) if base else 0
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run", name],
+            env={**os.environ, "LINKWELL_HTTP_PORT": str(port)},
+        )
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -103,6 +113,26 @@ def supervise(names: list[str]) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return 0
+
+
+@app.command()
+def probe(
+    live: Annotated[bool, typer.Option(help="Check /livez instead of /readyz.")] = False,
+    port: Annotated[int | None, typer.Option(help="Default: LINKWELL_HTTP_PORT.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds.")] = 3.0,
+) -> None:
+    """Exit 0 if this host's service is ready (or alive): a container health check."""
+    import httpx
+
+    path = "/livez" if live else "/readyz"
+    url = f"http://127.0.0.1:{port or Settings().http_port}{path}"
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        typer.echo(f"{url}: {type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(response.text)
+    raise typer.Exit(0 if response.status_code == 200 else 1)
 
 
 @app.command()

@@ -32,6 +32,7 @@ class ProcessStack:
             "LINKWELL_NAMESPACE": settings.namespace,
             "LINKWELL_RETRY_DELAYS": ",".join(str(d) for d in settings.retry_delays),
             "LINKWELL_POLL_INTERVAL": str(settings.poll_interval),
+            "LINKWELL_HTTP_PORT": str(settings.http_port),
             "LINKWELL_NOTIFY_SPOOL_DIR": str(log_dir / "spool"),
             "LINKWELL_LOG_LEVEL": os.environ.get("LINKWELL_LOG_LEVEL", "INFO"),
             "PYTHONUNBUFFERED": "1",

@@ -3,6 +3,7 @@ records everything Linkwell emits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -22,7 +23,7 @@ def test_settings(amqp_url: str, database_url: str, **overrides: Any) -> Setting
         retry_delays=(0.2, 0.4),
         poll_interval=0.2,
         graceful_timeout=5.0,
-        **overrides,
+        **{"http_port": 0, **overrides},
     )
 
 
@@ -67,3 +68,59 @@ async def publish(
         await publish_inbound(
             settings, json.dumps(envelope).encode(), routing_key or envelope["type"]
         )
+
+
+class TcpProxy:
+    """A TCP proxy a test can cut and restore, to take a broker or database away from one
+    service without touching the servers every other test uses."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop every open one."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def restore(self) -> None:
+        await self.start()  # same port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.transport.abort()
+                self._pipes.discard(dst)
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def url(self, url: str) -> str:
+        """``url`` with its host and port replaced by this proxy's."""
+        from yarl import URL
+
+        return str(URL(url).with_host("127.0.0.1").with_port(self.port))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from contracts.enums import RejectionCode
 from contracts.events import EventRejected, Reason
 from contracts.rejections import reasons_from
 
+from . import metrics
 from .errors import BadMessage, Deferred, is_transient
 from .failpoints import failpoint
 from .inbox import claim
@@ -63,6 +65,7 @@ ORIGIN_KEY = f"{HEADER}original-routing-key"
 USER_HEADER = f"{HEADER}user-id"  # the broker-validated publisher, kept across retries
 
 Handler = Callable[[UnitOfWork, CloudEvent[Any], Any], Awaitable[None]]
+Observer = Callable[[list[CloudEvent[Any]]], None]
 RejectionBuilder = Callable[[dict[str, Any], str, list[Reason]], EventData]
 
 
@@ -213,6 +216,7 @@ class Consumer:
         publisher: Publisher,
         routes: dict[str, Route],
         rejections: dict[str, RejectionBuilder],
+        observe: Observer | None = None,
     ):
         self.service = service
         self.settings = settings
@@ -221,6 +225,19 @@ class Consumer:
         self.publisher = publisher
         self.routes = routes
         self.rejections = rejections
+        self.observe = observe
+
+    def type_of(self, msg: RabbitMessage, delivery: Delivery) -> str | None:
+        """The event type without decoding: the AMQP type, else the routing key's."""
+        if msg.raw_message.type:
+            return msg.raw_message.type
+        if delivery.exchange == self.names.inbound:
+            return delivery.routing_key
+        return delivery.routing_key.rsplit(".", 1)[0]
+
+    def label(self, event_type: str | None) -> str:
+        """A metrics label: the type if this service handles it, else "other"."""
+        return metrics.type_label(event_type, self.routes)
 
     # -------------------------------------------------------------- entry point
 
@@ -269,6 +286,7 @@ class Consumer:
         return envelope, route, data
 
     async def _handle(self, msg: RabbitMessage, delivery: Delivery) -> None:
+        started = time.perf_counter()
         envelope, route, data = self.decode(msg.body, delivery)
         with structlog.contextvars.bound_contextvars(
             event_id=envelope.id,
@@ -279,12 +297,21 @@ class Consumer:
             async with self.transaction(envelope.correlationid or envelope.id) as uow:
                 if not await claim(uow.conn, envelope.source, envelope.id, envelope.type):
                     log.info("duplicate_dropped")
+                    metrics.HANDLED.labels(self.service, envelope.type, "duplicate").inc()
                     return
                 failpoint("after_claim")
                 await route.handler(uow, envelope, data)
                 failpoint("before_commit")
             failpoint("after_commit")
             log.info("handled", emitted=[e.type for e in uow.emitted])
+            metrics.HANDLED.labels(self.service, envelope.type, "handled").inc()
+            metrics.LATENCY.labels(self.service, envelope.type).observe(
+                time.perf_counter() - started
+            )
+            for event in uow.emitted:
+                metrics.EMITTED.labels(self.service, event.type).inc()
+            if self.observe is not None and uow.emitted:
+                self.observe(uow.emitted)
 
     @contextlib.asynccontextmanager
     async def transaction(self, correlation_id: str | None) -> AsyncIterator[UnitOfWork]:
@@ -303,6 +330,11 @@ class Consumer:
             await self._park_or_dead_letter(msg, delivery, failure)
             return
         log.warning("bad_message", reason=exc.reason, detail=exc.detail, answered=answered)
+        metrics.DEAD_LETTERED.labels(
+            self.service,
+            self.label(_printable(raw.get("type")) if isinstance(raw, dict) else None),
+            exc.reason,
+        ).inc()
         failpoint("after_park")
         await msg.ack()
 
@@ -342,6 +374,8 @@ class Consumer:
     ) -> None:
         delays = self.settings.retry_delays
         detail = f"{type(exc).__name__}: {redact(str(exc))[:500]}"
+        label = self.label(self.type_of(msg, delivery))
+        metrics.FAILED.labels(self.service, label).inc()
         waiting = is_transient(exc) or (
             isinstance(exc, Deferred) and delivery.waits < self.settings.deferred_limit
         )
@@ -356,6 +390,7 @@ class Consumer:
                 reason = "dependency_missing" if isinstance(exc, Deferred) else "handler_failed"
                 await self._dead_letter(msg, delivery, reason, detail, delivery.attempt + 1)
                 log.error("dead_lettered", reason=reason, error=detail)
+                metrics.DEAD_LETTERED.labels(self.service, label, reason).inc()
                 step = -1
             if step >= 0:
                 await self.publisher.publish(
@@ -370,6 +405,7 @@ class Consumer:
                     ),
                     mandatory=True,
                 )
+                metrics.RETRIED.labels(self.service, label, "wait" if waiting else "retry").inc()
                 quiet = waiting
                 (log.warning if quiet else log.error)(
                     "retry_scheduled",

@@ -142,6 +142,10 @@ class Publisher:
         if self._connection:
             await self._connection.close()
 
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and self._connection.connected.is_set()
+
     async def _exchange(self, name: str) -> AbstractExchange:
         assert self._channel is not None, "connect() first"
         if name == "":

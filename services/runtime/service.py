@@ -18,8 +18,9 @@ from faststream.rabbit.schemas import Channel
 
 from contracts import EventData
 
-from . import db, topology
-from .consumer import Consumer, RejectionBuilder, Route
+from . import db, metrics, topology
+from .consumer import Consumer, Observer, RejectionBuilder, Route
+from .health import HealthApp, HealthServer
 from .logs import configure, get_logger
 from .outbox import OutboxRelay, Poller, Publisher, notify_channel
 from .settings import Settings
@@ -37,6 +38,10 @@ class ServiceDef:
     rejections: dict[str, RejectionBuilder] = field(default_factory=dict)
     pollers: tuple[PollerFactory, ...] = ()
     description: str = ""
+    # after each commit, the events it emitted (for per-service counters)
+    observe: Observer | None = None
+    # refreshes gauges of stored state (waitlists...) from the service's own schema
+    state_gauges: metrics.StateGauges | None = None
 
     @property
     def topology(self) -> topology.ServiceTopology:
@@ -67,6 +72,42 @@ class Runner:
         self.broker: RabbitBroker | None = None
         self.pollers: list[Poller] = []
         self._stopped = False
+        self._declared = False
+        self._gauges: asyncio.Task[None] | None = None
+        self.health: HealthServer | None = None
+        if settings.http_port:
+            self.health = HealthServer(
+                HealthApp(service.name, self.checks()), settings.http_host, settings.http_port
+            )
+
+    def checks(self) -> dict[str, Callable[[], Awaitable[bool]]]:
+        async def database() -> bool:
+            return self.pool is not None and await self.pool.fetchval("SELECT 1") == 1
+
+        async def broker() -> bool:  # the consuming connection
+            return self.broker is not None and await self.broker.ping(timeout=1.0)
+
+        async def publisher() -> bool:  # the outbox relay's and retries' connection
+            return self.publisher.connected
+
+        async def topology_declared() -> bool:
+            return self._declared
+
+        async def running() -> bool:
+            return not self._stopped
+
+        return {
+            "database": database,
+            "broker": broker,
+            "publisher": publisher,
+            "topology": topology_declared,
+            "running": running,
+        }
+
+    async def ready(self) -> dict[str, bool]:
+        from .health import run_checks
+
+        return await run_checks(self.checks())
 
     def poller_kwargs(self, what: str) -> dict[str, object]:
         return {
@@ -78,10 +119,13 @@ class Runner:
         }
 
     async def start(self) -> None:
+        if self.health is not None:  # first, so that liveness answers during start-up
+            await self.health.start()
         applied = await migrate(self.settings, self.service)
         if applied:
             log.info("migrated", versions=applied)
         await topology.declare(self.settings, [self.service.topology])
+        self._declared = True
         self.pool = await db.create_pool(
             self.settings.database_url, self.schema, self.service.name, self.settings.db_pool_size
         )
@@ -98,6 +142,7 @@ class Runner:
             publisher=self.publisher,
             routes=self.service.routes,
             rejections=self.service.rejections,
+            observe=self.service.observe,
         )
         self.broker = RabbitBroker(
             self.settings.amqp_url,
@@ -113,7 +158,23 @@ class Runner:
             description=self.service.description,
         )(_entry(consumer))
         await self.broker.start()
+        self._gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
         log.info("started", queue=self.names.queue(self.service.name))
+
+    async def _refresh_gauges(self) -> None:
+        """Gauges of stored state, from the database, every few seconds."""
+        while True:
+            try:
+                assert self.pool is not None
+                async with self.pool.acquire(timeout=5) as conn:
+                    await metrics.refresh_outbox(conn, self.service.name)
+                    if self.service.state_gauges is not None:
+                        await self.service.state_gauges(conn)
+            except Exception as exc:  # the database is away: readiness says so
+                log.debug("gauges_not_refreshed", error=type(exc).__name__)
+            results = await self.ready()
+            metrics.READY.labels(self.service.name).set(1 if all(results.values()) else 0)
+            await asyncio.sleep(self.settings.metrics_interval)
 
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones finish and commit, then flush what
@@ -122,6 +183,10 @@ class Runner:
             return
         self._stopped = True
         log.info("stopping")
+        if self._gauges is not None:
+            self._gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gauges
         if self.broker is not None:
             await self.broker.stop()
         for poller in self.pollers:
@@ -129,6 +194,8 @@ class Runner:
         await self.publisher.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.health is not None:
+            await self.health.stop()
         log.info("stopped")
 
     async def run_until_signalled(self) -> None:

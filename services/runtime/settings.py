@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         validation_alias=_env("LINKWELL_HTTP_PORT"),
         description="Port of /livez, /readyz and /metrics; 0 turns them off.",
     )
+    metrics_interval: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_METRICS_INTERVAL"),
+        description="Seconds between refreshes of gauges read from the database.",
+    )
     management_url: str = Field(
         "http://127.0.0.1:15672",
         validation_alias=_env("RABBITMQ_MANAGEMENT_URL"),

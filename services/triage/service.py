@@ -16,6 +16,7 @@ from contracts.events import (
     ReferralClosed,
     ReferralWaitlisted,
 )
+from services.runtime import metrics
 from services.runtime.logs import get_logger
 from services.runtime.service import ServiceDef, routes
 from services.runtime.uow import UnitOfWork
@@ -174,6 +175,29 @@ async def on_closed(uow: UnitOfWork, event: CloudEvent[Any], closed: ReferralClo
         await place_waiting(uow, pcn)
 
 
+def observe(events: list[CloudEvent[Any]]) -> None:
+    """Per-PCN counters, once the placements are committed."""
+    for event in events:
+        if event.type == ReferralAssigned.TYPE:
+            metrics.ASSIGNMENTS.labels(event.data.pcn).inc()
+        elif event.type == ReferralWaitlisted.TYPE:
+            metrics.WAITLISTINGS.labels(event.data.pcn).inc()
+
+
+async def state_gauges(conn: asyncpg.Connection) -> None:
+    """Waitlist, caseload and capacity per PCN, from the shared state all replicas use."""
+    rows = await conn.fetch(
+        "SELECT p.pcn,"
+        " (SELECT count(*) FROM referral r WHERE r.pcn = p.pcn AND r.status = 'waiting') AS w,"
+        " (SELECT count(*) FROM referral r WHERE r.pcn = p.pcn AND r.status = 'assigned') AS a,"
+        " (SELECT coalesce(sum(capacity), 0) FROM link_worker l WHERE l.pcn = p.pcn) AS c"
+        " FROM pcn p"
+    )
+    metrics.set_per_label(metrics.WAITLIST, ((r["pcn"], r["w"]) for r in rows))
+    metrics.set_per_label(metrics.CASELOAD, ((r["pcn"], r["a"]) for r in rows))
+    metrics.set_per_label(metrics.CAPACITY, ((r["pcn"], r["c"]) for r in rows))
+
+
 SERVICE = ServiceDef(
     name="triage",
     directory=Path(__file__).parent,
@@ -183,4 +207,6 @@ SERVICE = ServiceDef(
         (LinkWorkerRegistered, on_registered),
         (ReferralClosed, on_closed),
     ),
+    observe=observe,
+    state_gauges=state_gauges,
 )

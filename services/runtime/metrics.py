@@ -1,0 +1,98 @@
+"""Prometheus metrics, served at /metrics by each service.
+
+Counters per service and event type (a closed set: a type no route handles counts as
+``other``, so a sender cannot grow the label space). Gauges that describe stored state
+(outbox backlog, waitlists) are refreshed from the database by the runner every few
+seconds, so every replica reports the same shared truth; sum counters, not gauges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
+
+OTHER = "other"
+
+HANDLED = Counter(
+    "linkwell_messages_handled",
+    "Messages handled and committed (duplicates included, see outcome).",
+    ["service", "type", "outcome"],
+)
+FAILED = Counter(
+    "linkwell_messages_failed",
+    "Handling attempts that raised (each is retried, waited or dead-lettered).",
+    ["service", "type"],
+)
+RETRIED = Counter(
+    "linkwell_messages_retried",
+    "Messages parked on a delay queue: a retry after a failure, or a wait for "
+    "infrastructure or a missing dependency (see kind).",
+    ["service", "type", "kind"],
+)
+DEAD_LETTERED = Counter(
+    "linkwell_messages_dead_lettered",
+    "Messages moved to the service's dead-letter queue, by reason.",
+    ["service", "type", "reason"],
+)
+EMITTED = Counter("linkwell_events_emitted", "Events committed to the outbox.", ["service", "type"])
+LATENCY = Histogram(
+    "linkwell_handler_seconds",
+    "Time from delivery to commit of a handled message.",
+    ["service", "type"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+OUTBOX_BACKLOG = Gauge("linkwell_outbox_backlog", "Outbox rows not yet published.", ["service"])
+OUTBOX_OLDEST = Gauge(
+    "linkwell_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished outbox row (0 when empty).",
+    ["service"],
+)
+READY = Gauge("linkwell_ready", "1 when the service is ready (see /readyz).", ["service"])
+
+# triage
+WAITLIST = Gauge(
+    "linkwell_triage_waitlist_length", "Referrals waiting for a place, per PCN.", ["pcn"]
+)
+CASELOAD = Gauge(
+    "linkwell_triage_active_assignments", "Referrals assigned and not closed, per PCN.", ["pcn"]
+)
+CAPACITY = Gauge("linkwell_triage_capacity", "Places on the PCN's link worker roster.", ["pcn"])
+ASSIGNMENTS = Counter(
+    "linkwell_triage_assignments", "Assignments made by this process, per PCN.", ["pcn"]
+)
+WAITLISTINGS = Counter(
+    "linkwell_triage_waitlistings", "Referrals waitlisted by this process, per PCN.", ["pcn"]
+)
+
+StateGauges = Callable[[asyncpg.Connection], Awaitable[None]]
+Observer = Callable[[Iterable[Any]], None]
+
+
+def type_label(event_type: str | None, known: Iterable[str]) -> str:
+    return event_type if event_type in set(known) else OTHER
+
+
+async def refresh_outbox(conn: asyncpg.Connection, service: str) -> None:
+    backlog, oldest = await conn.fetchrow(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+        " FROM outbox WHERE published_at IS NULL"
+    )
+    OUTBOX_BACKLOG.labels(service).set(backlog)
+    OUTBOX_OLDEST.labels(service).set(float(oldest))
+
+
+_SEEN: dict[int, set[str]] = {}
+
+
+def set_per_label(gauge: Gauge, rows: Iterable[tuple[str, float]]) -> None:
+    """Set a one-label gauge to exactly these values; labels no longer present go to 0."""
+    values = dict(rows)
+    seen = _SEEN.setdefault(id(gauge), set())
+    for label in seen - values.keys():
+        gauge.labels(label).set(0)
+    for label, value in values.items():
+        gauge.labels(label).set(value)
+    seen.update(values)
