@@ -49,7 +49,7 @@ from . import metrics
 from .errors import BadMessage, Deferred, is_transient
 from .failpoints import failpoint
 from .inbox import claim
-from .logs import get_logger, redact
+from .logs import get_logger, personal_data, personal_values, redact
 from .names import Names
 from .outbox import Publisher
 from .settings import Settings
@@ -150,11 +150,17 @@ def _printable(value: object, limit: int = 128) -> str | None:
     return None
 
 
+class _NotJson:
+    def __init__(self, error: str):
+        self.error = error
+
+
 def _load_json(body: bytes) -> Any:
+    """The parsed body, or a ``_NotJson`` saying why it is not JSON."""
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadMessage("not_json", f"body is not JSON ({type(exc).__name__})") from None
+        return _NotJson(type(exc).__name__)
 
 
 def _referral_id(subject: str | None) -> str | None:
@@ -245,11 +251,18 @@ class Consumer:
         """Never raises: every path ends in ack (done, parked or dead-lettered) or, if even
         parking fails, in a nack that hands the message back to the broker."""
         delivery = Delivery.of(msg)
-        with structlog.contextvars.bound_contextvars(
-            message_id=msg.message_id, routing_key=delivery.routing_key, attempt=delivery.attempt
+        raw = _load_json(msg.body)
+        personal = personal_values(raw.get("data")) if isinstance(raw, dict) else ()
+        with (
+            structlog.contextvars.bound_contextvars(
+                message_id=msg.message_id,
+                routing_key=delivery.routing_key,
+                attempt=delivery.attempt,
+            ),
+            personal_data(personal),  # this message's names, birth date... never logged
         ):
             try:
-                await self._handle(msg, delivery)
+                await self._handle(msg, delivery, raw)
             except BadMessage as exc:
                 await self._reject_bad(msg, delivery, exc)
                 return
@@ -260,8 +273,9 @@ class Consumer:
 
     # -------------------------------------------------------------- happy path
 
-    def decode(self, body: bytes, delivery: Delivery) -> tuple[CloudEvent[Any], Route, Any]:
-        raw = _load_json(body)
+    def decode(self, raw: Any, delivery: Delivery) -> tuple[CloudEvent[Any], Route, Any]:
+        if isinstance(raw, _NotJson):
+            raise BadMessage("not_json", f"body is not JSON ({raw.error})")
         try:
             envelope = RawEvent.model_validate(raw)
         except ValidationError as exc:
@@ -285,9 +299,9 @@ class Consumer:
             ) from None
         return envelope, route, data
 
-    async def _handle(self, msg: RabbitMessage, delivery: Delivery) -> None:
+    async def _handle(self, msg: RabbitMessage, delivery: Delivery, raw: Any) -> None:
         started = time.perf_counter()
-        envelope, route, data = self.decode(msg.body, delivery)
+        envelope, route, data = self.decode(raw, delivery)
         with structlog.contextvars.bound_contextvars(
             event_id=envelope.id,
             event_type=envelope.type,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import asyncpg
 import pytest
+import structlog
 
 from services.intake.service import SERVICE as INTAKE
+from services.runtime.logs import configure
 from services.runtime.service import Runner
 
 from ..support import Tap, publish, submission
@@ -69,3 +72,44 @@ async def test_a_crisis_is_reported_first_even_on_a_malformed_form(settings):
         await runner.stop()
     codes = [r["code"] for r in rejected["data"]["reasons"]]
     assert codes[0] == "crisis_redirect" and "nhs_number_invalid" in codes
+
+
+async def test_a_failure_naming_the_person_is_logged_and_dead_lettered_without_them(
+    settings, capsys
+):
+    """The database refuses the referral with an error that quotes the person's name
+    and birth date: neither reaches the logs nor the dead-letter entry."""
+    configure("intake", "INFO")
+    schema = settings.names.schema("intake")
+    runner = Runner(INTAKE, settings.model_copy(update={"retry_delays": (0.05,)}))
+    await runner.start()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute(
+            f"""CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'no room for % % born %',
+                NEW.submission->'person'->>'given_name', NEW.submission->'person'->>'family_name',
+                NEW.submission->'person'->>'date_of_birth';
+            END $$;
+            CREATE TRIGGER refuse BEFORE INSERT ON "{schema}".referral
+                FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse();"""
+        )
+        async with Tap(settings, "intake", exchange=settings.names.dead_letter) as dead:
+            referral = submission(org="A81001")
+            person = referral["data"]["person"]
+            person.update(given_name="Ffion", family_name="Llewelyn-Jones")
+            await publish(settings, referral)
+            await dead.wait_for(lambda t: len(t.messages) == 1, what="a dead letter")
+        headers = dead.messages[0][2]
+    finally:
+        await runner.stop()
+        await conn.close()
+        out = capsys.readouterr().out
+        structlog.reset_defaults()
+        logging.basicConfig(force=True)
+    assert headers["x-linkwell-reason"] == "handler_failed"
+    assert "no room for" in headers["x-linkwell-detail"]
+    assert "no room for" in out  # the failure was logged...
+    for secret in ("Ffion", "Llewelyn", person["date_of_birth"], person["nhs_number"]):
+        assert secret not in headers["x-linkwell-detail"], secret
+        assert secret not in out, secret  # ...without the person
