@@ -43,6 +43,12 @@ ensure_services() {
         rabbitmq-server -detached
         wait_port 5672 RabbitMQ
         rabbitmqctl await_startup >/dev/null 2>&1 || true
+      fi
+      # the management API: `linkwell access apply` and the access tests use it
+      if ! port_open 15672; then
+        say "enabling RabbitMQ's management plugin"
+        rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
+        wait_port 15672 "RabbitMQ management"
       fi ;;
   esac
   case "$DATABASE_URL" in

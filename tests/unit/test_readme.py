@@ -23,3 +23,13 @@ def test_every_rejection_code_is_explained():
 
     for code in RejectionCode:
         assert f"| `{code.value}` |" in README, code
+
+
+def test_every_setting_is_documented():
+    from services.runtime.settings import Settings
+
+    for name, field in Settings.model_fields.items():
+        aliases = field.validation_alias.choices if field.validation_alias else [name]
+        env = str(aliases[0])
+        prefix = env.rsplit("_", 1)[0] + "_" if env.startswith("LINKWELL_SMTP_") else env
+        assert f"`{prefix}" in README, f"README configuration table lacks {env}"
