@@ -1,0 +1,104 @@
+"""The compose stack (deploy/compose.yaml + deploy/compose.test.yaml) as a fixture.
+
+Docker is made ready by deploy/docker/host.sh (idempotent). Under CI (``CI`` set) a
+Docker that cannot be started fails the test, loudly; elsewhere the test is skipped with
+the reason. Every image is built from the local Debian base (deploy/docker/build.sh), the
+stack runs under a project name of its own with free host ports, and is always removed
+with its volumes (``docker compose down -v``) at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from .stack import (
+    DEPLOY,
+    HOST_SETTINGS,
+    STACK_NAMES,
+    STACK_PREFIXES,
+    ComposeStack,
+    free_port,
+    in_ci,
+    run,
+    tail,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "compose: builds the images and runs the Docker Compose stack"
+    )
+
+
+def _docker_ready() -> None:
+    """deploy/docker/host.sh: install and start Docker and Compose, build the local base."""
+    try:
+        result = run(["bash", str(DEPLOY / "docker" / "host.sh")], check=False, timeout=900)
+        problem = None if result.returncode == 0 else tail(result.stderr or result.stdout, 30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = repr(exc)
+    if problem is None:
+        return
+    message = (
+        "Docker is not usable here, so the compose stack cannot run: "
+        f"bash deploy/docker/host.sh failed:\n{problem}"
+    )
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message + "\n(outside CI this test is skipped; under CI it fails)")
+
+
+@pytest.fixture(scope="module")
+def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+    failed_before = request.session.testsfailed
+    started = time.monotonic()
+    _docker_ready()
+    timings = {"docker_ready_s": time.monotonic() - started}
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in HOST_SETTINGS or not (k.startswith(STACK_PREFIXES) or k in STACK_NAMES)
+    }
+    stack = ComposeStack(
+        project=f"lwtest-{uuid.uuid4().hex[:8]}",
+        amqp_port=free_port(),
+        management_port=free_port(),
+        env=env,
+        timings=timings,
+    )
+    env.update(
+        LINKWELL_AMQP_PORT=str(stack.amqp_port),
+        LINKWELL_MANAGEMENT_PORT=str(stack.management_port),
+        # quicker retries than production's 0.5,5,30, so a retried message never
+        # holds the test up for long
+        LINKWELL_RETRY_DELAYS="0.5,1,2",
+    )
+
+    t = time.monotonic()
+    run(["bash", str(DEPLOY / "docker" / "build.sh")], env=env, timeout=1800)
+    timings["build_s"] = time.monotonic() - t
+
+    t = time.monotonic()
+    try:
+        up = stack.compose("up", "-d", check=False, timeout=300)
+        if up.returncode != 0:
+            raise AssertionError(
+                f"docker compose up failed:\n{tail(up.stderr)}\n{stack.diagnostics()}"
+            )
+        stack.wait_healthy()
+        timings["up_s"] = time.monotonic() - t
+        yield stack
+    finally:
+        if request.session.testsfailed > failed_before:
+            print(stack.diagnostics())
+        down = stack.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
+        if down.returncode != 0:
+            print(f"docker compose down failed: {down.stderr}")
+        print(f"compose stack timings: {timings}")
