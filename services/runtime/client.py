@@ -90,7 +90,7 @@ class Tap:
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         try:
             body = json.loads(message.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = {"_raw": message.body.decode(errors="replace")}
         self.received_at.append(time.monotonic())
         async with self._changed:

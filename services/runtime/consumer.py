@@ -88,12 +88,19 @@ class Delivery:
     attempt: int = 0
     waits: int = 0
     user_id: str | None = None
+    # dead-lettered into this exchange from some other queue rather than published to it
+    forwarded: bool = False
 
     @classmethod
     def of(cls, msg: RabbitMessage) -> Delivery:
         raw = msg.raw_message
         if raw.exchange:
-            return cls(raw.exchange, raw.routing_key or "", user_id=raw.user_id or None)
+            return cls(
+                raw.exchange,
+                raw.routing_key or "",
+                user_id=raw.user_id or None,
+                forwarded="x-death" in (msg.headers or {}),
+            )
         headers = msg.headers or {}
         user = headers.get(USER_HEADER)
         return cls(
@@ -159,8 +166,8 @@ def _load_json(body: bytes) -> Any:
     """The parsed body, or a ``_NotJson`` saying why it is not JSON."""
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _NotJson(type(exc).__name__)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return _NotJson(type(exc).__name__)  # RecursionError: nested beyond reason
 
 
 def _referral_id(subject: str | None) -> str | None:
@@ -173,6 +180,8 @@ def _referral_id(subject: str | None) -> str | None:
 
 def check_origin(names: Names, delivery: Delivery, event_type: str) -> str | None:
     """Why this type may not arrive this way, or None if it may."""
+    if delivery.forwarded:  # a queue's dead-lettering skips the broker's publish checks
+        return f"{event_type} was dead-lettered into {delivery.exchange}, not published to it"
     spec = EVENTS.get(event_type)
     if delivery.exchange == names.inbound:
         if spec is None or spec.model.DIRECTION is not Direction.INBOUND:
@@ -252,7 +261,7 @@ class Consumer:
         parking fails, in a nack that hands the message back to the broker."""
         delivery = Delivery.of(msg)
         raw = _load_json(msg.body)
-        personal = personal_values(raw.get("data")) if isinstance(raw, dict) else ()
+        personal = personal_values(raw.get("data")) if isinstance(raw, dict) else set()
         with (
             structlog.contextvars.bound_contextvars(
                 message_id=msg.message_id,

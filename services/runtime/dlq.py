@@ -193,7 +193,7 @@ def _envelope_identity(body: bytes) -> tuple[object, object, object]:
     """The envelope's id, source and type; nothing else is read from the body."""
     try:
         raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None, None, None
     if not isinstance(raw, dict):
         return None, None, None

@@ -71,28 +71,33 @@ _PERSONAL: contextvars.ContextVar[re.Pattern[str] | None] = contextvars.ContextV
 )
 
 
-def personal_values(data: Any) -> set[str]:
-    """Every string under a personal key, at any depth, of a decoded message."""
-    found: set[str] = set()
+MAX_PERSONAL_VALUES = 64  # a person has a handful; a sender cannot make us compile more
+MAX_PERSONAL_LENGTH = 200
+MAX_NODES = 10_000
 
-    def walk(node: Any, personal: bool) -> None:
+
+def personal_values(data: Any) -> set[str]:
+    """Every string under a personal key, at any depth, of a decoded message (iterative,
+    and bounded: the message is not validated yet)."""
+    found: set[str] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    visited = 0
+    while stack and visited < MAX_NODES and len(found) < MAX_PERSONAL_VALUES:
+        node, personal = stack.pop()
+        visited += 1
         if isinstance(node, dict):
             for key, value in node.items():
                 name = key.lower() if isinstance(key, str) else ""
-                if name in _NOT_PERSONAL:
-                    continue
-                walk(value, personal or name in PERSONAL_KEYS)
+                if name not in _NOT_PERSONAL:
+                    stack.append((value, personal or name in PERSONAL_KEYS))
         elif isinstance(node, list):
-            for item in node:
-                walk(item, personal)
+            stack.extend((item, personal) for item in node)
         elif personal and isinstance(node, str | int) and not isinstance(node, bool):
-            text = str(node).strip()
+            text = str(node).strip()[:MAX_PERSONAL_LENGTH]
             if len(text) >= 2:
                 found.add(text)
                 found.update(p for p in re.split(r"[\s,]+", text) if len(p) >= 3)
-
-    walk(data, False)
-    return found
+    return set(sorted(found, key=len, reverse=True)[:MAX_PERSONAL_VALUES])
 
 
 @contextlib.contextmanager

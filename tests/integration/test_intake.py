@@ -113,3 +113,24 @@ async def test_a_failure_naming_the_person_is_logged_and_dead_lettered_without_t
     for secret in ("Ffion", "Llewelyn", person["date_of_birth"], person["nhs_number"]):
         assert secret not in headers["x-linkwell-detail"], secret
         assert secret not in out, secret  # ...without the person
+
+
+async def test_a_pathologically_nested_message_is_dead_lettered_and_intake_goes_on(settings):
+    runner = Runner(INTAKE, settings.model_copy(update={"prefetch": 1}))
+    await runner.start()
+    try:
+        async with (
+            Tap(settings, "intake", exchange=settings.names.dead_letter) as dead,
+            Tap(settings, "referral.accepted.v1.*") as accepted,
+        ):
+            await publish(settings, b"[" * 200_000 + b"]" * 200_000)
+            deep = submission()
+            deep["data"]["person"]["contact"] = {"x": [[["Sam"] * 50_000]]}
+            await publish(settings, deep)
+            await publish(settings, submission())  # and the next one is still handled
+            await dead.wait_for(lambda t: len(t.messages) == 2, what="two dead letters")
+            await accepted.wait_count("referral.accepted.v1", 1)
+        reasons = sorted(h["x-linkwell-reason"] for _, _, h in dead.messages)
+        assert reasons == ["not_json", "schema_invalid"]
+    finally:
+        await runner.stop()

@@ -132,3 +132,21 @@ def test_any_name_of_the_message_is_removed_from_any_text(given_name, family_nam
         out = redact(f"KeyError: '{given_name} {family_name}' not found for {family_name}")
     for name in (given_name, family_name):
         assert not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", out, re.IGNORECASE), out
+
+
+def test_personal_values_are_bounded_whatever_the_sender_sends():
+    import time
+
+    hostile = {"person": {"given_name": [f"n{i:06d}" for i in range(200_000)]}}
+    started = time.perf_counter()
+    values = personal_values(hostile)
+    with personal_data(values):
+        redact("anything")
+    assert len(values) <= 64
+    assert time.perf_counter() - started < 2.0
+    deep: list = []
+    node = deep
+    for _ in range(100_000):  # nested far beyond Python's recursion limit
+        node.append([])
+        node = node[0]
+    assert personal_values({"person": deep}) == set()
