@@ -110,6 +110,7 @@ class RejectionCode(StrEnum):
     CRISIS_REDIRECT = "crisis_redirect"
     SOURCE_MISMATCH = "source_mismatch"
     SENDER_UNVERIFIED = "sender_unverified"
+    NOT_PERMITTED = "not_permitted"
 
 
 class ReferralStatusValue(StrEnum):

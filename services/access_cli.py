@@ -9,6 +9,7 @@ linkwell access show          each user and what it may do
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 from services.registry import SERVICE_DEFS
-from services.runtime import access
+from services.runtime import access, topology
 from services.runtime.client import broker_user
 from services.runtime.settings import Settings
 
@@ -123,7 +124,8 @@ def apply_(
 ) -> None:
     """Create missing users and set every user's permissions on a running broker, through
     the management API at RABBITMQ_MANAGEMENT_URL with AMQP_URL's (administrator)
-    credentials. A new user gets LINKWELL_PASSWORD_<USER> if set, else a random password
+    credentials, and make each organisation's queue with its bindings. A new user gets
+    LINKWELL_PASSWORD_<USER> if set, else a random password
     printed here once; existing users keep theirs."""
     import os
 
@@ -147,6 +149,8 @@ def apply_(
             passwords=given,
             reset_passwords=reset_passwords,
         )
+    queues = access.organisation_queues(principals)
+    asyncio.run(topology.declare_organisation_queues(settings, queues))
     for name in result.updated:
         typer.echo(f"updated  {name}")
     for name, password in result.created.items():
@@ -160,4 +164,6 @@ def show(organisations: OrgsOption = ORGANISATIONS) -> None:
     for p in plan(Settings(), organisations).principals():
         typer.echo(f"{p.username}  ({p.kind}{': ' + p.description if p.description else ''})")
         for t in p.topics:
-            typer.echo(f"    {t.exchange}: publish {t.write}  bind {t.read}")
+            typer.echo(f"    {t.exchange}: publish {t.write}")
+        if p.queue:
+            typer.echo(f"    consumes {p.queue}, bound to: {', '.join(p.bindings)}")

@@ -27,6 +27,7 @@ from services.access_cli import app as access_app
 from services.asyncapi_cli import app as asyncapi_app
 from services.dlq_cli import app as dlq_app
 from services.registry import SERVICE_DEFS
+from services.runtime import access
 from services.runtime import topology as topo
 from services.runtime.client import publish_inbound
 from services.runtime.logs import configure
@@ -54,11 +55,29 @@ def migrate() -> None:
 
 
 @app.command()
-def topology() -> None:
-    """Declare exchanges, service queues, retry and dead-letter queues (idempotent)."""
+def topology(
+    organisations: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="LINKWELL_ORGANISATIONS",
+            dir_okay=False,
+            help="Also make each organisation's queue (default: "
+            "deploy/rabbitmq/organisations.toml, where it exists).",
+        ),
+    ] = None,
+) -> None:
+    """Declare exchanges, service queues, retry and dead-letter queues, and organisations'
+    queues (idempotent; run as a broker administrator)."""
+    from services.access_cli import ORGANISATIONS, plan
+
     settings = Settings()
     asyncio.run(topo.declare(settings, [s.topology for s in SERVICE_DEFS.values()]))
     typer.echo(f"declared topology for namespace {settings.namespace!r}")
+    source = organisations or (ORGANISATIONS if ORGANISATIONS.exists() else None)
+    if source is not None:
+        queues = access.organisation_queues(plan(settings, source).principals())
+        asyncio.run(topo.declare_organisation_queues(settings, queues))
+        typer.echo(f"declared {len(queues)} organisation queues from {source}")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from contracts.events import (
     ReferralClosed,
     ReferralWaitlisted,
 )
+from services.runtime.errors import require_pcn
 from services.runtime.logs import get_logger
 from services.runtime.service import ServiceDef, routes
 from services.runtime.uow import UnitOfWork
@@ -167,8 +168,14 @@ async def on_assigned(uow: UnitOfWork, event: CloudEvent[Any], r: ReferralAssign
     )
 
 
+async def require_own(uow: UnitOfWork, event: CloudEvent[Any], referral_id: uuid.UUID) -> None:
+    pcn = await uow.conn.fetchval("SELECT pcn FROM referral WHERE referral_id = $1", referral_id)
+    require_pcn(event.sender_org, pcn, "this referral")
+
+
 async def on_contact(uow: UnitOfWork, event: CloudEvent[Any], c: ContactRecorded) -> None:
     await lock_referral(uow.conn, c.referral_id)
+    await require_own(uow, event, c.referral_id)
     await add_to_timeline(
         uow,
         event,
@@ -183,6 +190,7 @@ async def on_contact(uow: UnitOfWork, event: CloudEvent[Any], c: ContactRecorded
 
 async def on_closed(uow: UnitOfWork, event: CloudEvent[Any], c: ReferralClosed) -> None:
     await lock_referral(uow.conn, c.referral_id)
+    await require_own(uow, event, c.referral_id)
     await uow.conn.execute(
         "UPDATE referral SET closed_at = $2, close_reason = $3"
         " WHERE referral_id = $1 AND closed_at IS NULL",

@@ -38,7 +38,6 @@ from contracts.envelope import OrgCode
 from contracts.events import (
     EVENTS,
     ContactRecorded,
-    Direction,
     EventData,
     EventRejected,
     GpWriteback,
@@ -120,6 +119,14 @@ class Principal:
     topics: tuple[TopicPermission, ...] = ()
     tags: tuple[str, ...] = ()
     description: str = ""
+    # an organisation's one queue, made for it and bound to <ns>.events with these keys
+    queue: str | None = None
+    bindings: tuple[str, ...] = ()
+
+
+def organisation_queues(principals: Iterable[Principal]) -> dict[str, tuple[str, ...]]:
+    """Each organisation's queue and the routing keys it is bound with on <ns>.events."""
+    return {p.queue: p.bindings for p in principals if p.queue is not None}
 
 
 def _alternatives(words: Iterable[str]) -> str:
@@ -130,12 +137,8 @@ def _exact(*names: str) -> str:
     return f"^({_alternatives(names)})$"
 
 
-def _keys(models: Iterable[type[EventData]], last_words: Iterable[str] | None = None) -> str:
-    """Routing keys: the types, each followed by one of ``last_words`` if given."""
-    types = _alternatives(m.TYPE for m in models)
-    if last_words is None:
-        return f"^({types})$"
-    return f"^({types})\\.({_alternatives(last_words)})$"
+def _keys(models: Iterable[type[EventData]]) -> str:
+    return f"^({_alternatives(m.TYPE for m in models)})$"
 
 
 @dataclass(frozen=True)
@@ -154,69 +157,60 @@ class AccessPlan:
         username: str,
         kind: str,
         publishes: tuple[type[EventData], ...],
-        reads: str,
+        bindings: list[str],
         description: str,
     ) -> Principal:
+        """An organisation declares nothing (a queue it could declare could dead-letter
+        into any exchange, past the topic permissions): it consumes the one queue made for
+        it, already bound to its own events, and publishes only its own event types."""
         n = self.names
-        own = f"{re.escape(n.ns)}\\.org\\.{re.escape(username)}\\..+"
+        queue = n.organisation_queue(username)
         return Principal(
             username=username,
             kind=kind,
-            configure=f"^{own}$",
-            write=f"^({re.escape(n.inbound)}|{own})$" if publishes else f"^{own}$",
-            read=f"^({re.escape(n.events)}|{own})$",
+            configure=NOTHING,
+            write=_exact(n.inbound) if publishes else NOTHING,
+            read=_exact(queue),
             topics=(
                 TopicPermission(n.inbound, _keys(publishes) if publishes else NOTHING, NOTHING),
-                TopicPermission(n.events, NOTHING, reads),
+                TopicPermission(n.events, NOTHING, NOTHING),
             ),
             description=description,
+            queue=queue,
+            bindings=tuple(sorted(bindings)),
         )
 
     def agency(self, agency: Agency) -> Principal:
-        return self._org(
-            agency.code,
-            "agency",
-            AGENCY_PUBLISHES,
-            _keys(AGENCY_READS, [agency.code]),
-            agency.description,
-        )
+        keys = [f"{m.TYPE}.{agency.code}" for m in AGENCY_READS]
+        return self._org(agency.code, "agency", AGENCY_PUBLISHES, keys, agency.description)
 
     def team(self, team: Team) -> Principal:
-        reads = f"{_keys(TEAM_READS_PCN, [team.pcn])}|{_keys(TEAM_READS_OWN, [team.pcn])}"
-        return self._org(team.pcn, "team", TEAM_PUBLISHES, reads, team.description)
+        keys = [f"{m.TYPE}.{team.pcn}" for m in (*TEAM_READS_PCN, *TEAM_READS_OWN)]
+        return self._org(team.pcn, "team", TEAM_PUBLISHES, keys, team.description)
 
     def integrator(self, integrator: GpIntegrator) -> Principal:
-        if "*" in integrator.practices:
-            reads = f"^({_alternatives(m.TYPE for m in INTEGRATOR_READS)})\\.([A-Z0-9-]+|\\*)$"
-        else:
-            reads = _keys(INTEGRATOR_READS, integrator.practices)
-        return self._org(integrator.user, "gp_integrator", (), reads, integrator.description)
+        practices = ["*"] if "*" in integrator.practices else integrator.practices
+        keys = [f"{m.TYPE}.{p}" for m in INTEGRATOR_READS for p in practices]
+        return self._org(integrator.user, "gp_integrator", (), keys, integrator.description)
 
-    def service(self, name: str, consumes: tuple[type[EventData], ...]) -> Principal:
+    def service(self, name: str, consumes: tuple[type[EventData], ...] = ()) -> Principal:
+        """A service configures nothing (an administrator's ``linkwell topology`` declares
+        its queues), reads only its own queue, and publishes only its own events, its
+        dead letters and its retries. ``consumes`` is kept for the description."""
         n = self.names
-        shared = (n.inbound, n.events, n.dead_letter, n.unrouted, n.events_unrouted)
-        own = f"{re.escape(n.queue(name))}(\\..+)?"
         produces = [
             spec.model for spec in EVENTS.values() if spec.producer in (name, "any service")
         ]
-        binds_inbound = [m for m in consumes if m.TYPE in _inbound_types()]
-        binds_events = [m for m in consumes if m.TYPE not in _inbound_types()]
         return Principal(
             username=f"linkwell-{name}",
             kind="service",
-            configure=f"^({_alternatives(shared)}|{own})$",
-            write=f"^(amq\\.default|{_alternatives(shared[1:])}|{own})$",
-            read=f"^({_alternatives(shared)}|{own})$",
+            configure=NOTHING,
+            write=_exact(n.events, n.dead_letter, n.retry_exchange(name)),
+            read=_exact(n.queue(name)),
             topics=(
+                TopicPermission(n.inbound, NOTHING, NOTHING),
                 TopicPermission(
-                    n.inbound, NOTHING, _keys(binds_inbound) if binds_inbound else NOTHING
-                ),
-                TopicPermission(
-                    n.events,
-                    f"^({_alternatives(m.TYPE for m in produces)})\\.[^.]+$",
-                    f"^({_alternatives(m.TYPE for m in binds_events)})\\.\\*$"
-                    if binds_events
-                    else NOTHING,
+                    n.events, f"^({_alternatives(m.TYPE for m in produces)})\\.[^.]+$", NOTHING
                 ),
             ),
             description=f"the {name} service",
@@ -246,10 +240,6 @@ class AccessPlan:
         return out
 
 
-def _inbound_types() -> set[str]:
-    return {t for t, spec in EVENTS.items() if spec.model.DIRECTION is Direction.INBOUND}
-
-
 # ------------------------------------------------------------------ passwords
 
 
@@ -260,8 +250,11 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
 
 
 def check_password(password: str, hashed: str) -> bool:
-    raw = base64.b64decode(hashed)
-    return secrets.compare_digest(password_hash(password, raw[:4]), hashed)
+    try:
+        raw = base64.b64decode(hashed, validate=True)
+    except (ValueError, TypeError):
+        return False
+    return len(raw) == 36 and secrets.compare_digest(password_hash(password, raw[:4]), hashed)
 
 
 def password_env(username: str) -> str:
@@ -400,18 +393,10 @@ class ManagementApi:
         self._ok(self.http.put(f"/vhosts/{_q(vhost)}"))
 
     def put_permissions(self, vhost: str, p: Principal) -> None:
-        body = {"configure": p.configure, "write": p.write, "read": p.read}
-        self._ok(self.http.put(f"/permissions/{_q(vhost)}/{_q(p.username)}", json=body))
-        existing = self._ok(self.http.get(f"/users/{_q(p.username)}/topic-permissions")).json()
-        wanted = {t.exchange for t in p.topics}
-        for old in existing:
-            if old["vhost"] == vhost and old["exchange"] not in wanted:
-                self._ok(
-                    self.http.delete(
-                        f"/topic-permissions/{_q(vhost)}/{_q(p.username)}",
-                        params={"exchange": old["exchange"]},
-                    )
-                )
+        # Topic permissions first: a new user has no access to the vhost until its
+        # permissions are set, so there is no moment with vhost access and no topic
+        # permissions (which RabbitMQ reads as "any routing key"). Only ever PUT: the 3.10
+        # API's DELETE drops all of a user's topic permissions, so stale entries are left.
         for t in p.topics:
             self._ok(
                 self.http.put(
@@ -419,6 +404,8 @@ class ManagementApi:
                     json={"exchange": t.exchange, "write": t.write, "read": t.read},
                 )
             )
+        body = {"configure": p.configure, "write": p.write, "read": p.read}
+        self._ok(self.http.put(f"/permissions/{_q(vhost)}/{_q(p.username)}", json=body))
 
 
 def _q(part: str) -> str:

@@ -273,7 +273,7 @@ class Consumer:
             try:
                 await self._handle(msg, delivery, raw)
             except BadMessage as exc:
-                await self._reject_bad(msg, delivery, exc)
+                await self._reject_bad(msg, delivery, exc, raw)
                 return
             except Exception as exc:
                 await self._park_or_dead_letter(msg, delivery, exc)
@@ -343,9 +343,10 @@ class Consumer:
 
     # -------------------------------------------------------------- bad input
 
-    async def _reject_bad(self, msg: RabbitMessage, delivery: Delivery, exc: BadMessage) -> None:
-        raw = exc.raw if isinstance(exc, _Unreadable) else None
-        reasons = exc.reasons if isinstance(exc, _Unreadable) else []
+    async def _reject_bad(
+        self, msg: RabbitMessage, delivery: Delivery, exc: BadMessage, raw: Any
+    ) -> None:
+        reasons = exc.reasons
         try:
             answered = await self._answer(raw, reasons, delivery)
             await self._dead_letter(msg, delivery, exc.reason, exc.detail)
@@ -417,7 +418,7 @@ class Consumer:
                 step = -1
             if step >= 0:
                 await self.publisher.publish(
-                    "",
+                    self.names.retry_exchange(self.service),
                     self.names.retry_queue(self.service, delays[step]),
                     msg.body,
                     message_id=msg.message_id or "",
@@ -472,9 +473,8 @@ class Consumer:
 
 class _Unreadable(BadMessage):
     def __init__(self, reason: str, detail: str, raw: Any, reasons: list[Reason]):
-        super().__init__(reason, detail)
+        super().__init__(reason, detail, reasons)
         self.raw = raw
-        self.reasons = reasons
 
 
 def _invalid(

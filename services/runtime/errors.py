@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 from aiormq.exceptions import AMQPConnectionError
 
@@ -16,10 +18,25 @@ class BadMessage(Exception):
     """The message can never be handled as it stands (not JSON, not an envelope, unknown
     type, invalid data). Never retried: answered and dead-lettered at once."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, reasons: list[Any] | None = None):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.reasons = reasons or []  # contracts.events.Reason: the sender is told these
+
+
+def require_pcn(sender: str | None, pcn: str | None, what: str) -> None:
+    """A link worker team acts only on its own PCN: its workers, its referrals."""
+    if pcn is not None and sender != pcn:
+        from contracts.enums import RejectionCode
+        from contracts.events import Reason
+
+        message = f"{what} belongs to PCN {pcn}; only its own team ({pcn}) may send this"
+        raise BadMessage(
+            "not_permitted",
+            message,
+            [Reason(code=RejectionCode.NOT_PERMITTED, message=message, field="source")],
+        )
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (

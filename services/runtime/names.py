@@ -37,8 +37,16 @@ class Names:
     def queue(self, service: str) -> str:
         return f"{self.ns}.{service}"
 
+    def retry_exchange(self, service: str) -> str:
+        """Direct exchange a service parks retries on (routing key = the delay queue)."""
+        return f"{self.ns}.{service}.retry"
+
     def retry_queue(self, service: str, delay_seconds: float) -> str:
         return f"{self.ns}.{service}.retry.{round(delay_seconds * 1000)}ms"
+
+    def organisation_queue(self, user: str) -> str:
+        """The queue an organisation consumes its own events from."""
+        return f"{self.ns}.org.{user}"
 
     def dead_letter_queue(self, service: str) -> str:
         return f"{self.ns}.{service}.dead-letter"

@@ -124,7 +124,10 @@ class Runner:
         applied = await migrate(self.settings, self.service)
         if applied:
             log.info("migrated", versions=applied)
-        await topology.declare(self.settings, [self.service.topology])
+        if self.settings.declare_topology:
+            await topology.declare(self.settings, [self.service.topology])
+        else:
+            await self._wait_for_topology()
         self._declared = True
         self.pool = await db.create_pool(
             self.settings.database_url, self.schema, self.service.name, self.settings.db_pool_size
@@ -160,6 +163,22 @@ class Runner:
         await self.broker.start()
         self._gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
         log.info("started", queue=self.names.queue(self.service.name))
+
+    async def _wait_for_topology(self, within: float = 60.0) -> None:
+        """Wait for an operator's ``linkwell topology`` to have declared our queue."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                await topology.verify(self.settings, self.service.topology)
+                return
+            except Exception as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(
+                        f"queue {self.names.queue(self.service.name)} does not exist: "
+                        "run `linkwell topology` as a broker administrator"
+                    ) from exc
+                log.warning("waiting_for_topology", error=type(exc).__name__)
+                await asyncio.sleep(2.0)
 
     async def _refresh_gauges(self) -> None:
         """Gauges of stored state, from the database, every few seconds."""

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         "events' source names. The default, guest, can only connect from the broker's own "
         "host; set it empty in production.",
     )
+    declare_topology: bool = Field(
+        True,
+        validation_alias=_env("LINKWELL_DECLARE_TOPOLOGY"),
+        description="Declare exchanges and queues at start. Off where services run as "
+        "least-privilege broker users: `linkwell topology` (as an administrator) declares "
+        "them, and a service only checks that its queue exists.",
+    )
     http_host: str = Field(
         "127.0.0.1",
         validation_alias=_env("LINKWELL_HTTP_HOST"),

@@ -96,8 +96,11 @@ async def declare_service(
     )
     for binding in bindings_for(names, service.models):
         await queue.bind(binding.exchange, binding.routing_key)
+    retry = await channel.declare_exchange(
+        names.retry_exchange(service.name), ExchangeType.DIRECT, durable=True
+    )
     for delay in settings.retry_delays:
-        await channel.declare_queue(
+        delayed = await channel.declare_queue(
             names.retry_queue(service.name, delay),
             durable=True,
             arguments={
@@ -109,6 +112,7 @@ async def declare_service(
                 "x-overflow": "reject-publish",
             },
         )
+        await delayed.bind(retry, names.retry_queue(service.name, delay))
     dlq = await channel.declare_queue(
         names.dead_letter_queue(service.name), durable=True, arguments=QUORUM
     )
@@ -126,9 +130,39 @@ async def declare(settings: Settings, services: Iterable[ServiceTopology]) -> No
         await connection.close()
 
 
+async def declare_organisation_queues(
+    settings: Settings, queues: dict[str, tuple[str, ...]]
+) -> None:
+    """Each organisation's queue, bound to <ns>.events with its own routing keys only
+    (organisations may not declare or bind anything themselves)."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        await declare_exchanges(channel, settings.names)
+        for name, keys in queues.items():
+            queue = await channel.declare_queue(name, durable=True, arguments=QUORUM)
+            for key in keys:
+                await queue.bind(settings.names.events, key)
+    finally:
+        await connection.close()
+
+
+async def verify(settings: Settings, service: ServiceTopology) -> None:
+    """Raise unless the service's queue exists (declared by an operator's
+    ``linkwell topology``, where services may not declare anything themselves). A
+    passive declare needs no permission beyond connecting."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(settings.names.queue(service.name), passive=True)
+    finally:
+        await connection.close()
+
+
 async def delete(settings: Settings, services: Iterable[ServiceTopology]) -> None:
     """Remove a namespace's exchanges and queues (tests and teardown only)."""
     names = settings.names
+    services = list(services)
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
@@ -138,13 +172,13 @@ async def delete(settings: Settings, services: Iterable[ServiceTopology]) -> Non
             queues += [names.retry_queue(service.name, d) for d in settings.retry_delays]
         for queue in queues:
             await channel.queue_delete(queue)
-        exchanges = (
+        exchanges = [names.retry_exchange(s.name) for s in services] + [
             names.inbound,
             names.events,
             names.dead_letter,
             names.unrouted,
             names.events_unrouted,
-        )
+        ]
         for exchange in exchanges:
             await channel.exchange_delete(exchange)
     finally:

@@ -17,6 +17,7 @@ from contracts.events import (
     ReferralWaitlisted,
 )
 from services.runtime import metrics
+from services.runtime.errors import require_pcn
 from services.runtime.logs import get_logger
 from services.runtime.service import ServiceDef, routes
 from services.runtime.uow import UnitOfWork
@@ -120,6 +121,7 @@ async def on_accepted(uow: UnitOfWork, event: CloudEvent[Any], referral: Referra
 async def on_registered(
     uow: UnitOfWork, event: CloudEvent[Any], worker: LinkWorkerRegistered
 ) -> None:
+    require_pcn(event.sender_org, worker.pcn, "the roster")
     await lock_pcn(uow.conn, worker.pcn)
     await uow.conn.execute(
         "INSERT INTO link_worker (link_worker_id, pcn, capacity, registered_at)"
@@ -157,6 +159,7 @@ async def on_closed(uow: UnitOfWork, event: CloudEvent[Any], closed: ReferralClo
     )
     if pcn is None:
         return
+    require_pcn(event.sender_org, pcn, "this referral")
     await lock_pcn(uow.conn, pcn)
     previous = await uow.conn.fetchval(
         "SELECT status FROM referral WHERE referral_id = $1 FOR UPDATE", closed.referral_id

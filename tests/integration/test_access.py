@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from yarl import URL
 
+from contracts import org_source
 from services.intake.service import SERVICE as INTAKE
 from services.registry import SERVICE_DEFS
 from services.runtime import access, topology
@@ -51,10 +52,12 @@ class Orgs:
 async def orgs(settings: Settings) -> AsyncIterator[Orgs]:
     """Unique organisations for this test's namespace, applied to the broker, removed after."""
     tag = uuid.uuid4().hex[:6].upper()
+    number = uuid.uuid4().int % 99_999
+    team, other_team = f"U{number:05d}", f"U{number + 1:05d}"  # PCN codes: U + 5 digits
     practice = f"P{tag}"
     organisations = access.Organisations(
         agency=[access.Agency(code=f"AG{tag}"), access.Agency(code=f"AH{tag}")],
-        team=[access.Team(pcn=f"U{tag}"), access.Team(pcn=f"V{tag}")],
+        team=[access.Team(pcn=team), access.Team(pcn=other_team)],
         gp_integrator=[access.GpIntegrator(user=f"gp-{tag.lower()}", practices=[practice])],
     )
     plan = access.AccessPlan(
@@ -63,21 +66,23 @@ async def orgs(settings: Settings) -> AsyncIterator[Orgs]:
         organisations=organisations,
     )
     # intake's own least-privilege user, named uniquely so parallel runs do not collide
-    intake = plan.service("intake", tuple(r.model for r in INTAKE.routes.values()))
-    intake = dataclasses.replace(intake, username=f"linkwell-intake-{tag.lower()}")
+    intake = dataclasses.replace(plan.service("intake"), username=f"linkwell-intake-{tag.lower()}")
     principals = [p for p in plan.principals() if p.kind != "admin" and p.kind != "service"]
     principals.append(intake)
     passwords = {p.username: f"pw-{uuid.uuid4().hex}" for p in principals}
     admin = URL(settings.amqp_url)
+    # as `linkwell topology` does, as the administrator
     await topology.declare(settings, [s.topology for s in SERVICE_DEFS.values()])
+    queues = access.organisation_queues(principals)
+    await topology.declare_organisation_queues(settings, queues)
     with access.ManagementApi(MANAGEMENT, admin.user or "guest", admin.password or "guest") as api:
         access.apply(api, principals, access.vhost_of(settings.amqp_url), passwords=passwords)
     try:
         yield Orgs(
             agency=f"AG{tag}",
             other_agency=f"AH{tag}",
-            team=f"U{tag}",
-            other_team=f"V{tag}",
+            team=team,
+            other_team=other_team,
             integrator=f"gp-{tag.lower()}",
             practice=practice,
             intake_user=intake.username,
@@ -144,7 +149,7 @@ def publish_to(exchange: str, key: str, body: bytes = b"{}", **props):
 
 def bind(queue: str, exchange: str, key: str):
     async def action(channel: aio_pika.abc.AbstractChannel) -> None:
-        q = await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        q = await channel.get_queue(queue, ensure=False)
         await q.bind(exchange, key)
 
     return action
@@ -161,6 +166,20 @@ def consume(queue: str):
     return action
 
 
+def declare(queue: str, **arguments):
+    async def action(channel: aio_pika.abc.AbstractChannel) -> None:
+        await channel.declare_queue(queue, durable=True, arguments=arguments or None)
+
+    return action
+
+
+def declare_exchange(name: str):
+    async def action(channel: aio_pika.abc.AbstractChannel) -> None:
+        await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+
+    return action
+
+
 async def test_an_agency_may_publish_only_referrals_to_inbound(settings, orgs):
     n, url = settings.names, orgs.url(settings, orgs.agency)
     assert await attempt(url, publish_to(n.inbound, "referral.submitted.v1")) is None
@@ -171,29 +190,30 @@ async def test_an_agency_may_publish_only_referrals_to_inbound(settings, orgs):
     assert refused(await attempt(url, publish_to("", n.queue("intake"))))
 
 
-async def test_an_agency_reads_only_its_own_answers(settings, orgs):
+async def test_an_agency_declares_nothing_so_it_cannot_route_around_its_permissions(settings, orgs):
+    """A queue of its own could dead-letter into linkwell.inbound with any routing key,
+    past the topic permissions; so an organisation may declare no queue or exchange."""
     n, url = settings.names, orgs.url(settings, orgs.agency)
-    own = f"{n.ns}.org.{orgs.agency}.answers"
-    for key in (
-        f"referral.accepted.v1.{orgs.agency}",
-        f"referral.rejected.v1.{orgs.agency}",
-        f"referral.status.v1.{orgs.agency}",
-        f"event.rejected.v1.{orgs.agency}",
+    own = n.organisation_queue(orgs.agency)
+    forward = {"x-dead-letter-exchange": n.inbound, "x-dead-letter-routing-key": "x"}
+    assert refused(await attempt(url, declare(f"{own}.mine", **forward)))
+    assert refused(await attempt(url, declare("")))  # not even a server-named one
+    assert refused(await attempt(url, declare_exchange(f"{own}.x")))
+    assert refused(await attempt(url, bind(own, n.events, f"referral.accepted.v1.{orgs.agency}")))
+
+
+async def test_an_agency_reads_only_its_own_queue(settings, orgs):
+    n, url = settings.names, orgs.url(settings, orgs.agency)
+    assert await attempt(url, consume(n.organisation_queue(orgs.agency))) is None
+    for queue in (
+        n.organisation_queue(orgs.other_agency),
+        n.organisation_queue(orgs.team),
+        n.queue("intake"),
+        n.dead_letter_queue("intake"),
+        n.unrouted,
+        n.events_unrouted,
     ):
-        assert await attempt(url, bind(own, n.events, key)) is None, key
-    for key in (
-        f"referral.accepted.v1.{orgs.other_agency}",  # another agency's
-        "referral.accepted.v1.*",
-        "#",
-        f"referral.assigned.v1.{orgs.team}",
-        f"gp.writeback.v1.{orgs.practice}",
-    ):
-        assert refused(await attempt(url, bind(own, n.events, key))), key
-    # no queue outside its own prefix, no other queue, and nothing from the inbound side
-    assert refused(await attempt(url, bind(f"{n.ns}.org.{orgs.other_agency}.x", n.events, "#")))
-    assert refused(await attempt(url, consume(n.queue("intake"))))
-    assert refused(await attempt(url, consume(n.events_unrouted)))
-    assert refused(await attempt(url, bind(own, n.inbound, "referral.submitted.v1")))
+        assert refused(await attempt(url, consume(queue))), queue
 
 
 async def test_the_broker_refuses_a_forged_user_id(settings, orgs):
@@ -207,28 +227,32 @@ async def test_the_broker_refuses_a_forged_user_id(settings, orgs):
 
 async def test_a_team_reads_only_its_pcn_and_publishes_only_link_worker_events(settings, orgs):
     n, url = settings.names, orgs.url(settings, orgs.team)
-    own = f"{n.ns}.org.{orgs.team}.assignments"
     for key in ("linkworker.registered.v1", "contact.recorded.v1", "referral.closed.v1"):
         assert await attempt(url, publish_to(n.inbound, key)) is None, key
     assert refused(await attempt(url, publish_to(n.inbound, "referral.submitted.v1")))
-    assert await attempt(url, bind(own, n.events, f"referral.assigned.v1.{orgs.team}")) is None
-    assert await attempt(url, bind(own, n.events, f"referral.waitlisted.v1.{orgs.team}")) is None
-    for key in (
-        f"referral.assigned.v1.{orgs.other_team}",
-        "referral.assigned.v1.*",
-        f"referral.accepted.v1.{orgs.team}",
-    ):
-        assert refused(await attempt(url, bind(own, n.events, key))), key
+    assert await attempt(url, consume(n.organisation_queue(orgs.team))) is None
+    assert refused(await attempt(url, consume(n.organisation_queue(orgs.other_team))))
+    assert refused(await attempt(url, consume(n.organisation_queue(orgs.agency))))
 
 
 async def test_a_gp_integrator_reads_only_writebacks(settings, orgs):
     n, url = settings.names, orgs.url(settings, orgs.integrator)
-    own = f"{n.ns}.org.{orgs.integrator}.writebacks"
-    assert await attempt(url, bind(own, n.events, f"gp.writeback.v1.{orgs.practice}")) is None
-    for key in (f"referral.assigned.v1.{orgs.team}", "gp.writeback.v1.Z99999", "#"):
-        assert refused(await attempt(url, bind(own, n.events, key))), key
+    assert await attempt(url, consume(n.organisation_queue(orgs.integrator))) is None
+    assert refused(await attempt(url, consume(n.organisation_queue(orgs.team))))
     for key in ("referral.submitted.v1", "contact.recorded.v1"):
         assert refused(await attempt(url, publish_to(n.inbound, key)))
+
+
+async def test_a_service_user_can_only_do_its_own_job(settings, orgs):
+    n, url = settings.names, orgs.url(settings, orgs.intake_user)
+    assert await attempt(url, consume(n.queue("intake"))) is None
+    assert await attempt(url, publish_to(n.events, "referral.accepted.v1.X")) is None
+    assert refused(await attempt(url, publish_to(n.events, "referral.assigned.v1.X")))
+    assert refused(await attempt(url, publish_to("", n.queue("triage"))))  # no default exchange
+    assert refused(await attempt(url, consume(n.queue("triage"))))
+    assert refused(await attempt(url, consume(n.dead_letter_queue("intake"))))
+    assert refused(await attempt(url, consume(n.organisation_queue(orgs.agency))))
+    assert refused(await attempt(url, declare(n.queue("intake"))))  # not even its own
 
 
 async def test_intake_takes_the_sender_from_the_broker_not_the_envelope(settings, orgs):
@@ -236,7 +260,11 @@ async def test_intake_takes_the_sender_from_the_broker_not_the_envelope(settings
     itself, once claiming to be agency B, and once without user_id."""
     n = settings.names
     intake_settings = settings.model_copy(
-        update={"amqp_url": orgs.url(settings, orgs.intake_user), "trusted_users": frozenset()}
+        update={
+            "amqp_url": orgs.url(settings, orgs.intake_user),
+            "trusted_users": frozenset(),
+            "declare_topology": False,  # as in production: the administrator declared it
+        }
     )
     answers: list[tuple[str, dict]] = []
     connection = await aio_pika.connect(orgs.url(settings, orgs.agency))
@@ -246,11 +274,7 @@ async def test_intake_takes_the_sender_from_the_broker_not_the_envelope(settings
         running(INTAKE, intake_settings),
     ):
         channel = await connection.channel()
-        queue = await channel.declare_queue(
-            f"{n.ns}.org.{orgs.agency}.answers", durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        for kind in ("accepted", "rejected"):
-            await queue.bind(n.events, f"referral.{kind}.v1.{orgs.agency}")
+        queue = await channel.get_queue(n.organisation_queue(orgs.agency), ensure=False)
         inbound = await channel.get_exchange(n.inbound, ensure=False)
 
         async def send(envelope: dict, **props) -> None:
@@ -289,12 +313,13 @@ async def test_intake_takes_the_sender_from_the_broker_not_the_envelope(settings
         assert victim.messages == []  # the organisation named in the forgery hears nothing
 
 
-async def test_link_worker_events_are_checked_against_the_publisher_too(settings, orgs):
-    """A team cannot register a worker in another team's name: triage refuses it and
-    tells the team that published it."""
+async def test_a_team_cannot_act_on_another_pcn(settings, orgs):
+    """Team U registers a worker in PCN V's roster, under its own (true) source: triage
+    refuses it (not_permitted) and tells team U; V's roster is untouched."""
     n = settings.names
     triage_settings = settings.model_copy(update={"trusted_users": frozenset()})
     forged = worker(orgs.other_team, "lw-forged", 5)
+    forged["source"] = org_source(orgs.team)
     async with (
         Tap(settings, "event.rejected.v1.*") as rejections,
         Tap(settings, "triage", exchange=n.dead_letter) as dead,
@@ -309,12 +334,12 @@ async def test_link_worker_events_are_checked_against_the_publisher_too(settings
                 user_id=orgs.team,
             ),
         )
-        assert result is None  # the broker lets the type through; triage refuses the source
+        assert result is None  # the broker lets the type through; triage refuses the PCN
         [answer] = await rejections.wait_count("event.rejected.v1", 1)
         assert answer["data"]["sender"] == orgs.team
-        assert [r["code"] for r in answer["data"]["reasons"]] == ["source_mismatch"]
+        assert [r["code"] for r in answer["data"]["reasons"]] == ["not_permitted"]
         await dead.wait_for(lambda t: len(t.messages) == 1, what="dead letter")
-        assert dead.messages[0][2]["x-linkwell-reason"] == "source_mismatch"
+        assert dead.messages[0][2]["x-linkwell-reason"] == "not_permitted"
     async with asyncpg_connect(settings) as conn:
         workers = await conn.fetchval(f"SELECT count(*) FROM {n.schema('triage')}.link_worker")
     assert workers == 0

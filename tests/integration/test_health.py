@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from yarl import URL
 
 from services.intake.service import SERVICE as INTAKE
@@ -70,6 +72,23 @@ async def until(client: httpx.AsyncClient, status: int, within: float = 30.0) ->
         await asyncio.sleep(0.2)
 
 
+def sample(text: str, name: str, **labels: str) -> float:
+    """The one sample of ``name`` with exactly these labels (fails if there is none)."""
+    wanted = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "} "
+    [line] = [line for line in text.splitlines() if line.startswith(wanted)]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def handled_by_intake(text: str) -> float:
+    return metric(
+        text,
+        "linkwell_messages_handled_total",
+        service="intake",
+        type="referral.submitted.v1",
+        outcome="handled",
+    )
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
@@ -89,6 +108,7 @@ async def test_readiness_follows_the_database_and_the_broker_and_recovers(settin
             Tap(settings, "referral.accepted.v1.*") as tap,
             httpx.AsyncClient(base_url=base, timeout=5) as client,
         ):
+            before = handled_by_intake(generate_latest().decode())
             await runner.start()
             try:
                 assert (await client.get("/livez")).status_code == 200
@@ -123,18 +143,11 @@ async def test_readiness_follows_the_database_and_the_broker_and_recovers(settin
                 await publish(settings, submission())
                 await tap.wait_count("referral.accepted.v1", 2, within=30)
 
+                await asyncio.sleep(0.5)  # a gauge refresh
                 text = (await client.get("/metrics")).text
-                handled = metric(
-                    text,
-                    "linkwell_messages_handled_total",
-                    service="intake",
-                    type="referral.submitted.v1",
-                    outcome="handled",
-                )
-                assert handled >= 2
-                assert metric(text, "linkwell_handler_seconds_count", service="intake") >= 2
-                assert "linkwell_outbox_backlog" in text
-                assert metric(text, "linkwell_ready", service="intake") in (0.0, 1.0)
+                assert handled_by_intake(text) - before == 2
+                assert sample(text, "linkwell_outbox_backlog", service="intake") == 0
+                assert sample(text, "linkwell_ready", service="intake") == 1
             finally:
                 await runner.stop()
         assert (await asyncio.to_thread(_refused, base)) is True  # stopped: port closed
@@ -148,8 +161,15 @@ def _refused(base: str) -> bool:
     return False
 
 
+def triage_handled(text: str) -> float:
+    return metric(
+        text, "linkwell_messages_handled_total", service="triage", type="referral.accepted.v1"
+    )
+
+
 async def test_triage_metrics_count_assignments_and_waitlist_per_pcn(settings):
     port = free_port()
+    pcn = f"U{uuid.uuid4().int % 100_000:05d}"  # labels are process-wide: a PCN of our own
     tuned = settings.model_copy(update={"http_port": port, "metrics_interval": 0.2})
     await topology.declare(settings, [INTAKE.topology, TRIAGE.topology])
     runner = Runner(TRIAGE, tuned)
@@ -158,34 +178,27 @@ async def test_triage_metrics_count_assignments_and_waitlist_per_pcn(settings):
     await runner.start()
     try:
         async with (
-            Tap(settings, "referral.*.v1.U77777") as tap,
+            Tap(settings, f"referral.*.v1.{pcn}") as tap,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
         ):
-            await publish(settings, worker("U77777", "lw-m", 1))
+            before = triage_handled(generate_latest().decode())
+            await publish(settings, worker(pcn, "lw-m", 1))
             await asyncio.sleep(0.5)
             for _ in range(3):
-                await publish(settings, submission(pcn="U77777"))
+                await publish(settings, submission(pcn=pcn))
             await tap.wait_count("referral.waitlisted.v1", 2, within=30)
             await tap.wait_count("referral.assigned.v1", 1, within=30)
             deadline = time.monotonic() + 10
             while True:
                 text = (await client.get("/metrics")).text
-                if metric(text, "linkwell_triage_waitlist_length", pcn="U77777") == 2:
+                if metric(text, "linkwell_triage_waitlist_length", pcn=pcn) == 2:
                     break
                 assert time.monotonic() < deadline, text
                 await asyncio.sleep(0.2)
-            assert metric(text, "linkwell_triage_assignments_total", pcn="U77777") == 1
-            assert metric(text, "linkwell_triage_active_assignments", pcn="U77777") == 1
-            assert metric(text, "linkwell_triage_capacity", pcn="U77777") == 1
-            assert (
-                metric(
-                    text,
-                    "linkwell_messages_handled_total",
-                    service="triage",
-                    type="referral.accepted.v1",
-                )
-                == 3
-            )
+            assert metric(text, "linkwell_triage_assignments_total", pcn=pcn) == 1
+            assert metric(text, "linkwell_triage_active_assignments", pcn=pcn) == 1
+            assert metric(text, "linkwell_triage_capacity", pcn=pcn) == 1
+            assert triage_handled(text) - before == 3
     finally:
         await runner.stop()
         await intake.stop()
