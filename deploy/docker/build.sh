@@ -51,9 +51,23 @@ build() {
         exit 1
     fi
 }
+images=(linkwell/python:3.11-local linkwell/rabbitmq:local linkwell/postgres:local "${LINKWELL_IMAGE:-linkwell:local}")
+declare -A before
+for image in "${images[@]}"; do
+    before[$image]=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+done
+
 start=$SECONDS
 log "building the Python base"
 build python-base
 log "building RabbitMQ, PostgreSQL and Linkwell"
 build "$@"
+
+# the images these tags named before, if nothing else uses them now (no pile of <none>)
+for image in "${images[@]}"; do
+    old=${before[$image]}
+    if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)" ]; then
+        docker image rm "$old" >/dev/null 2>&1 || true
+    fi
+done
 log "built in $((SECONDS - start))s: $(docker image inspect -f '{{.Id}}' "${LINKWELL_IMAGE:-linkwell:local}" | cut -c8-19) ${LINKWELL_IMAGE:-linkwell:local}"
