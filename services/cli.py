@@ -140,18 +140,13 @@ def probe(
     port: Annotated[int | None, typer.Option(help="Default: LINKWELL_HTTP_PORT.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds.")] = 3.0,
 ) -> None:
-    """Exit 0 if this host's service is ready (or alive): a container health check."""
-    import httpx
+    """Exit 0 if this host's service is ready (or alive). Containers use the cheaper
+    `python -m services.probe`, which does the same without importing the services."""
+    from services.probe import probe as check
 
-    path = "/livez" if live else "/readyz"
-    url = f"http://127.0.0.1:{port or Settings().http_port}{path}"
-    try:
-        response = httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as exc:
-        typer.echo(f"{url}: {type(exc).__name__}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(response.text)
-    raise typer.Exit(0 if response.status_code == 200 else 1)
+    ok, text = check(live, port, timeout)
+    typer.echo(text, err=not ok)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
