@@ -1083,6 +1083,7 @@ async def main(args: argparse.Namespace) -> int:
             "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
         poll_interval=args.poll_interval,
+        http_port=0,  # four processes on one host: no health endpoints to collide on
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)

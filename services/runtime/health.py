@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -112,12 +113,17 @@ class HealthServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="health")
+        # Bind here, not in uvicorn: uvicorn answers a taken port with sys.exit, which
+        # would escape the event loop; an OSError here names the port and stops start().
+        try:
+            sock = socket.create_server((self.host, self.port), reuse_port=False)
+        except OSError as exc:
+            raise RuntimeError(f"cannot serve health on {self.host}:{self.port}: {exc}") from None
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="health")
         while not self._server.started:
-            if self._task.done():  # could not bind (uvicorn exits): say so, don't run blind
-                with contextlib.suppress(BaseException):
-                    self._task.result()
-                raise RuntimeError(f"cannot serve health on {self.host}:{self.port}")
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError(f"health server on {self.host}:{self.port} stopped")
             await asyncio.sleep(0.01)
         log.info("health_listening", host=self.host, port=self.port)
 

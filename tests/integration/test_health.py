@@ -202,3 +202,14 @@ async def test_triage_metrics_count_assignments_and_waitlist_per_pcn(settings):
     finally:
         await runner.stop()
         await intake.stop()
+
+
+async def test_a_taken_port_fails_the_start_clearly_and_stops_cleanly(settings):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runner = Runner(INTAKE, settings.model_copy(update={"http_port": port}))
+        with pytest.raises(RuntimeError, match=f"cannot serve health on 127.0.0.1:{port}"):
+            await runner.start()
+        await runner.stop()  # nothing half-open is left behind, and nothing escapes
