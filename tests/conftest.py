@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import aio_pika
 import asyncpg
+import httpx
 import pytest
+from yarl import URL
 
 from services.runtime import topology
 from services.runtime.db import drop_schema
@@ -22,6 +27,7 @@ from services.runtime.settings import Settings
 from .support import test_settings
 
 SERVICES = ("intake", "triage", "notify", "outcomes")
+TEST_NAMESPACE = re.compile(r"^t(\d{10})[0-9a-f]{5}\.")
 
 
 def _docker_available() -> bool:
@@ -69,7 +75,42 @@ async def reachable(infrastructure: tuple[str, str]) -> tuple[str, str]:
         await conn.close()
     except Exception as exc:
         pytest.fail(f"PostgreSQL at {database} is not reachable: {exc!r}", pytrace=False)
+    await asyncio.to_thread(purge_abandoned_namespaces, amqp)
     return amqp, database
+
+
+def purge_abandoned_namespaces(amqp: str, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Delete the queues and exchanges of test namespaces (``t<yymmddHHMM><hex>``, see
+    ``support.test_settings``) created over an hour ago: left by a run killed before its
+    teardown. Every quorum queue holds broker file handles; piled up across runs they
+    exhaust the broker's limit and it stops accepting connections. Best effort: needs the
+    management API. Returns how many it deleted."""
+    url = URL(amqp)
+    cutoff = datetime.now(UTC) - older_than
+    vhost = quote(url.path.removeprefix("/") or "/", safe="")
+    deleted = 0
+
+    def abandoned(name: str) -> bool:
+        match = TEST_NAMESPACE.match(name)
+        if match is None:
+            return False
+        born = datetime.strptime(match.group(1), "%y%m%d%H%M").replace(tzinfo=UTC)
+        return born < cutoff
+
+    try:
+        with httpx.Client(
+            base_url=os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{url.host}:15672") + "/api",
+            auth=(url.user or "guest", url.password or "guest"),
+            timeout=60,
+        ) as api:
+            for kind in ("queues", "exchanges"):
+                for item in api.get(f"/{kind}/{vhost}", params={"columns": "name"}).json():
+                    if abandoned(item["name"]):
+                        api.delete(f"/{kind}/{vhost}/{quote(item['name'], safe='')}")
+                        deleted += 1
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        pass
+    return deleted
 
 
 @pytest.fixture

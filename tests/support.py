@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from contracts.schema import example
@@ -19,7 +20,8 @@ def test_settings(amqp_url: str, database_url: str, **overrides: Any) -> Setting
     return Settings(
         amqp_url=amqp_url,
         database_url=database_url,
-        namespace=f"t{uuid.uuid4().hex[:10]}",
+        # t + creation minute + random: tests/conftest.py purges what a killed run left
+        namespace=f"t{datetime.now(UTC):%y%m%d%H%M}{uuid.uuid4().hex[:5]}",
         retry_delays=(0.2, 0.4),
         poll_interval=0.2,
         graceful_timeout=5.0,
