@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -79,38 +79,47 @@ async def reachable(infrastructure: tuple[str, str]) -> tuple[str, str]:
     return amqp, database
 
 
-def purge_abandoned_namespaces(amqp: str, older_than: timedelta = timedelta(hours=1)) -> int:
-    """Delete the queues and exchanges of test namespaces (``t<yymmddHHMM><hex>``, see
-    ``support.test_settings``) created over an hour ago: left by a run killed before its
-    teardown. Every quorum queue holds broker file handles; piled up across runs they
-    exhaust the broker's limit and it stops accepting connections. Best effort: needs the
-    management API. Returns how many it deleted."""
+def _management(amqp: str) -> tuple[httpx.Client, str]:
     url = URL(amqp)
-    cutoff = datetime.now(UTC) - older_than
-    vhost = quote(url.path.removeprefix("/") or "/", safe="")
+    client = httpx.Client(
+        base_url=os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{url.host}:15672") + "/api",
+        auth=(url.user or "guest", url.password or "guest"),
+        timeout=60,
+    )
+    return client, quote(url.path.removeprefix("/") or "/", safe="")
+
+
+def delete_matching(amqp: str, doomed: Callable[[str], bool]) -> int:
+    """Delete every queue and exchange whose name ``doomed`` picks, through the
+    management API (best effort). Returns how many it deleted."""
     deleted = 0
-
-    def abandoned(name: str) -> bool:
-        match = TEST_NAMESPACE.match(name)
-        if match is None:
-            return False
-        born = datetime.strptime(match.group(1), "%y%m%d%H%M").replace(tzinfo=UTC)
-        return born < cutoff
-
     try:
-        with httpx.Client(
-            base_url=os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{url.host}:15672") + "/api",
-            auth=(url.user or "guest", url.password or "guest"),
-            timeout=60,
-        ) as api:
+        api, vhost = _management(amqp)
+        with api:
             for kind in ("queues", "exchanges"):
                 for item in api.get(f"/{kind}/{vhost}", params={"columns": "name"}).json():
-                    if abandoned(item["name"]):
+                    if doomed(item["name"]):
                         api.delete(f"/{kind}/{vhost}/{quote(item['name'], safe='')}")
                         deleted += 1
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         pass
     return deleted
+
+
+def purge_abandoned_namespaces(amqp: str, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Delete the queues and exchanges of test namespaces (``t<yymmddHHMM><hex>``, see
+    ``support.test_settings``) created over an hour ago: left by a run killed before its
+    teardown. Every quorum queue holds broker file handles; piled up across runs they
+    exhaust the broker's limit and it stops accepting connections."""
+    cutoff = datetime.now(UTC) - older_than
+
+    def abandoned(name: str) -> bool:
+        match = TEST_NAMESPACE.match(name)
+        if match is None:
+            return False
+        return datetime.strptime(match.group(1), "%y%m%d%H%M").replace(tzinfo=UTC) < cutoff
+
+    return delete_matching(amqp, abandoned)
 
 
 @pytest.fixture
@@ -122,5 +131,9 @@ async def settings(reachable: tuple[str, str]) -> AsyncIterator[Settings]:
     from services.cli import SERVICE_DEFS
 
     await topology.delete(value, [s.topology for s in SERVICE_DEFS.values()])
+    # and whatever else the test made in its namespace (organisations' queues, retry
+    # queues of delays it chose): nothing may be left to hold the broker's file handles
+    prefix = f"{value.namespace}."
+    await asyncio.to_thread(delete_matching, value.amqp_url, lambda n: n.startswith(prefix))
     for name in SERVICES:
         await drop_schema(value.database_url, value.names.schema(name))
