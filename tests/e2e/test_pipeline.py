@@ -34,6 +34,9 @@ async def test_referral_flows_from_agency_to_gp_record(settings, stack):
         await publish(settings, second)
         [wl] = await tap.wait_count("referral.waitlisted.v1", 1)
         assert tap.keys("referral.waitlisted.v1") == ["referral.waitlisted.v1.U23456"]
+        # before its place frees up: a waitlisting notify only sees after the assignment
+        # is stale and, rightly, tells nobody
+        await tap.wait_count("referral.status.v1", 1, status="waitlisted")
 
         await publish(
             settings,
