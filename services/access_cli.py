@@ -43,10 +43,7 @@ OrgsOption = Annotated[
 def plan(settings: Settings, organisations: Path) -> access.AccessPlan:
     return access.AccessPlan(
         names=settings.names,
-        services={
-            name: tuple(route.model for route in service.routes.values())
-            for name, service in SERVICE_DEFS.items()
-        },
+        services=tuple(SERVICE_DEFS),
         organisations=access.Organisations.load(organisations),
     )
 

@@ -12,7 +12,6 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 
 import aio_pika
 import asyncpg
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from yarl import URL
 
-from services.runtime import topology
+from services.runtime import access, topology
 from services.runtime.db import drop_schema
 from services.runtime.settings import Settings
 
@@ -79,29 +78,24 @@ async def reachable(infrastructure: tuple[str, str]) -> tuple[str, str]:
     return amqp, database
 
 
-def _management(amqp: str) -> tuple[httpx.Client, str]:
-    url = URL(amqp)
-    client = httpx.Client(
-        base_url=os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{url.host}:15672") + "/api",
-        auth=(url.user or "guest", url.password or "guest"),
-        timeout=60,
-    )
-    return client, quote(url.path.removeprefix("/") or "/", safe="")
-
-
 def delete_matching(amqp: str, doomed: Callable[[str], bool]) -> int:
     """Delete every queue and exchange whose name ``doomed`` picks, through the
     management API (best effort). Returns how many it deleted."""
+    url = URL(amqp)
     deleted = 0
     try:
-        api, vhost = _management(amqp)
-        with api:
+        with access.ManagementApi(
+            os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{url.host}:15672"),
+            url.user or "guest",
+            url.password or "guest",
+            timeout=60,
+        ) as api:
+            vhost = access.vhost_of(amqp)
             for kind in ("queues", "exchanges"):
-                for item in api.get(f"/{kind}/{vhost}", params={"columns": "name"}).json():
-                    if doomed(item["name"]):
-                        api.delete(f"/{kind}/{vhost}/{quote(item['name'], safe='')}")
-                        deleted += 1
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                for name in filter(doomed, api.names(kind, vhost)):
+                    api.delete(kind, vhost, name)
+                    deleted += 1
+    except (httpx.HTTPError, RuntimeError):
         pass
     return deleted
 

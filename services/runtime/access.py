@@ -143,14 +143,13 @@ def _keys(models: Iterable[type[EventData]]) -> str:
 
 @dataclass(frozen=True)
 class AccessPlan:
-    """Every principal for one namespace. ``services`` maps each service to the event
-    types it consumes; what it produces comes from the contract registry."""
+    """Every principal for one namespace: the administrator, each named service (what
+    it produces comes from the contract registry) and each organisation."""
 
     names: Names
-    services: dict[str, tuple[type[EventData], ...]]
+    services: tuple[str, ...]
     organisations: Organisations
     admin: str = ADMIN
-    extra: tuple[Principal, ...] = field(default=())
 
     def _org(
         self,
@@ -193,10 +192,10 @@ class AccessPlan:
         keys = [f"{m.TYPE}.{p}" for m in INTEGRATOR_READS for p in practices]
         return self._org(integrator.user, "gp_integrator", (), keys, integrator.description)
 
-    def service(self, name: str, consumes: tuple[type[EventData], ...] = ()) -> Principal:
+    def service(self, name: str) -> Principal:
         """A service configures nothing (an administrator's ``linkwell topology`` declares
         its queues), reads only its own queue, and publishes only its own events, its
-        dead letters and its retries. ``consumes`` is kept for the description."""
+        dead letters and its retries."""
         n = self.names
         produces = [
             spec.model for spec in EVENTS.values() if spec.producer in (name, "any service")
@@ -228,11 +227,10 @@ class AccessPlan:
                 description="operators: migrate, topology, dlq, access",
             )
         ]
-        out += [self.service(name, models) for name, models in self.services.items()]
+        out += [self.service(name) for name in self.services]
         out += [self.agency(a) for a in self.organisations.agency]
         out += [self.team(t) for t in self.organisations.team]
         out += [self.integrator(g) for g in self.organisations.gp_integrator]
-        out += list(self.extra)
         usernames = [p.username for p in out]
         duplicates = {u for u in usernames if usernames.count(u) > 1}
         if duplicates:
@@ -388,6 +386,14 @@ class ManagementApi:
         response = self.http.delete(f"/users/{_q(name)}")
         if response.status_code != 404:
             self._ok(response)
+
+    def names(self, kind: str, vhost: str) -> list[str]:
+        """The names of a vhost's ``queues`` or ``exchanges``."""
+        response = self.http.get(f"/{kind}/{_q(vhost)}", params={"columns": "name"})
+        return [item["name"] for item in self._ok(response).json()]
+
+    def delete(self, kind: str, vhost: str, name: str) -> None:
+        self._ok(self.http.delete(f"/{kind}/{_q(vhost)}/{_q(name)}"))
 
     def put_vhost(self, vhost: str) -> None:
         self._ok(self.http.put(f"/vhosts/{_q(vhost)}"))

@@ -8,7 +8,7 @@ seconds, so every replica reports the same shared truth; sum counters, not gauge
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from typing import Any
 
 import asyncpg
@@ -71,8 +71,8 @@ StateGauges = Callable[[asyncpg.Connection], Awaitable[None]]
 Observer = Callable[[Iterable[Any]], None]
 
 
-def type_label(event_type: str | None, known: Iterable[str]) -> str:
-    return event_type if event_type in set(known) else OTHER
+def type_label(event_type: str | None, known: Container[str]) -> str:
+    return event_type if event_type in known else OTHER
 
 
 async def refresh_outbox(conn: asyncpg.Connection, service: str) -> None:

@@ -62,7 +62,7 @@ async def orgs(settings: Settings) -> AsyncIterator[Orgs]:
     )
     plan = access.AccessPlan(
         names=settings.names,
-        services={n: tuple(r.model for r in s.routes.values()) for n, s in SERVICE_DEFS.items()},
+        services=tuple(SERVICE_DEFS),
         organisations=organisations,
     )
     # intake's own least-privilege user, named uniquely so parallel runs do not collide
