@@ -43,9 +43,9 @@ if str(ROOT) not in sys.path:
 import aio_pika  # noqa: E402
 import asyncpg  # noqa: E402
 
+from services.ops.client import broker_user  # noqa: E402
 from services.registry import SERVICE_DEFS  # noqa: E402
 from services.runtime import topology  # noqa: E402
-from services.runtime.client import broker_user  # noqa: E402
 from services.runtime.db import drop_schema  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 from tests.stack import ALL as SERVICES  # noqa: E402
@@ -744,7 +744,7 @@ def program_pids(
                 found[comm].append(int(entry.name))
             elif comm.startswith(("python", "pytest")):
                 cmdline = (entry / "cmdline").read_bytes()
-                if b"services.cli" in cmdline or b"pytest" in cmdline:
+                if b"services.ops.cli" in cmdline or b"pytest" in cmdline:
                     found[FOREIGN].append(int(entry.name))
     return found
 

@@ -111,6 +111,7 @@ class RejectionCode(StrEnum):
     SOURCE_MISMATCH = "source_mismatch"
     SENDER_UNVERIFIED = "sender_unverified"
     NOT_PERMITTED = "not_permitted"
+    TOO_LARGE = "too_large"
 
 
 class ReferralStatusValue(StrEnum):

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from .limits import ID_PATTERN
+
 CONTENT_TYPE = "application/cloudevents+json"
 UK = ZoneInfo("Europe/London")  # dates shown to people and GPs are UK calendar dates
 ORG_SOURCE_PREFIX = "urn:linkwell:org:"
@@ -30,30 +32,47 @@ D = TypeVar("D")
 
 
 class CloudEvent(BaseModel, Generic[D]):
-    """A CloudEvents 1.0 envelope. ``id`` is unique per event and is the idempotency key."""
+    """A CloudEvents 1.0 envelope. ``id`` is unique per event and is the idempotency key.
+
+    Inbound envelopes are validated strictly (``parse_event``): ``specversion`` must be
+    present, ``time`` must be an RFC 3339 string with an offset, and identifiers are
+    printable ASCII without spaces (``contracts.limits``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    specversion: Literal["1.0"] = "1.0"
-    id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    specversion: Literal["1.0"]
+    id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=ID_PATTERN,
+            description="Unique per source: 1 to 128 printable ASCII characters, no spaces.",
+        ),
+    ]
     source: Annotated[
         str,
         Field(
             min_length=1,
             max_length=256,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
+            pattern=ID_PATTERN,
             description="Producer. Outside organisations use urn:linkwell:org:<ORG CODE>.",
         ),
     ]
-    type: Annotated[str, Field(pattern=r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+\.v[0-9]+$")]
+    type: Annotated[str, Field(max_length=128, pattern=r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+\.v[0-9]+$")]
     time: AwareDatetime
-    subject: Annotated[str | None, Field(max_length=128)] = Field(
+    subject: Annotated[str | None, Field(max_length=128, pattern=ID_PATTERN)] = Field(
         default=None, description="The referral id where there is one."
     )
     datacontenttype: Annotated[
-        str, Field(pattern=r"^application/json\s*(;.*)?$", description="JSON, any parameters")
+        str,
+        Field(
+            max_length=128,
+            pattern=r"^application/json\s*(;[\x20-\x7e]*)?$",
+            description="JSON, any parameters",
+        ),
     ] = "application/json"
-    correlationid: Annotated[str | None, Field(max_length=128)] = Field(
+    correlationid: Annotated[str | None, Field(max_length=128, pattern=ID_PATTERN)] = Field(
         default=None,
         description="Extension attribute: the id of the event that started this chain.",
     )

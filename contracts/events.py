@@ -7,6 +7,7 @@ routing key ``<type>.<suffix>``, the suffix being what subscribers filter on.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,6 +30,7 @@ from .enums import (
     WritebackFact,
 )
 from .envelope import UK, CloudEvent, OrgCode, new_event_id, now
+from .limits import SafeText
 from .nhs import NhsNumber
 from .snomed import REGISTRY, SNOMED_CT_SYSTEM, Concept
 
@@ -81,6 +83,7 @@ class EventData(BaseModel):
         self, *, source: str, correlationid: str | None = None, event_id: str | None = None
     ) -> CloudEvent[Any]:
         return CloudEvent[type(self)](  # type: ignore[misc]
+            specversion="1.0",
             id=event_id or new_event_id(),
             source=source,
             type=self.TYPE,
@@ -116,8 +119,8 @@ class Person(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     nhs_number: NhsNumber
-    given_name: Annotated[str, Field(min_length=1, max_length=100)]
-    family_name: Annotated[str, Field(min_length=1, max_length=100)]
+    given_name: Annotated[SafeText, Field(min_length=1, max_length=100)]
+    family_name: Annotated[SafeText, Field(min_length=1, max_length=100)]
     date_of_birth: date
     contact: PersonContact
 
@@ -133,8 +136,8 @@ class Referrer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agency_type: AgencyType
-    organisation_name: Annotated[str, Field(min_length=1, max_length=200)]
-    professional_role: Annotated[str | None, Field(max_length=100)] = Field(
+    organisation_name: Annotated[SafeText, Field(min_length=1, max_length=200)]
+    professional_role: Annotated[SafeText | None, Field(max_length=100)] = Field(
         default=None, description="Role of the referring professional, never their name."
     )
 
@@ -143,8 +146,10 @@ class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     code: RejectionCode
-    message: str
-    field: str | None = Field(default=None, description="Dotted path of the offending field.")
+    message: Annotated[SafeText, Field(max_length=1000)]
+    field: Annotated[str | None, Field(max_length=200)] = Field(
+        default=None, description="Dotted path of the offending field."
+    )
 
 
 class GpCoding(BaseModel):
@@ -349,18 +354,32 @@ class GpWriteback(EventData):
     nhs_number: NhsNumber
     fact: WritebackFact
     codes: list[GpCoding]
-    summary: Annotated[str, Field(min_length=1, max_length=2000)]
+    summary: Annotated[SafeText, Field(min_length=1, max_length=4000)]
     effective_at: AwareDatetime
 
 
 # ---------------------------------------------------------------- registry
 
 
+class Party(StrEnum):
+    """Who outside Linkwell takes part in an event: for an inbound type, who may publish
+    it; for an emitted one, who receives it (besides the services that consume it). The
+    broker permissions of every organisation are derived from these (``linkwell access``)."""
+
+    AGENCIES = "agencies, self-referral services"
+    TEAMS = "link worker teams"
+    REFERRER = "the referrer"  # routed by sender: answers about a referral it sent
+    SENDER = "the sender"  # routed by sender: answers to any inbound event
+    GP_INTEGRATORS = "GP system integrators"
+
+
 @dataclass(frozen=True)
 class EventSpec:
+    """One event type of the contract. Which services consume and emit it is declared by
+    the services themselves (``services/<service>/app.py``)."""
+
     model: type[EventData]
-    producer: str
-    consumers: tuple[str, ...]
+    parties: tuple[Party, ...]
 
     @property
     def type(self) -> str:
@@ -376,17 +395,17 @@ class EventSpec:
 EVENTS: dict[str, EventSpec] = {
     spec.type: spec
     for spec in (
-        EventSpec(ReferralSubmitted, "agencies, self-referral services", ("intake",)),
-        EventSpec(LinkWorkerRegistered, "link worker teams", ("triage",)),
-        EventSpec(ContactRecorded, "link worker teams", ("outcomes",)),
-        EventSpec(ReferralClosed, "link worker teams", ("triage", "outcomes")),
-        EventSpec(ReferralAccepted, "intake", ("triage", "notify", "outcomes", "the sender")),
-        EventSpec(ReferralRejected, "intake", ("notify", "the sender")),
-        EventSpec(EventRejected, "any service", ("the sender",)),
-        EventSpec(ReferralWaitlisted, "triage", ("notify", "outcomes", "link worker teams")),
-        EventSpec(ReferralAssigned, "triage", ("notify", "outcomes", "link worker teams")),
-        EventSpec(ReferralStatus, "notify", ("the sender",)),
-        EventSpec(GpWriteback, "outcomes", ("GP system integrators",)),
+        EventSpec(ReferralSubmitted, (Party.AGENCIES,)),
+        EventSpec(LinkWorkerRegistered, (Party.TEAMS,)),
+        EventSpec(ContactRecorded, (Party.TEAMS,)),
+        EventSpec(ReferralClosed, (Party.TEAMS,)),
+        EventSpec(ReferralAccepted, (Party.REFERRER,)),
+        EventSpec(ReferralRejected, (Party.REFERRER,)),
+        EventSpec(EventRejected, (Party.SENDER,)),
+        EventSpec(ReferralWaitlisted, (Party.TEAMS,)),
+        EventSpec(ReferralAssigned, (Party.TEAMS,)),
+        EventSpec(ReferralStatus, (Party.REFERRER,)),
+        EventSpec(GpWriteback, (Party.GP_INTEGRATORS,)),
     )
 }
 
@@ -395,8 +414,9 @@ M = TypeVar("M", bound=EventData)
 
 
 def parse_event(model: type[M], payload: bytes | str | dict[str, Any]) -> CloudEvent[M]:
-    """Validate a whole envelope of a known type (used by tests, tools and integrators)."""
+    """Validate a whole envelope of a known type, strictly, as Linkwell validates what it
+    receives: JSON types only (no number for a date, no "true" for true, no "3" for 3)."""
     envelope = CloudEvent[model]  # type: ignore[valid-type]
     if isinstance(payload, dict):
-        return envelope.model_validate(payload)
-    return envelope.model_validate_json(payload)
+        payload = json.dumps(payload)
+    return envelope.model_validate_json(payload, strict=True)

@@ -17,9 +17,12 @@ _FIXED_MESSAGES = {"email": "value is not a valid email address"}
 
 
 def reason_for(error_type: str, loc: tuple[str | int, ...]) -> RejectionCode:
+    if loc[:1] == ("data",):  # a whole envelope's error: judge by the path within data
+        loc = loc[1:]
     if error_type == "nhs_number_invalid":
         return RejectionCode.NHS_NUMBER_INVALID
-    if error_type == "missing" and loc in _CONSENT_FIELDS:
+    if loc in _CONSENT_FIELDS and (error_type == "missing" or loc == ("consent", "given")):
+        # consent is an explicit JSON true: "yes", 1 or "true" is no consent
         return RejectionCode.CONSENT_MISSING
     return RejectionCode.SCHEMA_INVALID
 

@@ -33,8 +33,8 @@ def envelope_schema(spec: EventSpec) -> dict[str, Any]:
     schema["x-linkwell"] = {
         "direction": spec.model.DIRECTION.value,
         "routing_key": spec.routing_key_pattern,
-        "producer": spec.producer,
-        "consumers": list(spec.consumers),
+        # outside parties: who may publish an inbound type, who receives an emitted one
+        "parties": [p.value for p in spec.parties],
     }
     return schema
 

@@ -62,8 +62,8 @@ ensure_services() {
 }
 
 prepare() {
-  "$PY" -m services.cli migrate
-  "$PY" -m services.cli topology
+  "$PY" -m services.ops.cli migrate
+  "$PY" -m services.ops.cli topology
 }
 
 cmd="${1:-demo}"
@@ -72,15 +72,15 @@ case "$cmd" in
   demo)
     install; ensure_services; prepare
     say "starting intake, triage, notify and outcomes"
-    "$PY" -m services.cli run all > var-linkwell.log 2>&1 &
+    "$PY" -m services.ops.cli run all > var-linkwell.log 2>&1 &
     pipeline=$!
     trap 'kill -TERM $pipeline 2>/dev/null; wait $pipeline 2>/dev/null || true' EXIT
     say "running the demo (service logs: var-linkwell.log)"
-    "$PY" -m services.cli demo "$@"
+    "$PY" -m services.ops.cli demo "$@"
     ;;
   run)
     install; ensure_services; prepare
-    exec "$PY" -m services.cli run all
+    exec "$PY" -m services.ops.cli run all
     ;;
   test)
     install; ensure_services

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from yarl import URL
 
-from services.runtime import access, topology
+from services.ops import access
+from services.runtime import topology
 from services.runtime.db import drop_schema
 from services.runtime.settings import Settings
 
@@ -122,7 +123,7 @@ async def settings(reachable: tuple[str, str]) -> AsyncIterator[Settings]:
     afterwards, so tests and parallel runs never see each other's messages."""
     value = test_settings(*reachable)
     yield value
-    from services.cli import SERVICE_DEFS
+    from services.registry import SERVICE_DEFS
 
     await topology.delete(value, [s.topology for s in SERVICE_DEFS.values()])
     # and whatever else the test made in its namespace (organisations' queues, retry

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.schema import example
-from services.runtime.client import Tap, new_envelope, publish_inbound
+from services.ops.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
 
 __all__ = ["Tap", "example"]

@@ -15,9 +15,8 @@ from typing import Protocol
 
 import aiosmtplib
 
-from services.runtime.settings import Settings
-
 from .domain import Medium
+from .settings import NotifySettings
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,8 @@ class Router:
         self.channels = channels
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Router:
-        spool = FileChannel(settings.notify_spool_dir / settings.namespace)
+    def from_settings(cls, settings: NotifySettings, namespace: str) -> Router:
+        spool = FileChannel(settings.notify_spool_dir / namespace)
         email: Channel = spool
         if settings.notify_channel == "smtp":
             email = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)

@@ -60,7 +60,9 @@ class Episode:
 
 
 @dataclass(frozen=True)
-class Writeback:
+class RecordEntry:
+    """What one ``gp.writeback.v1`` puts in the GP record: a fact, its codes, a summary."""
+
     fact: WritebackFact
     concepts: tuple[Concept, ...]
     summary: str
@@ -92,9 +94,9 @@ def _opening(ep: Episode) -> str:
     )
 
 
-def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
-    """The writebacks this episode calls for that have not been written yet."""
-    out: list[Writeback] = []
+def due_entries(ep: Episode, written: set[WritebackFact]) -> list[RecordEntry]:
+    """The entries this episode calls for that have not been written yet."""
+    out: list[RecordEntry] = []
     if not written & DECISIONS:
         contact = ep.decisive_contact
         if contact is not None and contact.outcome is ContactOutcome.ENGAGED:
@@ -102,7 +104,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
             if ep.agency_type is AgencyType.SELF_REFERRAL:
                 concepts.append(SELF_REFERRAL)
             out.append(
-                Writeback(
+                RecordEntry(
                     WritebackFact.ACCEPTED,
                     tuple(concepts),
                     f"{_opening(ep)} First contact with a link worker of PCN {ep.pcn} on "
@@ -113,7 +115,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
             )
         elif contact is not None:
             out.append(
-                Writeback(
+                RecordEntry(
                     WritebackFact.DECLINED,
                     (SOCIAL_PRESCRIBING_DECLINED,),
                     f"{_opening(ep)} Contacted by a link worker of PCN {ep.pcn} on "
@@ -124,7 +126,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
             )
         elif ep.closure is not None and ep.closure.reason is ClosureReason.DECLINED:
             out.append(
-                Writeback(
+                RecordEntry(
                     WritebackFact.DECLINED,
                     (SOCIAL_PRESCRIBING_DECLINED,),
                     f"{_opening(ep)} The person declined social prescribing "
@@ -143,7 +145,7 @@ def due(ep: Episode, written: set[WritebackFact]) -> list[Writeback]:
         if attempts:
             span += f" {attempts} attempt(s) did not reach the person."
         out.append(
-            Writeback(
+            RecordEntry(
                 WritebackFact.CLOSED,
                 (),
                 f"Social prescribing episode closed on {_day(ep.closure.closed_at)}: "

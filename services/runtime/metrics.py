@@ -8,8 +8,7 @@ seconds, so every replica reports the same shared truth; sum counters, not gauge
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Container, Iterable
-from typing import Any
+from collections.abc import Container, Iterable
 
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
@@ -51,24 +50,6 @@ OUTBOX_OLDEST = Gauge(
     ["service"],
 )
 READY = Gauge("linkwell_ready", "1 when the service is ready (see /readyz).", ["service"])
-
-# triage
-WAITLIST = Gauge(
-    "linkwell_triage_waitlist_length", "Referrals waiting for a place, per PCN.", ["pcn"]
-)
-CASELOAD = Gauge(
-    "linkwell_triage_active_assignments", "Referrals assigned and not closed, per PCN.", ["pcn"]
-)
-CAPACITY = Gauge("linkwell_triage_capacity", "Places on the PCN's link worker roster.", ["pcn"])
-ASSIGNMENTS = Counter(
-    "linkwell_triage_assignments", "Assignments made by this process, per PCN.", ["pcn"]
-)
-WAITLISTINGS = Counter(
-    "linkwell_triage_waitlistings", "Referrals waitlisted by this process, per PCN.", ["pcn"]
-)
-
-StateGauges = Callable[[asyncpg.Connection], Awaitable[None]]
-Observer = Callable[[Iterable[Any]], None]
 
 
 def type_label(event_type: str | None, known: Container[str]) -> str:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -86,30 +85,6 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("LINKWELL_METRICS_INTERVAL"),
         description="Seconds between refreshes of gauges read from the database.",
-    )
-    management_url: str = Field(
-        "http://127.0.0.1:15672",
-        validation_alias=_env("RABBITMQ_MANAGEMENT_URL"),
-        description="RabbitMQ management API, for `linkwell access apply`; the "
-        "credentials are AMQP_URL's.",
-    )
-
-    # notify
-    notify_channel: Literal["file", "smtp"] = Field(
-        "file", validation_alias=_env("LINKWELL_NOTIFY_CHANNEL")
-    )
-    notify_spool_dir: Path = Field(
-        Path("var/notifications"), validation_alias=_env("LINKWELL_NOTIFY_SPOOL_DIR")
-    )
-    smtp_host: str = Field("127.0.0.1", validation_alias=_env("LINKWELL_SMTP_HOST"))
-    smtp_port: int = Field(25, validation_alias=_env("LINKWELL_SMTP_PORT"))
-    smtp_sender: str = Field(
-        "linkwell@linkwell.invalid", validation_alias=_env("LINKWELL_SMTP_SENDER")
-    )
-    team_address_template: str = Field(
-        "social-prescribing-{pcn}@linkwell.invalid",
-        validation_alias=_env("LINKWELL_TEAM_ADDRESS_TEMPLATE"),
-        description="Where a PCN's link worker team is told of its assignments.",
     )
 
     @field_validator("retry_delays", mode="before")

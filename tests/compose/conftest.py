@@ -102,3 +102,63 @@ def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
         if down.returncode != 0:
             print(f"docker compose down failed: {down.stderr}")
         print(f"compose stack timings: {timings}")
+
+
+# The three-node RabbitMQ cluster of deploy/compose.cluster.yaml, with the local images.
+CLUSTER_FILES = ("compose.yaml", "compose.test.yaml", "compose.cluster.yaml")
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+    """The compose stack with RabbitMQ as a three-node cluster (deploy/compose.cluster.yaml),
+    started and removed as ``compose_stack`` is."""
+    failed_before = request.session.testsfailed
+    started = time.monotonic()
+    _docker_ready()
+    timings = {"docker_ready_s": time.monotonic() - started}
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in HOST_SETTINGS or not (k.startswith(STACK_PREFIXES) or k in STACK_NAMES)
+    }
+    stack = ComposeStack(
+        project=f"lwtest-cluster-{uuid.uuid4().hex[:8]}",
+        amqp_port=free_port(),
+        management_port=free_port(),
+        env=env,
+        timings=timings,
+        files=CLUSTER_FILES,
+    )
+    env.update(
+        LINKWELL_AMQP_PORT=str(stack.amqp_port),
+        LINKWELL_MANAGEMENT_PORT=str(stack.management_port),
+        LINKWELL_RETRY_DELAYS="0.5,1,2",
+        # all three nodes on the image deploy/docker/build.sh makes, with this run's
+        # own Erlang cookie
+        RABBITMQ_IMAGE="linkwell/rabbitmq:local",
+        RABBITMQ_HEALTHCHECK_INTERVAL="2s",
+        LINKWELL_ERLANG_COOKIE=uuid.uuid4().hex,
+    )
+
+    t = time.monotonic()
+    run(["bash", str(DEPLOY / "docker" / "build.sh")], env=env, timeout=1800)
+    timings["build_s"] = time.monotonic() - t
+
+    t = time.monotonic()
+    try:
+        up = stack.compose("up", "-d", check=False, timeout=300)
+        if up.returncode != 0:
+            raise AssertionError(
+                f"docker compose up failed:\n{tail(up.stderr)}\n{stack.diagnostics()}"
+            )
+        stack.wait_healthy()
+        timings["up_s"] = time.monotonic() - t
+        yield stack
+    finally:
+        if request.session.testsfailed > failed_before:
+            print(stack.diagnostics())
+        down = stack.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
+        if down.returncode != 0:
+            print(f"docker compose down failed: {down.stderr}")
+        print(f"cluster stack timings: {timings}")

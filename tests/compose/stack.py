@@ -1,5 +1,6 @@
-"""A running compose stack (deploy/compose.yaml + deploy/compose.test.yaml): compose
-commands against it, its containers, their health."""
+"""A running compose stack (deploy/compose.yaml + deploy/compose.test.yaml, and any further
+override such as deploy/compose.cluster.yaml): compose commands against it, its containers,
+their health."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ class ComposeStack:
     management_port: int
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    # compose files in deploy/, in order (a later one overrides an earlier one)
+    files: tuple[str, ...] = ("compose.yaml", "compose.test.yaml")
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600
@@ -61,10 +64,7 @@ class ComposeStack:
             # not deploy/.env: a developer's own settings must not change the test
             "--env-file",
             os.devnull,
-            "-f",
-            str(DEPLOY / "compose.yaml"),
-            "-f",
-            str(DEPLOY / "compose.test.yaml"),
+            *(arg for name in self.files for arg in ("-f", str(DEPLOY / name))),
             *args,
         ]
         return run(cmd, env=self.env, check=check, timeout=timeout)
@@ -77,6 +77,11 @@ class ComposeStack:
     @property
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}"
+
+    def port(self, service: str, container_port: int) -> int:
+        """The host port a service's container port is published on (one Docker chose)."""
+        published = self.compose("port", service, str(container_port)).stdout.strip()
+        return int(published.rsplit(":", 1)[1])
 
     def containers(self, service: str, *, all_states: bool = False) -> list[str]:
         args = ["ps", "-q", *(["-a"] if all_states else []), service]

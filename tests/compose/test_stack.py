@@ -28,7 +28,7 @@ import aio_pika
 import httpx
 import pytest
 
-from services.runtime.client import new_envelope
+from services.ops.client import new_envelope
 
 from .stack import ComposeStack, run
 

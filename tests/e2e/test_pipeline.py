@@ -27,7 +27,8 @@ async def test_referral_flows_from_agency_to_gp_record(settings, stack):
         assert tap.keys("referral.accepted.v1") == ["referral.accepted.v1.POLICE-WM"]
         assert "referral.assigned.v1.U23456" in tap.keys("referral.assigned.v1")
         assert asg["data"]["link_worker_id"] == "lw-e2e-1"
-        assert acc["correlationid"] == police["id"] == asg["correlationid"]
+        chain = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{police['source']}#{police['id']}"))
+        assert acc["correlationid"] == chain == asg["correlationid"]
 
         # the worker is now full: the next referral waits, and its person is told so
         second = submission(org="A81001", pcn="U23456")

@@ -18,12 +18,15 @@ import pytest
 from yarl import URL
 
 from contracts import org_source
-from services.intake.service import SERVICE as INTAKE
+from services.intake.app import SERVICE as INTAKE
+from services.ops import access
+from services.ops.access_cli import declared_services
 from services.registry import SERVICE_DEFS
-from services.runtime import access, topology
-from services.runtime.service import Runner, ServiceDef
+from services.runtime import topology
+from services.runtime.runner import Runner
+from services.runtime.service import ServiceDef
 from services.runtime.settings import Settings
-from services.triage.service import SERVICE as TRIAGE
+from services.triage.app import SERVICE as TRIAGE
 
 from ..support import Tap, submission, worker
 
@@ -62,7 +65,7 @@ async def orgs(settings: Settings) -> AsyncIterator[Orgs]:
     )
     plan = access.AccessPlan(
         names=settings.names,
-        services=tuple(SERVICE_DEFS),
+        services=declared_services(),
         organisations=organisations,
     )
     # intake's own least-privilege user, named uniquely so parallel runs do not collide

@@ -16,11 +16,12 @@ import asyncpg
 import pytest
 
 from contracts.schema import example
-from services.intake.service import SERVICE as INTAKE
+from services.intake.app import SERVICE as INTAKE
+from services.ops import dlq
+from services.ops.client import Tap, new_envelope, publish_inbound
 from services.registry import SERVICE_DEFS
-from services.runtime import dlq, topology
-from services.runtime.client import Tap, new_envelope, publish_inbound
-from services.runtime.service import Runner
+from services.runtime import topology
+from services.runtime.runner import Runner
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ async def linkwell(settings, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "services.ops.cli",
         "dlq",
         *args,
         cwd=ROOT,

@@ -16,11 +16,11 @@ import pytest
 from prometheus_client import generate_latest
 from yarl import URL
 
-from services.intake.service import SERVICE as INTAKE
+from services.intake.app import SERVICE as INTAKE
 from services.runtime import topology
-from services.runtime.service import Runner
+from services.runtime.runner import Runner
 from services.runtime.settings import Settings
-from services.triage.service import SERVICE as TRIAGE
+from services.triage.app import SERVICE as TRIAGE
 
 from ..support import Tap, TcpProxy, publish, submission, worker
 

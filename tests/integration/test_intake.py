@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 import structlog
 
-from services.intake.service import SERVICE as INTAKE
+from services.intake.app import SERVICE as INTAKE
 from services.runtime.logs import configure
-from services.runtime.service import Runner
+from services.runtime.runner import Runner
 
 from ..support import Tap, publish, submission
 
@@ -123,9 +123,9 @@ async def test_a_pathologically_nested_message_is_dead_lettered_and_intake_goes_
             Tap(settings, "intake", exchange=settings.names.dead_letter) as dead,
             Tap(settings, "referral.accepted.v1.*") as accepted,
         ):
-            await publish(settings, b"[" * 200_000 + b"]" * 200_000)
+            await publish(settings, b"[" * 100_000 + b"]" * 100_000)
             deep = submission()
-            deep["data"]["person"]["contact"] = {"x": [[["Sam"] * 50_000]]}
+            deep["data"]["person"]["contact"] = {"x": [[["Sam"] * 20_000]]}
             await publish(settings, deep)
             await publish(settings, submission())  # and the next one is still handled
             await dead.wait_for(lambda t: len(t.messages) == 2, what="two dead letters")

@@ -14,10 +14,11 @@ import aio_pika
 import asyncpg
 import pytest
 
-from contracts.events import ContactRecorded, ReferralClosed
+from contracts.events import ContactRecorded, EventRejected, ReferralWaitlisted
 from services.runtime import topology
 from services.runtime.db import drop_schema
-from services.runtime.service import Runner, ServiceDef, routes
+from services.runtime.runner import Runner
+from services.runtime.service import ServiceDef, routes
 
 from ..support import Tap, inbound, publish, submission
 
@@ -48,7 +49,12 @@ class Probe:
             raise RuntimeError("probe failure")
         await uow.conn.execute("INSERT INTO effect (event_id) VALUES ($1)", event.id)
         await uow.emit(
-            ReferralClosed(referral_id=REFERRAL, reason="completed", closed_at=event.time)
+            ReferralWaitlisted(
+                referral_id=REFERRAL,
+                pcn="U12345",
+                registered_practice="A81001",
+                waitlisted_at=event.time,
+            )
         )
 
 
@@ -64,7 +70,11 @@ async def probe_service(settings, probe, tmp_path: Path) -> AsyncIterator[Servic
         "CREATE TABLE effect (event_id text PRIMARY KEY);"
     )
     service = ServiceDef(
-        name="probe", directory=tmp_path, routes=routes((ContactRecorded, probe.handle))
+        name="probe",
+        directory=tmp_path,
+        description="a probe",
+        routes=routes((ContactRecorded, probe.handle)),
+        emits=(ReferralWaitlisted, EventRejected),
     )
     yield service
     await topology.delete(settings, [service.topology])
@@ -124,13 +134,16 @@ async def test_handled_once_and_emits_through_the_outbox(settings, runner, probe
         event = contact()
         await publish(settings, event)
         await publish(settings, event)  # redelivery of the same event id
-        await tap.wait_count("referral.closed.v1", 1)
+        await tap.wait_count("referral.waitlisted.v1", 1)
         await asyncio.sleep(0.5)
     assert probe.calls == [event["id"]]  # the duplicate never reached the handler
     assert await effects(settings) == [event["id"]]
-    assert len(tap.events("referral.closed.v1")) == 1
-    emitted = tap.events("referral.closed.v1")[0]
-    assert emitted["correlationid"] == event["id"]
+    assert len(tap.events("referral.waitlisted.v1")) == 1
+    emitted = tap.events("referral.waitlisted.v1")[0]
+    # the chain's id is Linkwell's own, derived from (source, id): a sender's id never
+    # travels on into other services' logs
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, f"{event['source']}#{event['id']}")
+    assert emitted["correlationid"] == str(expected)
     assert emitted["source"] == f"urn:linkwell:{settings.namespace}:probe"
 
 
@@ -205,17 +218,27 @@ async def test_outbox_rows_committed_before_a_crash_are_published_on_restart(
     settings, probe_service
 ):
     from services.runtime.db import create_pool
-    from services.runtime.service import migrate
-    from services.runtime.uow import UnitOfWork
+    from services.runtime.handling import UnitOfWork
+    from services.runtime.runner import migrate
 
     await migrate(settings, probe_service)
     await topology.declare(settings, [probe_service.topology])
     pool = await create_pool(settings.database_url, settings.names.schema("probe"), "probe", 2)
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, settings, "probe", None)
+        uow = UnitOfWork(
+            conn,
+            names=settings.names,
+            service="probe",
+            store=None,
+            emits={"referral.waitlisted.v1"},
+            correlation_id=None,
+        )
         event = await uow.emit(
-            ReferralClosed(
-                referral_id=REFERRAL, reason="completed", closed_at="2026-11-23T10:00:00Z"
+            ReferralWaitlisted(
+                referral_id=REFERRAL,
+                pcn="U12345",
+                registered_practice="A81001",
+                waitlisted_at="2026-11-23T10:00:00Z",
             )
         )
     await pool.close()  # the process "dies" here, before any relay ran
@@ -224,11 +247,11 @@ async def test_outbox_rows_committed_before_a_crash_are_published_on_restart(
         runner = Runner(probe_service, settings)
         await runner.start()
         try:
-            published = await tap.wait_count("referral.closed.v1", 1)
+            published = await tap.wait_count("referral.waitlisted.v1", 1)
         finally:
             await runner.stop()
     assert published[0]["id"] == event.id
-    assert tap.keys("referral.closed.v1") == ["referral.closed.v1"]
+    assert tap.keys("referral.waitlisted.v1") == ["referral.waitlisted.v1.U12345"]
 
 
 async def test_graceful_stop_finishes_in_flight_work(settings, runner, probe):
@@ -243,7 +266,7 @@ async def test_graceful_stop_finishes_in_flight_work(settings, runner, probe):
 
 async def test_a_second_submission_shape_error_is_answered_to_its_sender(settings):
     """Intake's own answer to unreadable referrals: referral.rejected.v1, to the sender."""
-    from services.intake.service import SERVICE as INTAKE
+    from services.intake.app import SERVICE as INTAKE
 
     runner = Runner(INTAKE, settings)
     await runner.start()
@@ -327,9 +350,9 @@ async def test_the_same_id_from_two_senders_is_two_events(settings, runner, prob
 
 async def test_one_unpublishable_row_does_not_hold_up_the_outbox(settings, probe_service):
     from services.runtime.db import create_pool
+    from services.runtime.handling import UnitOfWork
     from services.runtime.outbox import OutboxRelay
-    from services.runtime.service import migrate
-    from services.runtime.uow import UnitOfWork
+    from services.runtime.runner import migrate
 
     class Flaky:
         def __init__(self) -> None:
@@ -344,13 +367,21 @@ async def test_one_unpublishable_row_does_not_hold_up_the_outbox(settings, probe
     pool = await create_pool(settings.database_url, settings.names.schema("probe"), "probe", 2)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            uow = UnitOfWork(conn, settings, "probe", None)
+            uow = UnitOfWork(
+                conn,
+                names=settings.names,
+                service="probe",
+                store=None,
+                emits={"referral.waitlisted.v1"},
+                correlation_id=None,
+            )
             events = [
                 await uow.emit(
-                    ReferralClosed(
+                    ReferralWaitlisted(
                         referral_id=uuid.uuid4(),
-                        reason="completed",
-                        closed_at="2026-11-23T10:00:00Z",
+                        pcn="U12345",
+                        registered_practice="A81001",
+                        waitlisted_at="2026-11-23T10:00:00Z",
                     )
                 )
                 for _ in range(3)
@@ -360,7 +391,7 @@ async def test_one_unpublishable_row_does_not_hold_up_the_outbox(settings, probe
         relay = OutboxRelay(
             flaky, dsn=settings.database_url, pool=pool, channel="x", interval=1.0, batch=10
         )
-        await relay.run_once()
+        await relay.work()
         assert flaky.published == [events[0].id, events[2].id]
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
@@ -370,7 +401,7 @@ async def test_one_unpublishable_row_does_not_hold_up_the_outbox(settings, probe
             )
         assert row["published_at"] is None and row["attempts"] == 1 and row["later"]
         assert "broker refused" in row["last_error"]
-        await relay.run_once()  # backing off: not retried at once
+        await relay.work()  # backing off: not retried at once
         assert flaky.published == [events[0].id, events[2].id]
     finally:
         await pool.close()

@@ -13,10 +13,11 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.notify.service import SERVICE as NOTIFY
-from services.outcomes.service import SERVICE as OUTCOMES
-from services.runtime.service import Runner
-from services.triage.service import SERVICE as TRIAGE
+from services.notify.app import SERVICE as NOTIFY
+from services.notify.settings import NotifySettings
+from services.outcomes.app import SERVICE as OUTCOMES
+from services.runtime.runner import Runner
+from services.triage.app import SERVICE as TRIAGE
 
 from ..support import Tap, example, inbound, publish, worker
 
@@ -209,13 +210,10 @@ async def test_notify_tells_referrer_team_and_person_by_smtp(settings, unused_tc
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=unused_tcp_port)
     smtp.start()
-    notify_settings = settings.model_copy(
-        update={
-            "notify_channel": "smtp",
-            "smtp_port": unused_tcp_port,
-        }
+    runner = Runner(
+        NOTIFY, settings, NotifySettings(notify_channel="smtp", smtp_port=unused_tcp_port)
     )
-    [runner] = await started(NOTIFY, notify_settings)
+    await runner.start()
     try:
         async with Tap(settings) as tap:
             ref = accepted(contact={"preferred": "email", "email": "sam@example.org"})

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from services.access_cli import ORGANISATIONS, SAMPLE_DEFINITIONS, plan, stale
-from services.runtime import access
+from services.ops import access
+from services.ops.access_cli import ORGANISATIONS, SAMPLE_DEFINITIONS, plan, stale
 from services.runtime.settings import Settings
 
 

@@ -203,10 +203,11 @@ def test_envelope_requires_specversion_1_0(version: str | None) -> None:
         parse_event(ContactRecorded, payload)
 
 
-def test_envelope_defaults_specversion_to_1_0() -> None:
+def test_envelope_requires_specversion() -> None:
     payload = example("contact.recorded.v1")
     del payload["specversion"]
-    assert parse_event(ContactRecorded, payload).specversion == "1.0"
+    with pytest.raises(ValidationError):
+        parse_event(ContactRecorded, payload)
 
 
 @pytest.mark.parametrize("time", ["2026-11-26T14:05:00", "2026-11-26", "not a time"])

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from contracts.schema import example
-from services.dlq_cli import age, table
-from services.runtime import dlq
+from services.ops import dlq
+from services.ops.dlq_cli import age, table
 from services.runtime.names import Names
 
 NAMES = Names("linkwell")

@@ -16,11 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.schema import example
-from services.runtime.logs import (
+from services.runtime.logs import configure, get_logger
+from services.runtime.redaction import (
     REDACTED,
     RedactingFilter,
-    configure,
-    get_logger,
     personal_data,
     personal_values,
     redact,

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.enums import AgencyType, ClosureReason, ContactMode, ContactOutcome, WritebackFact
 from contracts.snomed import REGISTRY
-from services.outcomes.domain import Closure, Contact, Episode, Writeback, due
+from services.outcomes.domain import Closure, Contact, Episode, RecordEntry, due_entries
 
 ACCEPT_CODE = "871731000000106"
 DECLINE_CODE = "871711000000103"
@@ -56,11 +56,11 @@ def closed(reason: ClosureReason, days: int = 90) -> Closure:
     return Closure(reason=reason, closed_at=at(days))
 
 
-def codes(wb: Writeback) -> list[str]:
+def codes(wb: RecordEntry) -> list[str]:
     return [c.code for c in wb.concepts]
 
 
-def facts(writebacks: list[Writeback]) -> list[WritebackFact]:
+def facts(writebacks: list[RecordEntry]) -> list[WritebackFact]:
     return [wb.fact for wb in writebacks]
 
 
@@ -68,11 +68,11 @@ def facts(writebacks: list[Writeback]) -> list[WritebackFact]:
 
 
 def test_new_episode_calls_for_nothing() -> None:
-    assert due(episode(), set()) == []
+    assert due_entries(episode(), set()) == []
 
 
 def test_first_engaged_contact_codes_acceptance_only() -> None:
-    (wb,) = due(episode(contact(3, ENGAGED)), set())
+    (wb,) = due_entries(episode(contact(3, ENGAGED)), set())
     assert wb.fact is WritebackFact.ACCEPTED
     assert codes(wb) == [ACCEPT_CODE]
     assert wb.effective_at == at(3)
@@ -82,7 +82,7 @@ def test_first_engaged_contact_codes_acceptance_only() -> None:
 
 
 def test_self_referral_engaged_adds_the_self_referral_code() -> None:
-    (wb,) = due(episode(contact(3, ENGAGED), agency=AgencyType.SELF_REFERRAL), set())
+    (wb,) = due_entries(episode(contact(3, ENGAGED), agency=AgencyType.SELF_REFERRAL), set())
     assert wb.fact is WritebackFact.ACCEPTED
     assert codes(wb) == [ACCEPT_CODE, SELF_CODE]
     assert "the person themself" in wb.summary
@@ -90,7 +90,7 @@ def test_self_referral_engaged_adds_the_self_referral_code() -> None:
 
 @pytest.mark.parametrize("agency", [a for a in AgencyType if a is not AgencyType.SELF_REFERRAL])
 def test_only_self_referral_gets_the_self_referral_code(agency: AgencyType) -> None:
-    (wb,) = due(episode(contact(3, ENGAGED), agency=agency), set())
+    (wb,) = due_entries(episode(contact(3, ENGAGED), agency=agency), set())
     assert codes(wb) == [ACCEPT_CODE]
 
 
@@ -105,7 +105,7 @@ def test_every_code_written_is_in_the_registry() -> None:
         episode(closure=closed(ClosureReason.DECLINED)),
     ]
     for ep in eps:
-        for wb in due(ep, set()):
+        for wb in due_entries(ep, set()):
             assert all(c.code in REGISTRY and REGISTRY[c.code] == c for c in wb.concepts)
 
 
@@ -113,7 +113,7 @@ def test_every_code_written_is_in_the_registry() -> None:
 
 
 def test_first_decisive_contact_declined_codes_declined() -> None:
-    (wb,) = due(episode(contact(2, DECLINED, ContactMode.HOME_VISIT)), set())
+    (wb,) = due_entries(episode(contact(2, DECLINED, ContactMode.HOME_VISIT)), set())
     assert wb.fact is WritebackFact.DECLINED
     assert codes(wb) == [DECLINE_CODE]
     assert wb.effective_at == at(2)
@@ -122,17 +122,17 @@ def test_first_decisive_contact_declined_codes_declined() -> None:
 
 
 def test_not_reached_contacts_decide_nothing() -> None:
-    assert due(episode(contact(1, NOT_REACHED), contact(2, NOT_REACHED)), set()) == []
+    assert due_entries(episode(contact(1, NOT_REACHED), contact(2, NOT_REACHED)), set()) == []
 
 
 def test_not_reached_contacts_before_the_decisive_one_are_ignored() -> None:
-    (wb,) = due(episode(contact(1, NOT_REACHED), contact(2, ENGAGED)), set())
+    (wb,) = due_entries(episode(contact(1, NOT_REACHED), contact(2, ENGAGED)), set())
     assert wb.fact is WritebackFact.ACCEPTED
     assert wb.effective_at == at(2)
 
 
 def test_closure_declined_with_no_contacts_codes_declined_and_closes() -> None:
-    writebacks = due(episode(closure=closed(ClosureReason.DECLINED, 10)), set())
+    writebacks = due_entries(episode(closure=closed(ClosureReason.DECLINED, 10)), set())
     assert facts(writebacks) == [WritebackFact.DECLINED, WritebackFact.CLOSED]
     declined, closure = writebacks
     assert codes(declined) == [DECLINE_CODE]
@@ -141,7 +141,7 @@ def test_closure_declined_with_no_contacts_codes_declined_and_closes() -> None:
 
 
 def test_closure_declined_after_only_unanswered_attempts_codes_declined() -> None:
-    writebacks = due(
+    writebacks = due_entries(
         episode(contact(1, NOT_REACHED), closure=closed(ClosureReason.DECLINED)), set()
     )
     assert WritebackFact.DECLINED in facts(writebacks)
@@ -151,7 +151,7 @@ def test_closure_declined_after_only_unanswered_attempts_codes_declined() -> Non
 def test_other_closures_with_no_contact_code_nothing_but_the_closure(
     reason: ClosureReason,
 ) -> None:
-    (wb,) = due(episode(closure=closed(reason)), set())
+    (wb,) = due_entries(episode(closure=closed(reason)), set())
     assert wb.fact is WritebackFact.CLOSED
     assert wb.concepts == ()
 
@@ -168,7 +168,7 @@ def test_closure_completed_sends_a_summary_without_codes() -> None:
         contact(60, ENGAGED),
         closure=closed(ClosureReason.COMPLETED, 90),
     )
-    writebacks = due(ep, {WritebackFact.ACCEPTED})
+    writebacks = due_entries(ep, {WritebackFact.ACCEPTED})
     (wb,) = writebacks
     assert wb.fact is WritebackFact.CLOSED
     assert wb.concepts == ()
@@ -182,7 +182,7 @@ def test_closure_completed_sends_a_summary_without_codes() -> None:
 
 
 def test_closure_with_no_contacts_says_nothing_of_contacts() -> None:
-    (wb,) = due(episode(closure=closed(ClosureReason.UNABLE_TO_CONTACT)), set())
+    (wb,) = due_entries(episode(closure=closed(ClosureReason.UNABLE_TO_CONTACT)), set())
     assert "contact(s)" not in wb.summary
     assert "attempt(s)" not in wb.summary
     assert "unable to contact" in wb.summary
@@ -190,7 +190,7 @@ def test_closure_with_no_contacts_says_nothing_of_contacts() -> None:
 
 def test_first_engagement_and_closure_together_give_both() -> None:
     ep = episode(contact(3, ENGAGED), closure=closed(ClosureReason.COMPLETED))
-    assert facts(due(ep, set())) == [WritebackFact.ACCEPTED, WritebackFact.CLOSED]
+    assert facts(due_entries(ep, set())) == [WritebackFact.ACCEPTED, WritebackFact.CLOSED]
 
 
 # ---------------------------------------------------------------- exclusivity, idempotence
@@ -198,28 +198,28 @@ def test_first_engagement_and_closure_together_give_both() -> None:
 
 def test_after_acceptance_a_declined_contact_codes_nothing() -> None:
     ep = episode(contact(3, ENGAGED), contact(10, DECLINED))
-    assert due(ep, {WritebackFact.ACCEPTED}) == []
+    assert due_entries(ep, {WritebackFact.ACCEPTED}) == []
 
 
 def test_after_acceptance_a_declined_closure_only_closes() -> None:
     ep = episode(contact(3, ENGAGED), contact(10, DECLINED), closure=closed(ClosureReason.DECLINED))
-    assert facts(due(ep, {WritebackFact.ACCEPTED})) == [WritebackFact.CLOSED]
+    assert facts(due_entries(ep, {WritebackFact.ACCEPTED})) == [WritebackFact.CLOSED]
 
 
 def test_accepted_already_written_stands_even_if_contacts_now_show_a_decline_first() -> None:
     # a late-arriving, earlier 'declined' contact cannot add a contradicting code
     ep = episode(contact(1, DECLINED), contact(3, ENGAGED))
-    assert due(ep, {WritebackFact.ACCEPTED}) == []
+    assert due_entries(ep, {WritebackFact.ACCEPTED}) == []
 
 
 def test_after_decline_an_engaged_contact_codes_nothing() -> None:
     ep = episode(contact(2, DECLINED), contact(5, ENGAGED))
-    assert due(ep, {WritebackFact.DECLINED}) == []
+    assert due_entries(ep, {WritebackFact.DECLINED}) == []
 
 
 def test_engaged_then_declined_in_one_pass_gives_only_accepted() -> None:
     ep = episode(contact(3, ENGAGED), contact(10, DECLINED), closure=closed(ClosureReason.DECLINED))
-    result = facts(due(ep, set()))
+    result = facts(due_entries(ep, set()))
     assert result == [WritebackFact.ACCEPTED, WritebackFact.CLOSED]
 
 
@@ -238,17 +238,19 @@ def test_engaged_then_declined_in_one_pass_gives_only_accepted() -> None:
     ids=["engaged", "declined", "declined-closure", "self-referral"],
 )
 def test_nothing_already_written_is_returned_again(ep: Episode) -> None:
-    first = due(ep, set())
+    first = due_entries(ep, set())
     assert first
     written = set(facts(first))
-    assert due(ep, written) == []
+    assert due_entries(ep, written) == []
     for fact in written:  # and each is returned until written, never twice
-        again = facts(due(ep, written - {fact}))
+        again = facts(due_entries(ep, written - {fact}))
         assert again == [fact]
 
 
 def test_closed_once_is_not_closed_again() -> None:
-    assert due(episode(closure=closed(ClosureReason.COMPLETED)), {WritebackFact.CLOSED}) == []
+    assert (
+        due_entries(episode(closure=closed(ClosureReason.COMPLETED)), {WritebackFact.CLOSED}) == []
+    )
 
 
 # ---------------------------------------------------------------- ordering
@@ -256,12 +258,12 @@ def test_closed_once_is_not_closed_again() -> None:
 
 def test_contacts_out_of_order_the_earliest_decisive_one_decides() -> None:
     ep = episode(contact(9, ENGAGED), contact(1, NOT_REACHED), contact(4, DECLINED))
-    (wb,) = due(ep, set())
+    (wb,) = due_entries(ep, set())
     assert wb.fact is WritebackFact.DECLINED
     assert wb.effective_at == at(4)
 
     ep = episode(contact(9, DECLINED), contact(4, ENGAGED))
-    (wb,) = due(ep, set())
+    (wb,) = due_entries(ep, set())
     assert wb.fact is WritebackFact.ACCEPTED
     assert wb.effective_at == at(4)
 
@@ -274,9 +276,9 @@ def test_result_does_not_depend_on_the_order_contacts_are_listed() -> None:
         contact(8, ENGAGED),
     ]
     base = episode(*items, closure=closed(ClosureReason.COMPLETED))
-    expected = due(base, set())
+    expected = due_entries(base, set())
     for shuffled in (items[::-1], items[1:] + items[:1], items[2:] + items[:2]):
-        assert due(replace(base, contacts=tuple(shuffled)), set()) == expected
+        assert due_entries(replace(base, contacts=tuple(shuffled)), set()) == expected
 
 
 # ---------------------------------------------------------------- personal data
@@ -289,7 +291,7 @@ def test_summaries_contain_no_nhs_number() -> None:
         episode(contact(1, DECLINED), closure=closed(ClosureReason.DECLINED)),
         episode(contact(1, NOT_REACHED), closure=closed(ClosureReason.DECLINED)),
     ]
-    summaries = [wb.summary for ep in eps for wb in due(ep, set())]
+    summaries = [wb.summary for ep in eps for wb in due_entries(ep, set())]
     assert len(summaries) == 7
     for summary in summaries:
         assert NHS_NUMBER not in summary

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.runtime.logs import REDACTED, _redact_values, redact
 from services.runtime.names import Names
+from services.runtime.redaction import REDACTED, redact, redact_values
 from services.runtime.settings import Settings
 
 SERVICES = ("intake", "triage", "notify", "outcomes")
@@ -79,7 +79,7 @@ def test_log_processor_redacts_values_but_not_safe_keys() -> None:
         "detail": "email sam@example.org",
         "count": 3,
     }
-    out = _redact_values(None, "info", dict(event))
+    out = redact_values(None, "info", dict(event))
     assert out["event"] == f"failed for {REDACTED}"
     assert out["detail"] == f"email {REDACTED}"
     assert out["referral_id"] == event["referral_id"]
@@ -203,7 +203,7 @@ def test_only_a_uuid_subject_is_bound_to_logs_as_a_referral_id():
 def test_standard_library_log_records_are_redacted():
     import logging
 
-    from services.runtime.logs import RedactingFilter
+    from services.runtime.redaction import RedactingFilter
 
     record = logging.LogRecord(
         "aiormq", logging.WARNING, __file__, 1, "returned %s", ("9434765919 sam@example.org",), None

@@ -16,8 +16,7 @@ from yarl import URL
 
 from contracts import org_source
 from contracts.schema import example
-
-from .settings import Settings
+from services.runtime.settings import Settings
 
 
 def new_envelope(event_type: str, org: str, **data: Any) -> dict[str, Any]:

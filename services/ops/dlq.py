@@ -64,20 +64,24 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
 from aio_pika.exceptions import ChannelNotFoundEntity
 
 from contracts import EVENTS, org_from_source
+from services.runtime.delivery import (
+    ATTEMPT_HEADER,
+    ATTEMPTS_HEADER,
+    DETAIL_HEADER,
+    FAILED_AT_HEADER,
+    LAST_ERROR_HEADER,
+    ORIGIN_EXCHANGE,
+    ORIGIN_KEY,
+    REASON_HEADER,
+    REPLAYED_AT_HEADER,
+    SERVICE_HEADER,
+    WAITS_HEADER,
+)
+from services.runtime.names import Names
+from services.runtime.publisher import PUBLISH_TIMEOUT
+from services.runtime.redaction import redact
+from services.runtime.settings import Settings
 
-from .consumer import ATTEMPT_HEADER, HEADER, ORIGIN_EXCHANGE, ORIGIN_KEY, WAITS_HEADER
-from .logs import redact
-from .names import Names
-from .outbox import PUBLISH_TIMEOUT
-from .settings import Settings
-
-REASON_HEADER = f"{HEADER}reason"
-DETAIL_HEADER = f"{HEADER}detail"
-SERVICE_HEADER = f"{HEADER}service"
-ATTEMPTS_HEADER = f"{HEADER}attempts"
-FAILED_AT_HEADER = f"{HEADER}failed-at"
-LAST_ERROR_HEADER = f"{HEADER}last-error"
-REPLAYED_AT_HEADER = f"{HEADER}replayed-at"
 # Written by the consumer on a dead letter only; meaningless once it is replayed.
 DEAD_LETTER_ONLY = frozenset(
     {

@@ -23,22 +23,32 @@ from typing import Annotated
 
 import typer
 
-from services.access_cli import app as access_app
-from services.asyncapi_cli import app as asyncapi_app
-from services.dlq_cli import app as dlq_app
+from services.ops import access
+from services.ops.access_cli import app as access_app
+from services.ops.asyncapi_cli import app as asyncapi_app
+from services.ops.client import publish_inbound
+from services.ops.dlq_cli import app as dlq_app
 from services.registry import SERVICE_DEFS
-from services.runtime import access
 from services.runtime import topology as topo
-from services.runtime.client import publish_inbound
 from services.runtime.logs import configure
-from services.runtime.service import migrate as migrate_service
-from services.runtime.service import run as run_service
+from services.runtime.runner import migrate as migrate_service
+from services.runtime.runner import run as run_service
 from services.runtime.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(asyncapi_app, name="asyncapi")
 app.add_typer(access_app, name="access")
 app.add_typer(dlq_app, name="dlq")
+docs_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Generated documentation.")
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("types")
+def docs_types() -> None:
+    """Print the README's table of event types, generated from the services' declarations."""
+    from services.ops.catalogue import type_table
+
+    typer.echo(type_table(), nl=False)
 
 
 @app.command()
@@ -68,7 +78,7 @@ def topology(
 ) -> None:
     """Declare exchanges, service queues, retry and dead-letter queues, and organisations'
     queues (idempotent; run as a broker administrator)."""
-    from services.access_cli import ORGANISATIONS, plan
+    from services.ops.access_cli import ORGANISATIONS, plan
 
     settings = Settings()
     asyncio.run(topo.declare(settings, [s.topology for s in SERVICE_DEFS.values()]))
@@ -103,7 +113,7 @@ def supervise(names: list[str]) -> int:
     def start(name: str) -> None:
         port = base + list(SERVICE_DEFS).index(name) if base else 0
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run", name],
+            [sys.executable, "-m", "services.ops.cli", "run", name],
             env={**os.environ, "LINKWELL_HTTP_PORT": str(port)},
         )
 
@@ -141,8 +151,8 @@ def probe(
     timeout: Annotated[float, typer.Option(help="Seconds.")] = 3.0,
 ) -> None:
     """Exit 0 if this host's service is ready (or alive). Containers use the cheaper
-    `python -m services.probe`, which does the same without importing the services."""
-    from services.probe import probe as check
+    `python -m services.ops.probe`, which does the same without importing the services."""
+    from services.ops.probe import probe as check
 
     ok, text = check(live, port, timeout)
     typer.echo(text, err=not ok)
@@ -169,7 +179,7 @@ def demo(
 ) -> None:
     """Register a roster, submit referrals from several agencies (and some bad ones),
     record contacts, and show each referral's path. Needs the services running."""
-    from services.demo import run_demo
+    from services.ops.demo import run_demo
 
     configure("demo", os.environ.get("LINKWELL_LOG_LEVEL", "WARNING"))
     ok = asyncio.run(run_demo(Settings(), within))

@@ -15,7 +15,7 @@ import aio_pika
 
 from contracts.nhs import nhs_check_digit
 from contracts.schema import example
-from services.runtime.client import Tap, new_envelope, publish_inbound
+from services.ops.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
 
 

@@ -27,10 +27,10 @@ from faststream.specification import AsyncAPI
 
 from contracts.envelope import CONTENT_TYPE, CloudEvent
 from contracts.events import EVENTS, Direction, EventData, EventSpec
-
-from .names import Names
-from .service import ServiceDef
-from .topology import bindings_for
+from services.ops.catalogue import consumers, producers
+from services.runtime.names import Names
+from services.runtime.service import ServiceDef
+from services.runtime.topology import bindings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_DIR = ROOT / "contracts" / "asyncapi"
@@ -38,7 +38,6 @@ SCHEMA_VERSION = "3.0.0"
 NAMESPACE = "linkwell"
 # The committed documents must not depend on the machine that wrote them.
 SERVER = "amqp://rabbitmq:5672/"
-ANY_SERVICE = "any service"  # EventSpec.producer of what every service may emit
 
 
 def package_version() -> str:
@@ -48,9 +47,9 @@ def package_version() -> str:
         return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
-def emitted_by(service: str) -> list[EventSpec]:
-    """What a service publishes: its own events, and those every service may emit."""
-    return [s for s in EVENTS.values() if s.producer in (service, ANY_SERVICE)]
+def emitted_by(service: ServiceDef) -> list[EventSpec]:
+    """What a service publishes: what it declares it emits, in contract order."""
+    return [s for s in EVENTS.values() if s.model in service.emits]
 
 
 def _summary(model: type[EventData]) -> str:
@@ -95,7 +94,7 @@ def broker_for(service: ServiceDef, names: Names, server: str = SERVER) -> Rabbi
         names.inbound: _exchange(names.inbound, names.unrouted),
         names.events: _exchange(names.events, names.events_unrouted),
     }
-    emitted = emitted_by(service.name)
+    emitted = emitted_by(service)
     overlap = set(service.routes) & {s.type for s in emitted}
     if overlap:  # channels are named by type: one type, one channel per document
         raise ValueError(f"{service.name} both consumes and emits {sorted(overlap)}")
@@ -109,7 +108,7 @@ def broker_for(service: ServiceDef, names: Names, server: str = SERVER) -> Rabbi
     )
     for event_type, route in service.routes.items():
         (binding,) = bindings_for(names, [route.model])
-        producer = EVENTS[event_type].producer
+        producer = producers(EVENTS[event_type])
         broker.subscriber(
             RabbitQueue(
                 queue,
@@ -144,8 +143,8 @@ def broker_for(service: ServiceDef, names: Names, server: str = SERVER) -> Rabbi
             schema=CloudEvent[model],  # type: ignore[valid-type]
             title=spec.type,
             description=(
-                f"{_summary(model)} Published by {spec.producer} to the topic exchange "
-                f"`{names.events}`{words}. Consumed by {', '.join(spec.consumers)}."
+                f"{_summary(model)} Published by {producers(spec)} to the topic exchange "
+                f"`{names.events}`{words}. Consumed by {consumers(spec)}."
             ),
             persist=True,
             mandatory=False,
@@ -184,7 +183,7 @@ def document(
     # What FastStream cannot say: the envelope's content type, and the parameter each
     # publisher's address names.
     doc["defaultContentType"] = CONTENT_TYPE
-    for emitted in emitted_by(service.name):
+    for emitted in emitted_by(service):
         if emitted.model.ROUTED_BY is not None:
             parameters = {emitted.model.ROUTED_BY: _parameter(emitted.model)}
             doc["channels"][emitted.type]["parameters"] = parameters

@@ -19,8 +19,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from aio_pika.exceptions import ChannelNotFoundEntity
 
+from services.ops import dlq
 from services.registry import SERVICE_DEFS
-from services.runtime import dlq
 from services.runtime.settings import Settings
 
 app = typer.Typer(

@@ -16,14 +16,16 @@ from typing import Annotated
 
 import typer
 
+from services.ops import access
+from services.ops.client import broker_user
+from services.ops.settings import OpsSettings
 from services.registry import SERVICE_DEFS
-from services.runtime import access, topology
-from services.runtime.client import broker_user
+from services.runtime import topology
 from services.runtime.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "rabbitmq"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq"
 ORGANISATIONS = DEPLOY / "organisations.toml"
 SAMPLE_DEFINITIONS = DEPLOY / "definitions.json"
 
@@ -40,10 +42,15 @@ OrgsOption = Annotated[
 ]
 
 
+def declared_services() -> dict[str, tuple[str, ...]]:
+    """Each service and the event types it declares it emits."""
+    return {name: tuple(sorted(s.emitted_types)) for name, s in SERVICE_DEFS.items()}
+
+
 def plan(settings: Settings, organisations: Path) -> access.AccessPlan:
     return access.AccessPlan(
         names=settings.names,
-        services=tuple(SERVICE_DEFS),
+        services=declared_services(),
         organisations=access.Organisations.load(organisations),
     )
 
@@ -137,7 +144,7 @@ def apply_(
     }
     url = URL(settings.amqp_url)
     with access.ManagementApi(
-        settings.management_url, broker_user(settings.amqp_url), url.password or ""
+        OpsSettings().management_url, broker_user(settings.amqp_url), url.password or ""
     ) as api:
         result = access.apply(
             api,

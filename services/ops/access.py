@@ -35,33 +35,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
 from contracts.envelope import OrgCode
-from contracts.events import (
-    EVENTS,
-    ContactRecorded,
-    EventData,
-    EventRejected,
-    GpWriteback,
-    LinkWorkerRegistered,
-    ReferralAccepted,
-    ReferralAssigned,
-    ReferralClosed,
-    ReferralRejected,
-    ReferralStatus,
-    ReferralSubmitted,
-    ReferralWaitlisted,
-)
-
-from .names import Names
+from contracts.events import EVENTS, Direction, EventData, Party
+from services.runtime.names import Names
 
 NOTHING = "^$"
 ADMIN = "linkwell-admin"
 
-AGENCY_PUBLISHES = (ReferralSubmitted,)
-AGENCY_READS = (ReferralAccepted, ReferralRejected, ReferralStatus, EventRejected)
-TEAM_PUBLISHES = (LinkWorkerRegistered, ContactRecorded, ReferralClosed)
-TEAM_READS_PCN = (ReferralAssigned, ReferralWaitlisted)
-TEAM_READS_OWN = (EventRejected,)
-INTEGRATOR_READS = (GpWriteback,)
+
+def _of(direction: Direction, *parties: Party) -> tuple[type[EventData], ...]:
+    """The contract's types of this direction that name any of these parties."""
+    return tuple(
+        spec.model
+        for spec in EVENTS.values()
+        if spec.model.DIRECTION is direction and set(parties) & set(spec.parties)
+    )
+
+
+# The organisation policy, derived from the contract (``contracts.events.Party``).
+AGENCY_PUBLISHES = _of(Direction.INBOUND, Party.AGENCIES)
+AGENCY_READS = _of(Direction.EMITTED, Party.REFERRER, Party.SENDER)  # routed by sender
+TEAM_PUBLISHES = _of(Direction.INBOUND, Party.TEAMS)
+TEAM_READS_PCN = _of(Direction.EMITTED, Party.TEAMS)  # routed by PCN
+TEAM_READS_OWN = _of(Direction.EMITTED, Party.SENDER)  # answers to what the team sent
+INTEGRATOR_READS = _of(Direction.EMITTED, Party.GP_INTEGRATORS)  # routed by practice
 
 
 # ------------------------------------------------------------------ the organisations file
@@ -143,11 +139,11 @@ def _keys(models: Iterable[type[EventData]]) -> str:
 
 @dataclass(frozen=True)
 class AccessPlan:
-    """Every principal for one namespace: the administrator, each named service (what
-    it produces comes from the contract registry) and each organisation."""
+    """Every principal for one namespace: the administrator, each service (what it may
+    publish is what it declares it emits: ``ServiceDef.emits``) and each organisation."""
 
     names: Names
-    services: tuple[str, ...]
+    services: dict[str, tuple[str, ...]]  # each service and the types it emits
     organisations: Organisations
     admin: str = ADMIN
 
@@ -197,9 +193,7 @@ class AccessPlan:
         its queues), reads only its own queue, and publishes only its own events, its
         dead letters and its retries."""
         n = self.names
-        produces = [
-            spec.model for spec in EVENTS.values() if spec.producer in (name, "any service")
-        ]
+        produces = self.services[name]
         return Principal(
             username=f"linkwell-{name}",
             kind="service",
@@ -208,9 +202,7 @@ class AccessPlan:
             read=_exact(n.queue(name)),
             topics=(
                 TopicPermission(n.inbound, NOTHING, NOTHING),
-                TopicPermission(
-                    n.events, f"^({_alternatives(m.TYPE for m in produces)})\\.[^.]+$", NOTHING
-                ),
+                TopicPermission(n.events, f"^({_alternatives(produces)})\\.[^.]+$", NOTHING),
             ),
             description=f"the {name} service",
         )

@@ -1,8 +1,8 @@
 """A container health check that costs next to nothing: standard library only, so it
 does not import the services (``linkwell probe`` runs this).
 
-    python -m services.probe          exit 0 if /readyz answers 200
-    python -m services.probe --live   /livez instead
+    python -m services.ops.probe          exit 0 if /readyz answers 200
+    python -m services.ops.probe --live   /livez instead
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
+from services.ops import asyncapi
 from services.registry import SERVICE_DEFS
-from services.runtime import asyncapi
 
 app = typer.Typer(
     add_completion=False,

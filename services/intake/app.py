@@ -1,0 +1,21 @@
+"""intake, as the runner sees it: what it consumes, what it emits, its store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts.events import EventRejected, ReferralAccepted, ReferralRejected, ReferralSubmitted
+from services.runtime.service import ServiceDef, routes
+
+from .handlers import on_submitted, rejection
+from .store import IntakeStore
+
+SERVICE = ServiceDef(
+    name="intake",
+    directory=Path(__file__).parent,
+    description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
+    routes=routes((ReferralSubmitted, on_submitted)),
+    emits=(ReferralAccepted, ReferralRejected, EventRejected),
+    store=IntakeStore,
+    rejections={ReferralSubmitted.TYPE: rejection},
+)

@@ -1,0 +1,39 @@
+"""notify's own settings, from the environment (the shared ones are
+``services.runtime.settings``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class NotifySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    notify_channel: Literal["file", "smtp"] = Field(
+        "file",
+        validation_alias=_env("LINKWELL_NOTIFY_CHANNEL"),
+        description="`file` (spool) or `smtp` for email.",
+    )
+    notify_spool_dir: Path = Field(
+        Path("var/notifications"),
+        validation_alias=_env("LINKWELL_NOTIFY_SPOOL_DIR"),
+        description="Spool channel directory (a folder per namespace, a file per medium).",
+    )
+    smtp_host: str = Field("127.0.0.1", validation_alias=_env("LINKWELL_SMTP_HOST"))
+    smtp_port: int = Field(25, validation_alias=_env("LINKWELL_SMTP_PORT"))
+    smtp_sender: str = Field(
+        "linkwell@linkwell.invalid", validation_alias=_env("LINKWELL_SMTP_SENDER")
+    )
+    team_address_template: str = Field(
+        "social-prescribing-{pcn}@linkwell.invalid",
+        validation_alias=_env("LINKWELL_TEAM_ADDRESS_TEMPLATE"),
+        description="Where a PCN's link worker team is told of its assignments.",
+    )

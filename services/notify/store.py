@@ -1,0 +1,137 @@
+"""notify's named queries: what it knows of each referral (who sent it, how to reach the
+person, how far they have been told) and the messages waiting to be sent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from contracts.events import PersonContact
+
+from .domain import Known, Medium, Message
+
+STAGES = ("accepted", "waitlisted", "assigned")
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    key: str
+    medium: Medium
+    address: str
+    subject: str
+    body: str
+    attempts: int
+
+
+class Referrals:
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def add(
+        self,
+        referral_id: uuid.UUID,
+        *,
+        sender: str,
+        reference: str,
+        pcn: str,
+        contact: dict[str, Any],
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            referral_id,
+            sender,
+            reference,
+            pcn,
+            contact,
+        )
+
+    async def get_for_update(self, referral_id: uuid.UUID) -> Known | None:
+        row = await self.conn.fetchrow(
+            "SELECT * FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
+        )
+        if row is None:
+            return None
+        return Known(
+            str(row["referral_id"]),
+            row["sender"],
+            row["sender_reference"],
+            row["pcn"],
+            PersonContact.model_validate(row["contact"]),
+        )
+
+    async def advance(self, referral_id: uuid.UUID, stage: str) -> bool:
+        """Move to a later stage; False if already there or past it."""
+        moved = await self.conn.fetchval(
+            "UPDATE referral SET stage = $2 WHERE referral_id = $1 AND"
+            " array_position($3::text[], stage) < array_position($3::text[], $2::text)"
+            " RETURNING 1",
+            referral_id,
+            stage,
+            list(STAGES),
+        )
+        return moved is not None
+
+
+class Outgoing:
+    """Messages to people and teams, sent by the dispatcher after the deciding commit."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def add(self, key: str, referral_id: uuid.UUID, message: Message) -> bool:
+        """False if a message with this key was queued before."""
+        added = await self.conn.fetchval(
+            "INSERT INTO notification (key, referral_id, audience, medium, address, subject,"
+            " body) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING 1",
+            key,
+            referral_id,
+            message.audience.value,
+            message.medium.value,
+            message.address,
+            message.subject,
+            message.body,
+        )
+        return added is not None
+
+    async def next_due(self) -> Pending | None:
+        row = await self.conn.fetchrow(
+            "SELECT id, key, medium, address, subject, body, attempts FROM notification"
+            " WHERE sent_at IS NULL AND next_attempt_at <= now() ORDER BY id"
+            " LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+        if row is None:
+            return None
+        return Pending(
+            row["id"],
+            row["key"],
+            Medium(row["medium"]),
+            row["address"],
+            row["subject"],
+            row["body"],
+            row["attempts"],
+        )
+
+    async def sent(self, id: int) -> None:
+        await self.conn.execute(
+            "UPDATE notification SET sent_at = now(), attempts = attempts + 1 WHERE id = $1", id
+        )
+
+    async def failed(self, id: int, error: str, retry_in: float) -> None:
+        await self.conn.execute(
+            "UPDATE notification SET attempts = attempts + 1, last_error = $2,"
+            " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+            id,
+            error,
+            retry_in,
+        )
+
+
+class NotifyStore:
+    def __init__(self, conn: asyncpg.Connection):
+        self.referrals = Referrals(conn)
+        self.outgoing = Outgoing(conn)

@@ -1,0 +1,122 @@
+"""The handling transaction: claim the event in the inbox, run the handler, commit; the
+unit of work a handler is given to load, save and emit through.
+
+Everything a handler changes and every event it emits (written to the outbox) commit
+together or not at all; the message is acknowledged only after the commit, so a crash at
+any line leaves it to be delivered again, and the inbox makes that harmless
+(``docs/architecture/inbox.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+
+from contracts import CloudEvent, EventData
+
+from .failpoints import failpoint
+from .inbox import claim
+from .names import Names
+from .outbox import enqueue
+from .poller import notify_channel
+
+S = TypeVar("S")
+Handler = Callable[["UnitOfWork[Any]", CloudEvent[Any], Any], Awaitable[None]]
+
+
+class UndeclaredEvent(Exception):
+    """A handler emitted a type its service does not declare (``ServiceDef.emits``)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    model: type[EventData]
+    handler: Handler
+    # called instead of ``handler`` when the event was handled before (a resend)
+    on_duplicate: Handler | None = None
+
+
+class UnitOfWork(Generic[S]):
+    """One transaction: ``store`` (the service's named queries on it), ``emit`` to the
+    outbox, ``wake`` a poller after commit."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        names: Names,
+        service: str,
+        store: S,
+        emits: Collection[str],
+        correlation_id: str | None,
+        settings: Any = None,
+    ):
+        self.conn = conn
+        self.store = store
+        self.settings = settings
+        self.names = names
+        self.service = service
+        self._emits = emits
+        self.correlation_id = correlation_id
+        self.emitted: list[CloudEvent[Any]] = []
+        self._notified: set[str] = set()
+
+    async def emit(self, data: EventData) -> CloudEvent[Any]:
+        """Write an event to the outbox; it is published once this transaction commits."""
+        if data.TYPE not in self._emits:
+            raise UndeclaredEvent(f"{self.service} does not declare that it emits {data.TYPE}")
+        event = data.envelope(
+            source=self.names.source(self.service), correlationid=self.correlation_id
+        )
+        await enqueue(self.conn, event, self.names.events, data.routing_key())
+        await self.wake("outbox")
+        self.emitted.append(event)
+        return event
+
+    async def wake(self, what: str) -> None:
+        """NOTIFY a poller (outbox relay, dispatcher). NOTIFY is transactional: the poller
+        wakes only once this transaction commits, and at most once per transaction."""
+        if what not in self._notified:
+            self._notified.add(what)
+            channel = notify_channel(self.names.schema(self.service), what)
+            await self.conn.execute("SELECT pg_notify($1, '')", channel)
+
+
+def correlation_for(event: CloudEvent[Any]) -> str:
+    """The chain's id in every log and downstream event: an inside event's own correlation
+    id; for an event from outside, an id derived from its (source, id), so that a sender's
+    choice of id (which may hold anything) never travels into other services' logs."""
+    if event.source.startswith("urn:linkwell:") and not event.source.startswith(
+        "urn:linkwell:org:"
+    ):
+        return event.correlationid or event.id
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}"))
+
+
+UnitOfWorkFactory = Callable[[asyncpg.Connection, str | None], UnitOfWork[Any]]
+
+
+@contextlib.asynccontextmanager
+async def transaction(
+    pool: asyncpg.Pool, make: UnitOfWorkFactory, correlation_id: str | None
+) -> AsyncIterator[UnitOfWork[Any]]:
+    async with pool.acquire() as conn, conn.transaction():
+        yield make(conn, correlation_id)
+
+
+async def handle(uow: UnitOfWork[Any], route: Route, event: CloudEvent[Any], data: Any) -> bool:
+    """Claim the event and run its handler inside ``uow``'s open transaction. False if it
+    was handled before (then only ``on_duplicate`` runs, if the route has one)."""
+    if not await claim(uow.conn, event.source, event.id, event.type):
+        if route.on_duplicate is not None:
+            await route.on_duplicate(uow, event, data)
+        return False
+    failpoint("after_claim")
+    await route.handler(uow, event, data)
+    failpoint("before_commit")
+    return True

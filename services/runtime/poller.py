@@ -1,0 +1,96 @@
+"""One loop for everything that works off rows a transaction committed (the outbox relay,
+notify's dispatcher): woken at once by LISTEN/NOTIFY, with a safety poll in case a
+notification is missed, backing off while the database is away, and draining what was
+committed before it stops.
+
+The contract a poller honours: implement ``work()``, which does one bounded pass in its own
+transaction(s) and returns True if more may be due right now (then it is called again at
+once). It must leave every row it could not finish due again later, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+
+import asyncpg
+
+from .logs import get_logger
+
+log = get_logger(__name__)
+
+
+def notify_channel(schema: str, what: str) -> str:
+    """The LISTEN/NOTIFY channel that wakes a service's poller of ``what``."""
+    return f"{schema}_{what}"
+
+
+class Poller(ABC):
+    name = "poller"
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool, channel: str, interval: float, batch: int):
+        self._dsn = dsn
+        self._pool = pool
+        self._channel = channel
+        self._interval = interval
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    @abstractmethod
+    async def work(self) -> bool:
+        """One bounded pass; True if more may be due right now."""
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop after a last pass, so that work committed before shutdown is not left behind."""
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            await self._task
+        if self._listener and not self._listener.is_closed():
+            await self._listener.close()
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        listener = None
+        try:
+            listener = await asyncpg.connect(self._dsn, timeout=5)
+            await listener.add_listener(self._channel, lambda *_: self._wake.set())
+            self._listener = listener
+        except Exception:
+            self._listener = None  # fall back to polling until the database returns
+            if listener is not None:
+                listener.terminate()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            stopping = self._stopping
+            self._wake.clear()
+            await self._listen()
+            try:
+                more = await self.work()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception(f"{self.name}_failed", failures=failures)
+                if stopping:
+                    return
+                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+                continue
+            if more:
+                continue  # more waiting (also when stopping: drain what was committed)
+            if stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)

@@ -1,0 +1,79 @@
+"""Publishing with confirms: persistent messages, each awaited until the broker has taken
+responsibility for it (or refused it), so a caller never marks as sent what was not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
+
+from contracts import CONTENT_TYPE
+
+PUBLISH_TIMEOUT = 10.0  # seconds for a broker confirm; a blocked broker must not hang us
+
+
+class Publisher:
+    """One robust connection and a confirming channel. AMQP properties mirror the envelope
+    (id, type, correlation) so that consumers and tools can route and trace without
+    parsing the body."""
+
+    def __init__(self, amqp_url: str, app_id: str):
+        self._url = amqp_url
+        self._app_id = app_id
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self._url)
+        # A mandatory message the broker cannot route raises instead of vanishing.
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+
+    async def close(self) -> None:
+        if self._connection:
+            await self._connection.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and self._connection.connected.is_set()
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        assert self._channel is not None, "connect() first"
+        if name == "":
+            return self._channel.default_exchange
+        if name not in self._exchanges:
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        event_type: str | None = None,
+        correlation_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        mandatory: bool = False,
+    ) -> None:
+        """Returns once the broker has confirmed the message (or raises)."""
+        target = await self._exchange(exchange)
+        await target.publish(
+            aio_pika.Message(
+                body,
+                delivery_mode=DeliveryMode.PERSISTENT,
+                content_type=CONTENT_TYPE,
+                message_id=message_id,
+                type=event_type,
+                correlation_id=correlation_id,
+                app_id=self._app_id,
+                headers=headers or {},
+            ),
+            routing_key=routing_key,
+            mandatory=mandatory,
+            timeout=PUBLISH_TIMEOUT,
+        )

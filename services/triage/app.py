@@ -1,0 +1,34 @@
+"""triage, as the runner sees it: what it consumes, what it emits, its store and gauges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts.events import (
+    EventRejected,
+    LinkWorkerRegistered,
+    ReferralAccepted,
+    ReferralAssigned,
+    ReferralClosed,
+    ReferralWaitlisted,
+)
+from services.runtime.service import ServiceDef, routes
+
+from .handlers import on_accepted, on_closed, on_registered
+from .metrics import observe, state_gauges
+from .store import TriageStore
+
+SERVICE = ServiceDef(
+    name="triage",
+    directory=Path(__file__).parent,
+    description="Places accepted referrals with a link worker who has room, or waitlists them.",
+    routes=routes(
+        (ReferralAccepted, on_accepted),
+        (LinkWorkerRegistered, on_registered),
+        (ReferralClosed, on_closed),
+    ),
+    emits=(ReferralAssigned, ReferralWaitlisted, EventRejected),
+    store=TriageStore,
+    observe=observe,
+    state_gauges=state_gauges,
+)

@@ -1,0 +1,391 @@
+"""The compose stack on a three-node RabbitMQ cluster (deploy/compose.cluster.yaml), one
+node killed in the middle of a burst.
+
+Every quorum queue has a member on each node; the services reach the broker by the name
+``rabbitmq``, which Docker's DNS answers with every running node, and reconnect by
+themselves. From outside, through the published ports of the two nodes that stay up, the
+team U12345 registers its link workers and the agencies A81001 and FNX01 submit a burst of
+referrals; a third of the way in, the node that leads the most service queues is killed
+(``docker kill``). The queues elect new leaders among their other two members and the
+services reconnect to the nodes left, and still every referral is accepted once and
+reaches exactly one decision (assigned or waitlisted), none is placed twice, no link worker
+holds more than their capacity, nothing is dead-lettered and nothing is lost. Then the
+node is started again and its queue members catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+
+from services.ops.client import new_envelope
+
+from .stack import SERVICES, ComposeStack, run
+
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
+
+INBOUND = "linkwell.inbound"
+PCN = "U12345"
+PRACTICE = "A81001"
+AGENCIES = {"A81001": "general_practice", "FNX01": "fire_service"}
+WORKERS = {"lw-cluster-1": 5, "lw-cluster-2": 5, "lw-cluster-3": 4}  # 14 places
+BURST = 40  # one place is taken before the burst: 13 assigned, 27 waitlisted
+KILL_AT = BURST // 3
+SERVICE_QUEUES = tuple(f"linkwell.{s}" for s in SERVICES)
+# the compose service of each node (node rabbit@rabbitmq-1 is the service `rabbitmq`)
+NODE_SERVICE = {
+    "rabbit@rabbitmq-1": "rabbitmq",
+    "rabbit@rabbitmq-2": "rabbitmq-2",
+    "rabbit@rabbitmq-3": "rabbitmq-3",
+}
+ADMIN = ("linkwell-admin", "dev-linkwell-admin")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str  # rabbit@rabbitmq-N
+    service: str
+    container: str
+    amqp_port: int
+    management_port: int
+
+    def amqp_url(self, user: str) -> str:
+        return f"amqp://{user}:dev-{user}@127.0.0.1:{self.amqp_port}/"
+
+    async def api(self, path: str) -> Any:
+        async with httpx.AsyncClient(auth=ADMIN, timeout=10) as client:
+            response = await client.get(f"http://127.0.0.1:{self.management_port}/api/{path}")
+            response.raise_for_status()
+            return response.json()
+
+
+def nodes_of(stack: ComposeStack) -> dict[str, Node]:
+    out = {}
+    for name, service in NODE_SERVICE.items():
+        if service == "rabbitmq":
+            ports = (stack.amqp_port, stack.management_port)
+        else:
+            ports = (stack.port(service, 5672), stack.port(service, 15672))
+        [container] = stack.containers(service)
+        out[name] = Node(name, service, container, *ports)
+    return out
+
+
+class Observer:
+    """A broker user reading its own queue, ``linkwell.org.<user>``, acknowledging each
+    message once recorded (so a message in flight when a queue's leader dies is delivered
+    again, not lost). Keeps every event once per event id."""
+
+    def __init__(self, node: Node, user: str):
+        self.url = node.amqp_url(user)
+        self.queue_name = f"linkwell.org.{user}"
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []
+        self.heard_again = 0  # the same event id more than once
+
+    async def __aenter__(self) -> Observer:
+        self.connection = await aio_pika.connect(self.url)
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=200)
+        queue = await channel.get_queue(self.queue_name, ensure=False)
+        await queue.consume(self._on_message, exclusive=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.connection.close()
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        event = json.loads(message.body)
+        if event["id"] in self.by_id:
+            self.heard_again += 1
+        else:
+            self.by_id[event["id"]] = event
+            self.order.append(event["id"])
+        await message.ack()
+
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        return [self.by_id[i] for i in self.order if self.by_id[i]["type"] == event_type]
+
+    async def wait(self, what: str, predicate, within: float = 120.0) -> None:
+        deadline = time.monotonic() + within
+        while not predicate():
+            if time.monotonic() > deadline:
+                heard = Counter(self.by_id[i]["type"] for i in self.order)
+                raise AssertionError(f"timed out waiting for {what}; heard {dict(heard)}")
+            await asyncio.sleep(0.1)
+
+
+class Organisation:
+    """An outside organisation publishing to linkwell.inbound as itself, with publisher
+    confirms. A message the broker does not confirm (refused, or no answer in 10 s while a
+    queue elects a leader) is sent again, the same envelope: intake drops the copy."""
+
+    def __init__(self, node: Node, user: str):
+        self.user = user
+        self.url = node.amqp_url(user)
+        self.resent = 0
+
+    async def __aenter__(self) -> Organisation:
+        self.connection = await aio_pika.connect(self.url)
+        channel = await self.connection.channel()
+        self.exchange = await channel.get_exchange(INBOUND, ensure=False)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.connection.close()
+
+    async def publish(self, envelope: dict[str, Any]) -> None:
+        message = aio_pika.Message(
+            json.dumps(envelope).encode(),
+            user_id=self.user,
+            message_id=envelope["id"],
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=envelope["type"],
+        )
+        for attempt in range(10):
+            try:
+                await self.exchange.publish(message, routing_key=envelope["type"], timeout=10)
+                return
+            except (aio_pika.exceptions.DeliveryError, TimeoutError):
+                self.resent += 1
+                await asyncio.sleep(0.5 * (attempt + 1))
+        raise AssertionError(f"{self.user}: {envelope['id']} never confirmed")
+
+    def referral(self, reference: str) -> dict[str, Any]:
+        env = new_envelope(
+            "referral.submitted.v1",
+            self.user,
+            sender_reference=reference,
+            pcn=PCN,
+            registered_practice=PRACTICE,
+        )
+        env["data"]["referrer"]["agency_type"] = AGENCIES[self.user]
+        return env
+
+
+async def docker(stack: ComposeStack, *args: str) -> str:
+    result = await asyncio.to_thread(run, ["docker", *args], env=stack.env)
+    return result.stdout.strip()
+
+
+async def until(what: str, check, within: float = 90.0, every: float = 0.5) -> Any:
+    """Poll ``check`` (async) until it returns something truthy; return that."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while True:
+        try:
+            last = await check()
+        except (httpx.HTTPError, KeyError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: last saw {last!r}")
+        await asyncio.sleep(every)
+
+
+def service_metric(stack: ComposeStack, service: str, pattern: str) -> float:
+    """The sum of a service's Prometheus samples whose line matches ``pattern``."""
+    body = stack.compose(
+        "exec",
+        "-T",
+        service,
+        "python",
+        "-c",
+        "import urllib.request as u;"
+        "print(u.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())",
+        check=False,
+    ).stdout
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if re.match(pattern, line)
+    )
+
+
+async def test_cluster_loses_a_node_in_a_burst(cluster_stack: ComposeStack):
+    stack = cluster_stack
+    started = time.monotonic()
+    nodes = await asyncio.to_thread(nodes_of, stack)
+    any_node = nodes["rabbit@rabbitmq-1"]
+
+    # -- one cluster of three nodes; every service queue has a member on each
+    running = await any_node.api("nodes")
+    assert sorted(n["name"] for n in running if n["running"]) == sorted(nodes), running
+    queues = {q["name"]: q for q in await any_node.api("queues/%2F")}
+    for name in SERVICE_QUEUES:
+        q = queues[name]
+        assert q["type"] == "quorum", q
+        assert sorted(q["members"]) == sorted(nodes), (name, q["members"])
+        assert sorted(q["online"]) == sorted(nodes), (name, q["online"])
+    for name, q in queues.items():  # delay, dead-letter and organisations' queues too
+        assert len(q["members"]) == 3, (name, q["members"])
+
+    # -- the node to kill: the one leading the most service queues (then the one holding
+    # the most of the services' connections); the outside clients use the other two
+    services_connections = Counter(
+        c["node"] for c in await any_node.api("connections") if c["user"].startswith("linkwell-")
+    )
+    leaders = Counter(queues[name]["leader"] for name in SERVICE_QUEUES)
+    victim = max(nodes.values(), key=lambda n: (leaders[n.name], services_connections[n.name]))
+    led = [name for name in SERVICE_QUEUES if queues[name]["leader"] == victim.name]
+    assert led, leaders
+    watch, submit = [n for n in nodes.values() if n is not victim]
+
+    async with (
+        Observer(watch, "A81001") as gp_practice,
+        Observer(watch, "FNX01") as fire,
+        Observer(watch, PCN) as team,
+        Organisation(submit, "A81001") as practice_org,
+        Organisation(submit, "FNX01") as fire_org,
+        Organisation(submit, PCN) as team_org,
+    ):
+        agencies = {"A81001": practice_org, "FNX01": fire_org}
+        observers = (gp_practice, fire)
+
+        def acceptances() -> list[dict[str, Any]]:
+            return [e for obs in observers for e in obs.events("referral.accepted.v1")]
+
+        def accepted() -> dict[str, str]:
+            """sender reference -> referral id"""
+            return {e["data"]["sender_reference"]: e["data"]["referral_id"] for e in acceptances()}
+
+        def decisions() -> Counter[str]:
+            """referral id -> distinct decision events (assigned or waitlisted) heard"""
+            return Counter(
+                e["data"]["referral_id"]
+                for t in ("referral.assigned.v1", "referral.waitlisted.v1")
+                for e in team.events(t)
+            )
+
+        # -- the team registers its link workers; one referral end to end proves the
+        # pipeline (and the roster) before the burst
+        for worker_id, capacity in WORKERS.items():
+            await team_org.publish(
+                new_envelope(
+                    "linkworker.registered.v1",
+                    PCN,
+                    link_worker_id=worker_id,
+                    pcn=PCN,
+                    capacity=capacity,
+                )
+            )
+        first = practice_org.referral(f"CLUSTER-{uuid.uuid4().hex[:8]}-first")
+        await practice_org.publish(first)
+        await gp_practice.wait("the first acceptance", lambda: accepted())
+        first_id = accepted()[first["data"]["sender_reference"]]
+        await team.wait(
+            "the first assignment",
+            lambda: any(
+                e["data"]["referral_id"] == first_id for e in team.events("referral.assigned.v1")
+            ),
+        )
+
+        # -- the burst, from two agencies; the victim node killed a third of the way in
+        references = [f"CLUSTER-{uuid.uuid4().hex[:8]}-{n:02d}" for n in range(BURST)]
+        kill: asyncio.Task[str] | None = None
+        killed_at = 0.0
+        burst_started = time.monotonic()
+        for n, reference in enumerate(references):
+            agency = agencies["A81001" if n % 2 == 0 else "FNX01"]
+            await agency.publish(agency.referral(reference))
+            if n == KILL_AT:
+                kill = asyncio.create_task(docker(stack, "kill", victim.container))
+                killed_at = time.monotonic()
+            await asyncio.sleep(0.1)
+        assert kill is not None
+        await kill
+        burst_s = time.monotonic() - burst_started
+
+        await gp_practice.wait(
+            "every burst referral accepted",
+            lambda: set(references) <= set(accepted()),
+        )
+        burst_ids = {accepted()[ref] for ref in references}
+        await team.wait("a decision on every burst referral", lambda: burst_ids <= set(decisions()))
+        decided_s = time.monotonic() - killed_at
+        await asyncio.sleep(2.0)  # anything more (a second acceptance or decision) shows now
+
+        # -- exactly once: one acceptance per sender reference and per referral, one
+        # decision per referral, never above capacity
+        everyone = burst_ids | {first_id}
+        by_reference = Counter(e["data"]["sender_reference"] for e in acceptances())
+        assert set(by_reference) == set(references) | {first["data"]["sender_reference"]}
+        assert max(by_reference.values()) == 1, by_reference.most_common(3)
+        assert Counter(e["data"]["referral_id"] for e in acceptances()) == Counter(everyone)
+        assert set(decisions()) == everyone
+        assert max(decisions().values()) == 1, decisions().most_common(3)
+        assigned = {e["data"]["referral_id"]: e for e in team.events("referral.assigned.v1")}
+        waitlisted = {e["data"]["referral_id"] for e in team.events("referral.waitlisted.v1")}
+        assert not set(assigned) & waitlisted
+        per_worker = Counter(e["data"]["link_worker_id"] for e in assigned.values())
+        # the burst is bigger than the roster: every place taken, none twice
+        assert per_worker == Counter(WORKERS), per_worker
+        assert len(waitlisted) == len(everyone) - sum(WORKERS.values())
+        for obs in (gp_practice, fire, team):
+            assert not obs.events("referral.rejected.v1"), obs.events("referral.rejected.v1")
+            assert not obs.events("event.rejected.v1"), obs.events("event.rejected.v1")
+
+        # -- nothing dead-lettered, nothing stuck
+        for service in SERVICES:
+            dlq = await watch.api(f"queues/%2F/linkwell.{service}.dead-letter")
+            assert dlq["messages"] == 0, (service, dlq["messages"])
+
+    # -- the cluster without the victim: two members of three online, a leader elected
+    # among them, and a consumer back on every service queue
+    state = (await asyncio.to_thread(stack.inspect, victim.container))["State"]
+    assert not state["Running"], state
+    survivors = sorted(n for n in nodes if n != victim.name)
+
+    async def failed_over() -> dict[str, Any] | None:
+        current = {name: await watch.api(f"queues/%2F/{name}") for name in SERVICE_QUEUES}
+        for q in current.values():
+            if sorted(q["online"]) != survivors or q.get("leader") not in survivors:
+                return None
+            if q["consumers"] < 1 or q["messages"] != 0:
+                return None
+        return current
+
+    after = await until("the service queues to fail over and drain", failed_over)
+    await asyncio.to_thread(stack.wait_healthy)
+
+    dropped = {
+        s: service_metric(stack, s, r'^linkwell_messages_handled_total\{.*outcome="duplicate"')
+        for s in SERVICES
+    }
+    parked = {s: service_metric(stack, s, r"^linkwell_messages_retried_total\{") for s in SERVICES}
+
+    # -- the node comes back: it rejoins and its members catch up
+    t = time.monotonic()
+    await docker(stack, "start", victim.container)
+
+    async def caught_up() -> bool:
+        for name in SERVICE_QUEUES:
+            q = await watch.api(f"queues/%2F/{name}")
+            if sorted(q["online"]) != sorted(nodes):
+                return False
+        return all(n["running"] for n in await watch.api("nodes"))
+
+    await until("the node to rejoin", caught_up, within=120)
+    rejoined_s = time.monotonic() - t
+
+    print(
+        f"cluster scenario: killed {victim.name} (leader of {', '.join(led)}; "
+        f"{services_connections[victim.name]} service connections) after {KILL_AT + 1} of "
+        f"{BURST} referrals sent over {burst_s:.1f}s; every decision {decided_s:.1f}s after "
+        f"the kill; new leaders { ({n: q['leader'] for n, q in after.items()}) }; "
+        f"resent by agencies {practice_org.resent + fire_org.resent}; events heard twice "
+        f"{sum(o.heard_again for o in (gp_practice, fire, team))}; duplicates dropped by "
+        f"services {dropped}; parked for retry {parked}; rejoined in {rejoined_s:.0f}s; "
+        f"{time.monotonic() - started:.0f}s"
+    )
