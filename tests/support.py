@@ -9,6 +9,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
+
 from contracts.schema import example
 from services.ops.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
@@ -54,6 +56,32 @@ def submission(
 inbound = new_envelope
 
 
+def internal(event_type: str, *, producer: str = "intake", **data: Any) -> dict[str, Any]:
+    """An event as a Linkwell service would emit it: the type's example, a fresh id, ``data``
+    laid over the example's data, the subject the referral id."""
+    env = example(event_type)
+    env["id"] = str(uuid.uuid4())
+    env["source"] = f"urn:linkwell:linkwell:{producer}"
+    env["time"] = datetime.now(UTC).isoformat()
+    env["data"].update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in data.items()})
+    if "referral_id" in env["data"]:
+        env["subject"] = env["data"]["referral_id"]
+    return env
+
+
+def accepted(pcn: str = "U12345", at: datetime | None = None, **data: Any) -> dict[str, Any]:
+    """A referral.accepted.v1 as intake would emit it, for a new referral."""
+    rid = str(uuid.uuid4())
+    return internal(
+        "referral.accepted.v1",
+        referral_id=rid,
+        pcn=pcn,
+        sender_reference=f"R-{rid[:8]}",
+        accepted_at=(at or datetime.now(UTC)).isoformat(),
+        **data,
+    )
+
+
 def worker(pcn: str, worker_id: str, capacity: int) -> dict[str, Any]:
     return inbound(
         "linkworker.registered.v1", pcn, link_worker_id=worker_id, pcn=pcn, capacity=capacity
@@ -70,6 +98,27 @@ async def publish(
         await publish_inbound(
             settings, json.dumps(envelope).encode(), routing_key or envelope["type"]
         )
+
+
+async def drain(
+    settings: Settings, queue_name: str, within: float = 10.0, count: int = 1
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Wait for at least ``count`` messages on a queue, and take all there are."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name, ensure=False)
+        got: list[aio_pika.abc.AbstractIncomingMessage] = []
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is not None:
+                got.append(message)
+                continue
+            if len(got) >= count:
+                return got
+            await asyncio.sleep(0.1)
+        return got
 
 
 class TcpProxy:

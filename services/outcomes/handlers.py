@@ -77,6 +77,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
     await on_timeline(
         uow, event, r.referral_id, r.accepted_at, agency_type=r.agency_type.value, sender=r.sender
     )
+    await uow.release(r.referral_id)  # what teams sent before the referral was known
     await write_due_entries(uow, r.referral_id)
 
 
@@ -99,9 +100,21 @@ async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> 
     )
 
 
+async def own_referral(uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID) -> bool:
+    """Lock the referral; True if the sender's team may act on it, False if it is not known
+    yet (the event is then held until it is); refused if it is another PCN's."""
+    await uow.store.referrals.lock(referral_id)
+    pcn = await uow.store.referrals.pcn_of(referral_id)
+    if pcn is None:
+        await uow.hold(referral_id, event)
+        return False
+    require_own(event.sender_org, pcn, "this referral")
+    return True
+
+
 async def on_contact(uow: Uow, event: CloudEvent[Any], c: ContactRecorded) -> None:
-    await uow.store.referrals.lock(c.referral_id)
-    require_own(event.sender_org, await uow.store.referrals.pcn_of(c.referral_id), "this referral")
+    if not await own_referral(uow, event, c.referral_id):
+        return
     await on_timeline(
         uow,
         event,
@@ -115,8 +128,8 @@ async def on_contact(uow: Uow, event: CloudEvent[Any], c: ContactRecorded) -> No
 
 
 async def on_closed(uow: Uow, event: CloudEvent[Any], c: ReferralClosed) -> None:
-    await uow.store.referrals.lock(c.referral_id)
-    require_own(event.sender_org, await uow.store.referrals.pcn_of(c.referral_id), "this referral")
+    if not await own_referral(uow, event, c.referral_id):
+        return
     await uow.store.referrals.closed(c.referral_id, c.closed_at, c.reason.value)
     await on_timeline(uow, event, c.referral_id, c.closed_at, reason=c.reason.value)
     await write_due_entries(uow, c.referral_id)

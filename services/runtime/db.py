@@ -11,7 +11,8 @@ import asyncpg
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSON and JSONB as Python values on every connection."""
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -21,7 +22,7 @@ async def create_pool(dsn: str, schema: str, service: str, size: int) -> asyncpg
         dsn,
         min_size=1,
         max_size=size,
-        init=_init_connection,
+        init=init_connection,
         server_settings={"search_path": schema, "application_name": f"linkwell-{service}"},
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,7 @@ import asyncpg
 
 from contracts import CloudEvent, EventData
 
+from . import early
 from .failpoints import failpoint
 from .inbox import claim
 from .names import Names
@@ -55,8 +56,10 @@ class UnitOfWork(Generic[S]):
         emits: Collection[str],
         correlation_id: str | None,
         settings: Any = None,
+        routes: Mapping[str, Route] | None = None,
     ):
         self.conn = conn
+        self.routes = routes or {}
         self.store = store
         self.settings = settings
         self.names = names
@@ -77,6 +80,14 @@ class UnitOfWork(Generic[S]):
         await self.wake("outbox")
         self.emitted.append(event)
         return event
+
+    async def hold(self, referral_id: uuid.UUID, event: CloudEvent[Any]) -> None:
+        """Keep an event about a referral not known yet, until it is (``early``)."""
+        await early.hold(self, referral_id, event)
+
+    async def release(self, referral_id: uuid.UUID) -> int:
+        """Handle the events held for a referral that is now known (``early``)."""
+        return await early.release(self, referral_id)
 
     async def wake(self, what: str) -> None:
         """NOTIFY a poller (outbox relay, dispatcher). NOTIFY is transactional: the poller

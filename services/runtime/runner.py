@@ -96,15 +96,7 @@ class Runner:
     # -------------------------------------------------------------- parts
 
     def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None) -> UnitOfWork[Any]:
-        return UnitOfWork(
-            conn,
-            names=self.names,
-            service=self.service.name,
-            store=self.service.store(conn),
-            emits=self.service.emitted_types,
-            correlation_id=correlation_id,
-            settings=self.own_settings,
-        )
+        return self.service.unit_of_work(conn, self.names, correlation_id, self.own_settings)
 
     def poller_kwargs(self, what: str) -> dict[str, Any]:
         return {

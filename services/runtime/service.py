@@ -17,7 +17,8 @@ from contracts.events import EventRejected
 
 from . import db
 from .admission import RejectionBuilder
-from .handling import Handler, Route
+from .handling import Handler, Route, UnitOfWork
+from .names import Names
 from .topology import ServiceTopology
 
 if TYPE_CHECKING:
@@ -70,6 +71,25 @@ class ServiceDef:
 
     def migrations(self) -> list[db.Migration]:
         return db.migrations_for(self.directory)
+
+    def unit_of_work(
+        self,
+        conn: asyncpg.Connection,
+        names: Names,
+        correlation_id: str | None = None,
+        settings: Any = None,
+    ) -> UnitOfWork[Any]:
+        """A unit of work on ``conn``'s open transaction, as the runner gives handlers."""
+        return UnitOfWork(
+            conn,
+            names=names,
+            service=self.name,
+            store=self.store(conn),
+            emits=self.emitted_types,
+            correlation_id=correlation_id,
+            settings=settings,
+            routes=self.routes,
+        )
 
 
 def routes(*entries: tuple[Any, ...]) -> dict[str, Route]:

@@ -69,6 +69,10 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], referral: ReferralAccept
     if not added:
         log.info("already_placed_or_closed")
         return
+    # events that came before the referral (a closure) are judged and applied now
+    await uow.release(referral.referral_id)
+    if await uow.store.referrals.status_for_update(referral.referral_id) != "waiting":
+        return  # closed before it could be placed: it is never placed
     placed = await place_waiting(uow, referral.pcn, arriving=str(referral.referral_id))
     if str(referral.referral_id) not in placed:
         await uow.emit(
@@ -99,11 +103,9 @@ async def on_registered(uow: Uow, event: CloudEvent[Any], worker: LinkWorkerRegi
 
 async def on_closed(uow: Uow, event: CloudEvent[Any], closed: ReferralClosed) -> None:
     referrals = uow.store.referrals
-    if await referrals.add_closed(closed.referral_id, closed.closed_at, closed.reason.value):
-        log.info("closed_before_placed")
-        return
     pcn = await referrals.pcn_of(closed.referral_id)
-    if pcn is None:
+    if pcn is None:  # not known yet: judged once it is
+        await uow.hold(closed.referral_id, event)
         return
     require_own(event.sender_org, pcn, "this referral")
     await uow.store.roster.lock(pcn)

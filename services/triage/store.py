@@ -112,17 +112,6 @@ class Referrals:
             at,
         )
 
-    async def add_closed(self, referral_id: uuid.UUID, at: datetime, reason: str) -> bool:
-        """A tombstone for a referral closed before it arrived; False if it is known."""
-        added = await self.conn.fetchval(
-            "INSERT INTO referral (referral_id, status, closed_at, close_reason)"
-            " VALUES ($1, 'closed', $2, $3) ON CONFLICT (referral_id) DO NOTHING RETURNING 1",
-            referral_id,
-            at,
-            reason,
-        )
-        return added is not None
-
     async def pcn_of(self, referral_id: uuid.UUID) -> str | None:
         return await self.conn.fetchval(
             "SELECT pcn FROM referral WHERE referral_id = $1", referral_id

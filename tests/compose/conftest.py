@@ -139,6 +139,8 @@ def cluster_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
         RABBITMQ_IMAGE="linkwell/rabbitmq:local",
         RABBITMQ_HEALTHCHECK_INTERVAL="2s",
         LINKWELL_ERLANG_COOKIE=uuid.uuid4().hex,
+        # gauges read from the database (triage's capacity: the roster is in) every second
+        LINKWELL_METRICS_INTERVAL="1",
     )
 
     t = time.monotonic()

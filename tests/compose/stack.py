@@ -78,11 +78,6 @@ class ComposeStack:
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}"
 
-    def port(self, service: str, container_port: int) -> int:
-        """The host port a service's container port is published on (one Docker chose)."""
-        published = self.compose("port", service, str(container_port)).stdout.strip()
-        return int(published.rsplit(":", 1)[1])
-
     def containers(self, service: str, *, all_states: bool = False) -> list[str]:
         args = ["ps", "-q", *(["-a"] if all_states else []), service]
         return self.compose(*args).stdout.split()

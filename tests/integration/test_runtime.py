@@ -20,7 +20,7 @@ from services.runtime.db import drop_schema
 from services.runtime.runner import Runner
 from services.runtime.service import ServiceDef, routes
 
-from ..support import Tap, inbound, publish, submission
+from ..support import Tap, drain, inbound, publish, submission
 
 pytestmark = pytest.mark.integration
 
@@ -102,25 +102,6 @@ async def effects(settings) -> list[str]:
         await conn.close()
 
 
-async def drain(settings, queue_name: str, within: float = 10.0) -> list[aio_pika.IncomingMessage]:
-    """Wait for at least one message on a queue and take all there are."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.get_queue(queue_name, ensure=False)
-        got: list[aio_pika.IncomingMessage] = []
-        deadline = asyncio.get_running_loop().time() + within
-        while asyncio.get_running_loop().time() < deadline:
-            message = await queue.get(no_ack=True, fail=False)
-            if message is not None:
-                got.append(message)
-                continue
-            if got:
-                return got
-            await asyncio.sleep(0.1)
-        return got
-
-
 async def queue_depth(settings, queue_name: str) -> int:
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
@@ -195,7 +176,7 @@ async def test_unreadable_messages_are_dead_lettered_at_once(settings, runner, p
     assert rejected[0]["data"]["reasons"][0]["field"] == "data.outcome"
     assert rejected[0]["data"]["rejected_event_id"] == invalid["id"]
 
-    dead = await drain(settings, settings.names.dead_letter_queue("probe"))
+    dead = await drain(settings, settings.names.dead_letter_queue("probe"), count=2)
     reasons = sorted(m.headers["x-linkwell-reason"] for m in dead)
     assert reasons == ["not_json", "schema_invalid"]
     assert probe.calls == []  # never retried, never reached the handler
@@ -298,7 +279,7 @@ async def test_internal_types_cannot_be_smuggled_through_an_inbound_binding(
         await publish(settings, wrong_key, routing_key="contact.recorded.v1")
         rejected = await tap.wait_count("event.rejected.v1", 2)
     assert {r["data"]["reasons"][0]["code"] for r in rejected} == {"unsupported_type"}
-    dead = await drain(settings, settings.names.dead_letter_queue("probe"))
+    dead = await drain(settings, settings.names.dead_letter_queue("probe"), count=2)
     assert sorted(m.headers["x-linkwell-reason"] for m in dead) == ["unsupported_type"] * 2
     assert probe.calls == []
 

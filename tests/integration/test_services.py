@@ -19,25 +19,9 @@ from services.outcomes.app import SERVICE as OUTCOMES
 from services.runtime.runner import Runner
 from services.triage.app import SERVICE as TRIAGE
 
-from ..support import Tap, example, inbound, publish, worker
+from ..support import Tap, accepted, drain, example, inbound, publish, worker
 
 pytestmark = pytest.mark.integration
-
-
-def accepted(pcn: str = "U12345", at: datetime | None = None, **data) -> dict:
-    """A referral.accepted.v1 as intake would emit it."""
-    env = example("referral.accepted.v1")
-    rid = str(uuid.uuid4())
-    env["id"] = str(uuid.uuid4())
-    env["subject"] = rid
-    env["data"].update(
-        referral_id=rid,
-        pcn=pcn,
-        sender_reference=f"R-{rid[:8]}",
-        accepted_at=(at or datetime.now(UTC)).isoformat(),
-        **data,
-    )
-    return env
 
 
 async def emit(settings, envelope: dict) -> None:
@@ -127,70 +111,27 @@ async def test_two_triage_processes_never_exceed_capacity_or_double_assign(setti
         await conn.close()
 
 
-async def test_new_capacity_takes_from_the_head_of_the_waitlist(settings):
-    [runner] = await started(TRIAGE, settings)
-    try:
-        async with Tap(settings) as tap:
-            base = datetime.now(UTC)
-            first, second = accepted(at=base), accepted(at=base + timedelta(seconds=1))
-            await emit(settings, second)
-            await emit(settings, first)
-            await tap.wait_count("referral.waitlisted.v1", 2)
-            await publish(settings, worker("U12345", "lw-new", 1))
-            [assigned] = await tap.wait_count("referral.assigned.v1", 1)
-            assert assigned["data"]["referral_id"] == first["data"]["referral_id"]
-            # a closure that arrives before its referral: the referral is never placed
-            early = accepted()
-            await publish(
-                settings,
-                inbound(
-                    "referral.closed.v1",
-                    "U12345",
-                    referral_id=early["data"]["referral_id"],
-                    reason="moved_away",
-                ),
-            )
-            await asyncio.sleep(0.5)
-            await emit(settings, early)
-            await asyncio.sleep(1.0)
-            assert not tap.events(
-                "referral.waitlisted.v1", referral_id=early["data"]["referral_id"]
-            )
-    finally:
-        await runner.stop()
-
-
-async def test_outcomes_writes_back_once_whatever_the_order(settings):
+async def test_another_pcns_early_contact_is_answered_and_dead_lettered(settings):
+    """Held until the referral is known, then refused: the other PCN is told why, the
+    contact lands in outcomes' dead-letter queue with the reason, the GP hears nothing."""
     [runner] = await started(OUTCOMES, settings)
     try:
         async with Tap(settings) as tap:
-            ref = accepted(agency_type="self_referral")
+            ref = accepted(pcn="U12345")
             rid = ref["data"]["referral_id"]
-            first_contact = inbound(
-                "contact.recorded.v1", "U12345", referral_id=rid, outcome="engaged"
-            )
-            await publish(settings, first_contact)  # before outcomes knows the referral
+            intruder = inbound("contact.recorded.v1", "U99999", referral_id=rid, outcome="engaged")
+            await publish(settings, intruder)
+            await asyncio.sleep(0.3)
+            await emit(settings, ref)
+            [refusal] = await tap.wait_count("event.rejected.v1", 1)
+            assert tap.keys("event.rejected.v1") == ["event.rejected.v1.U99999"]
+            assert refusal["data"]["rejected_event_id"] == intruder["id"]
+            assert refusal["data"]["reasons"][0]["code"] == "not_permitted"
+            [letter] = await drain(settings, settings.names.dead_letter_queue("outcomes"))
+            assert letter.headers["x-linkwell-reason"] == "not_permitted"
+            assert json.loads(letter.body)["id"] == intruder["id"]
             await asyncio.sleep(0.5)
             assert not tap.events("gp.writeback.v1")
-            await emit(settings, ref)
-            [wb] = await tap.wait_count("gp.writeback.v1", 1)
-            assert [c["code"] for c in wb["data"]["codes"]] == ["871731000000106", "306098008"]
-            assert tap.keys("gp.writeback.v1") == ["gp.writeback.v1.A81001"]
-            assert wb["data"]["nhs_number"] == ref["data"]["nhs_number"]
-
-            await publish(settings, first_contact)  # redelivered
-            await publish(
-                settings,
-                inbound("contact.recorded.v1", "U12345", referral_id=rid, outcome="declined"),
-            )  # later: decides nothing
-            await publish(
-                settings,
-                inbound("referral.closed.v1", "U12345", referral_id=rid, reason="completed"),
-            )
-            await tap.wait_count("gp.writeback.v1", 2)
-            await asyncio.sleep(0.5)
-        facts = Counter(w["data"]["fact"] for w in tap.events("gp.writeback.v1"))
-        assert facts == {"accepted": 1, "closed": 1}
     finally:
         await runner.stop()
 

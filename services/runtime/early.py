@@ -1,0 +1,105 @@
+"""Early events: an event about a referral this service does not know yet is held, with its
+sender, and handled once the referral becomes known (``docs/architecture/ordering.md``).
+
+Events travel on separate queues, so a team's contact may reach outcomes before intake's
+announcement of the referral does; a closure may reach triage before the referral itself.
+Such an event cannot be judged yet: whether its sender may act on the referral (a team on
+its own PCN's referrals only) depends on what is not known. So it is kept, never acted on,
+until the referral arrives. Then each held event is handled in arrival order, each in a
+savepoint of the arriving referral's transaction, by its route's handler, which applies
+every rule as for an event that came in order. One that is refused then (another PCN's,
+say) is undone, answered with ``event.rejected.v1`` to its sender and dead-lettered with
+the reason, through the outbox, in the same transaction; it never reaches a decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from contracts import EVENTS, CloudEvent, org_source
+from contracts.events import parse_event
+
+from . import metrics
+from .admission import default_rejection
+from .delivery import ORIGIN_EXCHANGE, ORIGIN_KEY, USER_HEADER
+from .errors import BadMessage
+from .logs import get_logger
+from .outbox import enqueue
+from .recovery import dead_letter_headers
+
+if TYPE_CHECKING:
+    from .handling import UnitOfWork
+
+log = get_logger(__name__)
+
+
+async def hold(uow: UnitOfWork[Any], referral_id: uuid.UUID, event: CloudEvent[Any]) -> None:
+    """Keep ``event`` until ``referral_id`` is known; it is not acted on before."""
+    await uow.conn.execute(
+        "INSERT INTO early_event (referral_id, source, event_id, event_type, sender, body)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, event_id) DO NOTHING",
+        referral_id,
+        event.source,
+        event.id,
+        event.type,
+        event.sender_org,
+        event.to_json(),
+    )
+    log.info("held_until_referral_known", referral_id=str(referral_id))
+
+
+async def release(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> int:
+    """Handle every event held for ``referral_id``, oldest first; returns how many were
+    refused. Call once the referral is known, in the transaction that made it known."""
+    rows = await uow.conn.fetch(
+        "DELETE FROM early_event WHERE referral_id = $1"
+        " RETURNING source, event_id, event_type, sender, body, received_at",
+        referral_id,
+    )
+    refused = 0
+    for row in sorted(rows, key=lambda r: (r["received_at"], r["event_id"])):
+        route = uow.routes[row["event_type"]]
+        event = parse_event(route.model, row["body"])
+        try:
+            async with uow.conn.transaction():  # a savepoint: a refusal undoes only this one
+                await route.handler(uow, event, event.data)
+        except BadMessage as exc:
+            refused += 1
+            await refuse(uow, row, exc)
+    return refused
+
+
+async def refuse(uow: UnitOfWork[Any], row: Any, exc: BadMessage) -> None:
+    """Answer the sender of a held event and dead-letter it, through the outbox."""
+    sender = row["sender"]
+    if sender is not None and exc.reasons:
+        raw = {"id": row["event_id"], "type": row["event_type"], "source": row["source"]}
+        await uow.emit(default_rejection(raw, sender, exc.reasons))
+    letter_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row['source']}#{row['event_id']}#dead"))
+    spec = EVENTS[row["event_type"]]
+    marker = CloudEvent[dict[str, Any]](
+        specversion="1.0",
+        id=letter_id,
+        source=uow.names.source(uow.service),
+        type=spec.type,
+        time=row["received_at"],
+        data={},
+    )
+    headers = {
+        ORIGIN_EXCHANGE: uow.names.inbound,
+        ORIGIN_KEY: spec.type,
+        **({USER_HEADER: sender} if sender else {}),
+        **dead_letter_headers(uow.service, exc.reason, exc.detail, 1),
+    }
+    await enqueue(
+        uow.conn, marker, uow.names.dead_letter, uow.service, headers=headers, body=row["body"]
+    )
+    await uow.wake("outbox")
+    metrics.DEAD_LETTERED.labels(uow.service, spec.type, exc.reason).inc()
+    log.warning(
+        "early_event_refused",
+        reason=exc.reason,
+        sender=sender,
+        answered_to=org_source(sender) if sender else None,
+    )

@@ -1,0 +1,120 @@
+"""The handler tier: each service's handlers on a real PostgreSQL, no broker.
+
+Every test gets a connection inside a transaction that is rolled back at the end, on a
+schema per service migrated once per session. ``Harness.send`` takes an envelope as an
+outside producer or a service would publish it and runs the path a delivery takes after
+the broker: admission (strict validation, origin and sender checks), then the inbox claim
+and the handler, in a savepoint (a refused or failed event changes nothing, as its own
+transaction would not). What the handler emitted is in ``emitted``; the rows are there to
+query. ``AMQP_URL`` is never used: these pass with the broker away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts import EVENTS, CloudEvent, Direction
+from services.registry import SERVICE_DEFS
+from services.runtime import db
+from services.runtime.admission import admit
+from services.runtime.delivery import Delivery
+from services.runtime.handling import handle
+from services.runtime.names import Names
+from services.runtime.service import ServiceDef
+
+TRUSTED = frozenset({"guest"})
+
+
+@pytest.fixture(scope="session")
+async def handler_database() -> AsyncIterator[tuple[str, Names]]:
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        pytest.fail("DATABASE_URL must name a PostgreSQL server", pytrace=False)
+    names = Names(f"h{datetime.now(UTC):%y%m%d%H%M}{uuid.uuid4().hex[:5]}")
+    for service in SERVICE_DEFS.values():
+        await db.migrate(dsn, names.schema(service.name), service.migrations())
+    yield dsn, names
+    for service in SERVICE_DEFS.values():
+        await db.drop_schema(dsn, names.schema(service.name))
+
+
+class Harness:
+    def __init__(
+        self, service: ServiceDef, conn: asyncpg.Connection, names: Names, settings: Any = None
+    ):
+        self.service = service
+        self.conn = conn
+        self.names = names
+        self.settings = settings
+        self.emitted: list[CloudEvent[Any]] = []
+
+    def uow(self, correlation_id: str | None = None) -> Any:
+        return self.service.unit_of_work(self.conn, self.names, correlation_id, self.settings)
+
+    async def send(
+        self, envelope: dict[str, Any], *, user: str | None = "guest", inbound: bool = False
+    ) -> list[CloudEvent[Any]]:
+        """Deliver one event; returns what it emitted (also kept in ``emitted``). Raises
+        what the handler raised (``BadMessage``, ``Deferred``...), having undone it."""
+        spec = EVENTS[envelope["type"]]
+        if inbound or spec.model.DIRECTION is Direction.INBOUND:
+            delivery = Delivery(self.names.inbound, spec.type, user_id=user)
+        else:
+            word = spec.model.ROUTED_BY and envelope["data"][spec.model.ROUTED_BY]
+            delivery = Delivery(self.names.events, f"{spec.type}.{word}")
+        models = {name: route.model for name, route in self.service.routes.items()}
+        admitted = admit(
+            json.dumps(envelope).encode(),
+            delivery,
+            names=self.names,
+            service=self.service.name,
+            models=models,
+            trusted=TRUSTED,
+        )
+        uow = self.uow()
+        async with self.conn.transaction():  # a savepoint: as if its own transaction
+            await handle(uow, self.service.routes[spec.type], admitted.envelope, admitted.data)
+        self.emitted += uow.emitted
+        return uow.emitted
+
+    def of(self, event_type: str) -> list[CloudEvent[Any]]:
+        return [e for e in self.emitted if e.type == event_type]
+
+    async def rows(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self.conn.fetch(sql, *args)
+
+    async def value(self, sql: str, *args: Any) -> Any:
+        return await self.conn.fetchval(sql, *args)
+
+
+HarnessFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def harness(handler_database) -> AsyncIterator[HarnessFactory]:
+    dsn, names = handler_database
+    opened: list[tuple[asyncpg.Connection, Any]] = []
+
+    async def make(service: str, settings: Any = None) -> Harness:
+        definition = SERVICE_DEFS[service]
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": names.schema(service)})
+        await db.init_connection(conn)
+        transaction = conn.transaction()
+        await transaction.start()
+        opened.append((conn, transaction))
+        if settings is None and definition.settings is not None:
+            settings = definition.settings()
+        return Harness(definition, conn, names, settings)
+
+    yield make
+    for conn, transaction in opened:
+        await transaction.rollback()
+        await conn.close()

@@ -1,0 +1,119 @@
+"""outcomes' handlers on a real database: the GP record gets each fact once, whatever the
+order events arrive in, and never from another PCN's team."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from services.runtime.errors import BadMessage
+
+from ..support import accepted, inbound, internal
+
+
+def contact(rid: str, outcome: str = "engaged", pcn: str = "U12345", **data) -> dict:
+    return inbound("contact.recorded.v1", pcn, referral_id=rid, outcome=outcome, **data)
+
+
+def closed(rid: str, reason: str = "completed", pcn: str = "U12345") -> dict:
+    return inbound("referral.closed.v1", pcn, referral_id=rid, reason=reason)
+
+
+def facts(harness) -> Counter:
+    return Counter(e.data.fact.value for e in harness.of("gp.writeback.v1"))
+
+
+async def test_acceptance_is_coded_once_at_the_first_engaged_contact(harness):
+    outcomes = await harness("outcomes")
+    ref = accepted(agency_type="self_referral")
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    await outcomes.send(contact(rid, "not_reached"))
+    assert facts(outcomes) == {}  # an attempt decides nothing
+    [wb] = await outcomes.send(contact(rid))
+    assert [c.code for c in wb.data.codes] == ["871731000000106", "306098008"]
+    assert wb.data.registered_practice == ref["data"]["registered_practice"]
+    assert wb.data.nhs_number == ref["data"]["nhs_number"]
+    assert wb.data.routing_key() == f"gp.writeback.v1.{ref['data']['registered_practice']}"
+    await outcomes.send(contact(rid, "declined"))  # later: decides nothing
+    [summary] = await outcomes.send(closed(rid))
+    assert summary.data.fact.value == "closed" and summary.data.codes == []
+    assert "1 attempt(s) did not reach the person" in summary.data.summary
+    assert facts(outcomes) == {"accepted": 1, "closed": 1}
+
+
+async def test_a_contact_before_the_referral_is_held_then_coded(harness):
+    outcomes = await harness("outcomes")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    assert await outcomes.send(contact(rid)) == []  # intake's announcement is still on its way
+    assert await outcomes.value("SELECT count(*) FROM early_event") == 1
+    emitted = await outcomes.send(ref)
+    assert [e.data.fact.value for e in emitted if e.type == "gp.writeback.v1"] == ["accepted"]
+    assert await outcomes.value("SELECT count(*) FROM early_event") == 0
+
+
+async def test_another_pcns_early_contact_is_refused_and_never_reaches_the_gp(harness):
+    outcomes = await harness("outcomes")
+    ref = accepted(pcn="U12345")
+    rid = ref["data"]["referral_id"]
+    intruder = contact(rid, pcn="U99999")
+    await outcomes.send(intruder)
+    await outcomes.send(closed(rid, pcn="U99999"))
+    emitted = await outcomes.send(ref)
+    assert facts(outcomes) == {}
+    refusals = [e for e in emitted if e.type == "event.rejected.v1"]
+    assert [(r.data.sender, r.data.reasons[0].code.value) for r in refusals] == [
+        ("U99999", "not_permitted"),
+        ("U99999", "not_permitted"),
+    ]
+    assert refusals[0].data.rejected_event_id == intruder["id"]
+    letters = await outcomes.rows(
+        "SELECT headers FROM outbox WHERE exchange = $1", outcomes.names.dead_letter
+    )
+    assert [h["headers"]["x-linkwell-reason"] for h in letters] == ["not_permitted"] * 2
+    assert (
+        await outcomes.value(
+            "SELECT count(*) FROM timeline WHERE event_type <> $1", "referral.accepted.v1"
+        )
+        == 0
+    )
+    assert await outcomes.value("SELECT closed_at FROM referral") is None
+    # the referral's own team still codes it
+    await outcomes.send(contact(rid))
+    assert facts(outcomes) == {"accepted": 1}
+
+
+async def test_a_known_referral_refuses_another_pcn_at_once(harness):
+    outcomes = await harness("outcomes")
+    ref = accepted(pcn="U12345")
+    await outcomes.send(ref)
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(contact(ref["data"]["referral_id"], pcn="U99999"))
+    assert refused.value.reason == "not_permitted"
+    assert facts(outcomes) == {}
+
+
+async def test_declined_at_first_contact_or_closed_declined(harness):
+    outcomes = await harness("outcomes")
+    first, second = accepted(), accepted()
+    await outcomes.send(first)
+    await outcomes.send(second)
+    [wb] = await outcomes.send(contact(first["data"]["referral_id"], "declined"))
+    assert [c.code for c in wb.data.codes] == ["871711000000103"]
+    emitted = await outcomes.send(closed(second["data"]["referral_id"], reason="declined"))
+    assert sorted(e.data.fact.value for e in emitted) == ["closed", "declined"]
+
+
+async def test_placements_join_the_timeline(harness):
+    outcomes = await harness("outcomes")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    await outcomes.send(internal("referral.waitlisted.v1", producer="triage", referral_id=rid))
+    await outcomes.send(internal("referral.assigned.v1", producer="triage", referral_id=rid))
+    types = [
+        r["event_type"] for r in await outcomes.rows("SELECT event_type FROM timeline ORDER BY id")
+    ]
+    assert types == ["referral.accepted.v1", "referral.waitlisted.v1", "referral.assigned.v1"]

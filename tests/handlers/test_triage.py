@@ -1,0 +1,140 @@
+"""triage's handlers on a real database: placement, the waitlist, rosters, closures, and
+events that arrive before their referral."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.runtime.errors import BadMessage
+
+from ..support import accepted, inbound, internal, worker
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def placed(harness) -> dict[str, str | None]:
+    """referral id -> worker (assigned) or None (waitlisted), from what was emitted."""
+    out: dict[str, str | None] = {}
+    for e in harness.emitted:
+        if e.type == "referral.assigned.v1":
+            out[str(e.data.referral_id)] = e.data.link_worker_id
+        elif e.type == "referral.waitlisted.v1":
+            out.setdefault(str(e.data.referral_id), None)
+    return out
+
+
+def closed(referral_id: str, pcn: str = "U12345", reason: str = "completed") -> dict:
+    return inbound("referral.closed.v1", pcn, referral_id=referral_id, reason=reason)
+
+
+async def test_places_with_the_lightest_worker_then_waitlists_in_order(harness):
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 2))
+    await triage.send(worker("U12345", "lw-b", 1))
+    refs = [accepted(at=T0 + timedelta(minutes=i)) for i in range(5)]
+    for ref in refs:
+        await triage.send(ref)
+    ids = [r["data"]["referral_id"] for r in refs]
+    assert placed(triage) == {
+        ids[0]: "lw-a",
+        ids[1]: "lw-b",
+        ids[2]: "lw-a",
+        ids[3]: None,
+        ids[4]: None,
+    }
+    assert {e.subject for e in triage.of("referral.waitlisted.v1")} == {ids[3], ids[4]}
+
+    # a place frees up: the longest waiting gets it, from the waitlist
+    await triage.send(closed(ids[1]))
+    [moved] = triage.of("referral.assigned.v1")[3:]
+    assert str(moved.data.referral_id) == ids[3]
+    assert moved.data.from_waitlist and moved.data.link_worker_id == "lw-b"
+
+    # more capacity: the next in line is placed at once
+    await triage.send(worker("U12345", "lw-b", 2))
+    assert str(triage.of("referral.assigned.v1")[4].data.referral_id) == ids[4]
+    over = await triage.value(
+        "SELECT count(*) FROM link_worker w WHERE w.capacity < (SELECT count(*) FROM referral r"
+        " WHERE r.link_worker_id = w.link_worker_id AND r.status = 'assigned')"
+    )
+    assert over == 0
+
+
+async def test_a_resent_acceptance_places_nothing_twice(harness):
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 5))
+    ref = accepted()
+    await triage.send(ref)
+    assert await triage.send(ref) == []  # the same event again: the inbox drops it
+    again = dict(ref, id=str(uuid.uuid4()))
+    assert await triage.send(again) == []  # the same referral in a new event
+    assert len(triage.of("referral.assigned.v1")) == 1
+
+
+async def test_a_team_may_not_touch_another_pcns_roster_or_referral(harness):
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 1))
+    ref = accepted()
+    await triage.send(ref)
+    with pytest.raises(BadMessage) as roster:
+        await triage.send(worker("U12345", "lw-x", 9) | {"source": "urn:linkwell:org:U99999"})
+    assert roster.value.reason == "not_permitted"
+    with pytest.raises(BadMessage) as closure:
+        await triage.send(closed(ref["data"]["referral_id"], pcn="U99999"))
+    assert closure.value.reason == "not_permitted"
+    assert await triage.value("SELECT count(*) FROM link_worker") == 1
+    assert await triage.value("SELECT status FROM referral") == "assigned"
+
+
+async def test_an_early_closure_from_its_own_team_means_the_referral_is_never_placed(harness):
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 3))
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    assert await triage.send(closed(rid, reason="moved_away")) == []  # held, nothing decided
+    assert await triage.value("SELECT count(*) FROM early_event") == 1
+    await triage.send(ref)
+    assert placed(triage) == {}
+    assert (
+        await triage.value("SELECT status FROM referral WHERE referral_id = $1", uuid.UUID(rid))
+        == "closed"
+    )
+    assert await triage.value("SELECT count(*) FROM early_event") == 0
+
+
+async def test_an_early_closure_from_another_pcn_is_refused_once_the_referral_is_known(harness):
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 3))
+    ref = accepted(pcn="U12345")
+    rid = ref["data"]["referral_id"]
+    early = closed(rid, pcn="U99999")
+    await triage.send(early)  # another PCN guessed the id: kept, not acted on
+    emitted = await triage.send(ref)
+    # the referral is placed as if the closure had never come...
+    assert placed(triage) == {rid: "lw-a"}
+    # ...and the other PCN is told why, and the closure is dead-lettered with the reason
+    [refusal] = [e for e in emitted if e.type == "event.rejected.v1"]
+    assert refusal.data.sender == "U99999"
+    assert refusal.data.rejected_event_id == early["id"]
+    assert [r.code.value for r in refusal.data.reasons] == ["not_permitted"]
+    [letter] = await triage.rows(
+        "SELECT body, headers FROM outbox WHERE exchange = $1", triage.names.dead_letter
+    )
+    assert letter["headers"]["x-linkwell-reason"] == "not_permitted"
+    assert letter["headers"]["x-linkwell-user-id"] == "U99999"
+    assert bytes(letter["body"]).find(early["id"].encode()) >= 0
+
+
+async def test_internal_types_only_from_the_events_exchange(harness):
+    triage = await harness("triage")
+    forged = internal("referral.accepted.v1") | {"source": "urn:linkwell:org:U12345"}
+    with pytest.raises(BadMessage) as refused:  # a team publishing intake's announcement
+        await triage.send(forged, inbound=True)
+    assert refused.value.reason == "unsupported_type"
+    with pytest.raises(BadMessage) as own:  # nor its own assignments, from anywhere
+        await triage.send(internal("referral.assigned.v1", producer="triage"))
+    assert own.value.reason == "unsupported_type"
+    assert await triage.value("SELECT count(*) FROM referral") == 0
