@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -358,6 +358,23 @@ class GpWriteback(EventData):
     effective_at: AwareDatetime
 
 
+class NotificationFailed(EventData):
+    """A message to the person or to the team could not be delivered, after every retry:
+    the team should reach the person another way. Routed by PCN. Carries no address."""
+
+    TYPE = "notification.failed.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    referral_id: uuid.UUID
+    pcn: PcnCode
+    audience: Literal["person", "team"]
+    medium: Literal["email", "sms"]
+    attempts: int
+    error: Annotated[str, Field(max_length=100, description="What failed, e.g. SMTP refused")]
+    failed_at: AwareDatetime
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -406,6 +423,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(ReferralAssigned, (Party.TEAMS,)),
         EventSpec(ReferralStatus, (Party.REFERRER,)),
         EventSpec(GpWriteback, (Party.GP_INTEGRATORS,)),
+        EventSpec(NotificationFailed, (Party.TEAMS,)),
     )
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +25,7 @@ from services.runtime import topology
 from services.runtime.db import drop_schema
 from services.runtime.settings import Settings
 
-from .support import test_settings
+from .support import CREATED_NAMESPACES, test_settings
 
 SERVICES = ("intake", "triage", "notify", "outcomes")
 TEST_NAMESPACE = re.compile(r"^t(\d{10})[0-9a-f]{5}\.")
@@ -79,26 +80,68 @@ async def reachable(infrastructure: tuple[str, str]) -> tuple[str, str]:
     return amqp, database
 
 
-def delete_matching(amqp: str, doomed: Callable[[str], bool]) -> int:
-    """Delete every queue and exchange whose name ``doomed`` picks, through the
-    management API (best effort). Returns how many it deleted."""
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def management(amqp: str) -> access.ManagementApi:
     url = URL(amqp)
+    return access.ManagementApi(
+        os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{url.host}:15672"),
+        url.user or "guest",
+        url.password or "guest",
+        timeout=60,
+    )
+
+
+def broker_names(amqp: str, picked: Callable[[str], bool]) -> dict[str, list[str]]:
+    """The queues and exchanges whose names ``picked`` picks."""
+    with management(amqp) as api:
+        vhost = access.vhost_of(amqp)
+        return {
+            kind: [n for n in api.names(kind, vhost) if picked(n)]
+            for kind in ("queues", "exchanges")
+        }
+
+
+def delete_matching(amqp: str, doomed: Callable[[str], bool]) -> int:
+    """Delete every queue and exchange whose name ``doomed`` picks, through the management
+    API. Returns how many it deleted. If it cannot (no management plugin, an error), the
+    test fails under CI: a run must never pass while leaving queues behind; elsewhere it
+    warns."""
     deleted = 0
     try:
-        with access.ManagementApi(
-            os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{url.host}:15672"),
-            url.user or "guest",
-            url.password or "guest",
-            timeout=60,
-        ) as api:
+        with management(amqp) as api:
             vhost = access.vhost_of(amqp)
             for kind in ("queues", "exchanges"):
                 for name in filter(doomed, api.names(kind, vhost)):
                     api.delete(kind, vhost, name)
                     deleted += 1
-    except (httpx.HTTPError, RuntimeError):
-        pass
+    except (httpx.HTTPError, RuntimeError) as exc:
+        message = f"could not clean the broker through its management API: {exc!r}"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        warnings.warn(message, stacklevel=2)
     return deleted
+
+
+@pytest.fixture(scope="session", autouse=True)
+def broker_left_as_found() -> Iterator[None]:
+    """At the end of the session, no queue or exchange of any namespace this session made
+    may be left on the broker (each quorum queue holds broker file handles)."""
+    yield
+    made = sorted(CREATED_NAMESPACES)
+    amqp = os.environ.get("AMQP_URL")
+    if not made or not amqp:
+        return
+    try:
+        left = broker_names(amqp, lambda n: any(n.startswith(f"{ns}.") for ns in made))
+    except (httpx.HTTPError, RuntimeError) as exc:
+        if in_ci():
+            raise AssertionError(f"cannot check the broker was left clean: {exc!r}") from None
+        return
+    if left["queues"] or left["exchanges"]:
+        raise AssertionError(f"the test run left these on the broker: {left}")
 
 
 def purge_abandoned_namespaces(amqp: str, older_than: timedelta = timedelta(hours=1)) -> int:

@@ -18,8 +18,11 @@ from services.runtime.settings import Settings
 __all__ = ["Tap", "example"]
 
 
+CREATED_NAMESPACES: set[str] = set()  # checked clean at the end of the session
+
+
 def test_settings(amqp_url: str, database_url: str, **overrides: Any) -> Settings:
-    return Settings(
+    settings = Settings(
         amqp_url=amqp_url,
         database_url=database_url,
         # t + creation minute + random: tests/conftest.py purges what a killed run left
@@ -29,6 +32,8 @@ def test_settings(amqp_url: str, database_url: str, **overrides: Any) -> Setting
         graceful_timeout=5.0,
         **{"http_port": 0, **overrides},
     )
+    CREATED_NAMESPACES.add(settings.namespace)
+    return settings
 
 
 def submission(
@@ -97,6 +102,28 @@ async def publish(
     else:
         await publish_inbound(
             settings, json.dumps(envelope).encode(), routing_key or envelope["type"]
+        )
+
+
+async def emit(settings: Settings, envelope: dict[str, Any]) -> None:
+    """Publish to <ns>.events as a Linkwell service would."""
+    from contracts import EVENTS
+
+    model = EVENTS[envelope["type"]].model
+    key = (
+        f"{envelope['type']}.{envelope['data'][model.ROUTED_BY]}"
+        if model.ROUTED_BY
+        else (envelope["type"])
+    )
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(settings.names.events, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                json.dumps(envelope).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            ),
+            routing_key=key,
         )
 
 

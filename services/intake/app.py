@@ -18,4 +18,5 @@ SERVICE = ServiceDef(
     emits=(ReferralAccepted, ReferralRejected, EventRejected),
     store=IntakeStore,
     rejections={ReferralSubmitted.TYPE: rejection},
+    answers_unrouted=True,  # the front door: tells senders of types nobody handles
 )

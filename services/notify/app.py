@@ -7,6 +7,7 @@ from pathlib import Path
 
 from contracts.events import (
     EventRejected,
+    NotificationFailed,
     ReferralAccepted,
     ReferralAssigned,
     ReferralRejected,
@@ -30,7 +31,7 @@ SERVICE = ServiceDef(
         (ReferralWaitlisted, on_waitlisted),
         (ReferralAssigned, on_assigned),
     ),
-    emits=(ReferralStatus, EventRejected),
+    emits=(ReferralStatus, NotificationFailed, EventRejected),
     store=NotifyStore,
     pollers=(dispatcher,),
     settings=NotifySettings,

@@ -32,6 +32,15 @@ class NotifySettings(BaseSettings):
     smtp_sender: str = Field(
         "linkwell@linkwell.invalid", validation_alias=_env("LINKWELL_SMTP_SENDER")
     )
+    notify_max_attempts: int = Field(
+        15,
+        ge=1,
+        le=30,
+        validation_alias=_env("LINKWELL_NOTIFY_MAX_ATTEMPTS"),
+        description="Sends of one message before it is given up (retried after 1, 2, 4... "
+        "seconds, at most an hour apart: 15 attempts span about three hours); then the "
+        "team is told by notification.failed.v1.",
+    )
     team_address_template: str = Field(
         "social-prescribing-{pcn}@linkwell.invalid",
         validation_alias=_env("LINKWELL_TEAM_ADDRESS_TEMPLATE"),

@@ -20,6 +20,9 @@ STAGES = ("accepted", "waitlisted", "assigned")
 class Pending:
     id: int
     key: str
+    referral_id: uuid.UUID
+    pcn: str
+    audience: str
     medium: Medium
     address: str
     subject: str
@@ -100,15 +103,20 @@ class Outgoing:
 
     async def next_due(self) -> Pending | None:
         row = await self.conn.fetchrow(
-            "SELECT id, key, medium, address, subject, body, attempts FROM notification"
-            " WHERE sent_at IS NULL AND next_attempt_at <= now() ORDER BY id"
-            " LIMIT 1 FOR UPDATE SKIP LOCKED"
+            "SELECT n.id, n.key, n.referral_id, r.pcn, n.audience, n.medium, n.address,"
+            " n.subject, n.body, n.attempts FROM notification n"
+            " JOIN referral r USING (referral_id)"
+            " WHERE n.sent_at IS NULL AND n.failed_at IS NULL AND n.next_attempt_at <= now()"
+            " ORDER BY n.id LIMIT 1 FOR UPDATE OF n SKIP LOCKED"
         )
         if row is None:
             return None
         return Pending(
             row["id"],
             row["key"],
+            row["referral_id"],
+            row["pcn"],
+            row["audience"],
             Medium(row["medium"]),
             row["address"],
             row["subject"],
@@ -119,6 +127,14 @@ class Outgoing:
     async def sent(self, id: int) -> None:
         await self.conn.execute(
             "UPDATE notification SET sent_at = now(), attempts = attempts + 1 WHERE id = $1", id
+        )
+
+    async def given_up(self, id: int, error: str) -> None:
+        await self.conn.execute(
+            "UPDATE notification SET attempts = attempts + 1, last_error = $2,"
+            " failed_at = now() WHERE id = $1",
+            id,
+            error,
         )
 
     async def failed(self, id: int, error: str, retry_in: float) -> None:

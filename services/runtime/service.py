@@ -46,6 +46,8 @@ class ServiceDef:
     state_gauges: StateGauges | None = None
     # the service's own settings (pydantic-settings), beside the shared ones
     settings: Callable[[], Any] | None = None
+    # takes inbound messages no service binds, to answer their senders (intake)
+    answers_unrouted: bool = False
 
     def __post_init__(self) -> None:
         for model in self.emits:
@@ -67,7 +69,7 @@ class ServiceDef:
 
     @property
     def topology(self) -> ServiceTopology:
-        return ServiceTopology(self.name, self.consumes)
+        return ServiceTopology(self.name, self.consumes, self.answers_unrouted)
 
     def migrations(self) -> list[db.Migration]:
         return db.migrations_for(self.directory)

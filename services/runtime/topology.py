@@ -48,6 +48,9 @@ def bindings_for(names: Names, models: Iterable[type[EventData]]) -> list[Bindin
 class ServiceTopology:
     name: str
     models: tuple[type[EventData], ...]
+    # also take what reaches <ns>.inbound and no service binds (an unknown type or version),
+    # to answer its sender: intake, the front door
+    answers_unrouted: bool = False
 
 
 async def _catch_all(channel: AbstractChannel, name: str, arguments: dict[str, object]) -> None:
@@ -58,7 +61,9 @@ async def _catch_all(channel: AbstractChannel, name: str, arguments: dict[str, o
 
 async def declare_exchanges(channel: AbstractChannel, names: Names) -> None:
     # Inbound messages no service binds (an unsupported version, a typo): kept for ops.
-    await _catch_all(channel, names.unrouted, {})
+    # Inbound messages no service binds (an unsupported version, a typo) go to the service
+    # that answers them (intake's queue is bound here), never dropped.
+    await channel.declare_exchange(names.unrouted, ExchangeType.FANOUT, durable=True)
     # Emitted events nobody has subscribed to yet (a practice whose GP integrator has no
     # queue yet): the latest are kept for replay instead of being dropped by the broker.
     await _catch_all(
@@ -96,6 +101,8 @@ async def declare_service(
     )
     for binding in bindings_for(names, service.models):
         await queue.bind(binding.exchange, binding.routing_key)
+    if service.answers_unrouted:
+        await queue.bind(names.unrouted, "")
     retry = await channel.declare_exchange(
         names.retry_exchange(service.name), ExchangeType.DIRECT, durable=True
     )

@@ -14,7 +14,7 @@ from services.intake.app import SERVICE as INTAKE
 from services.runtime.logs import configure
 from services.runtime.runner import Runner
 
-from ..support import Tap, publish, submission
+from ..support import Tap, drain, publish, submission
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +134,32 @@ async def test_a_pathologically_nested_message_is_dead_lettered_and_intake_goes_
         assert reasons == ["not_json", "schema_invalid"]
     finally:
         await runner.stop()
+
+
+async def test_a_type_nobody_handles_is_answered_and_kept(settings):
+    """An unsupported version (or a type no service takes) reaches intake, the front door,
+    through the inbound exchange's alternate exchange: its sender is told, and it is kept
+    in intake's dead-letter queue with the reason."""
+    runner = Runner(INTAKE, settings)
+    await runner.start()
+    try:
+        async with Tap(settings) as tap:
+            newer = submission(org="B82005")
+            newer["type"] = "referral.submitted.v2"
+            await publish(settings, newer)
+            internal = submission(org="B82005")
+            internal["type"] = "referral.accepted.v1"  # an internal type, from outside
+            await publish(settings, internal)
+            answers = await tap.wait_count("event.rejected.v1", 2)
+            dead = await drain(settings, settings.names.dead_letter_queue("intake"), count=2)
+    finally:
+        await runner.stop()
+    assert sorted(tap.keys("event.rejected.v1")) == ["event.rejected.v1.B82005"] * 2
+    assert {a["data"]["rejected_type"] for a in answers} == {
+        "referral.submitted.v2",
+        "referral.accepted.v1",
+    }
+    assert {a["data"]["reasons"][0]["code"] for a in answers} == {"unsupported_type"}
+    origins = sorted(m.headers["x-linkwell-original-routing-key"] for m in dead)
+    assert origins == ["referral.accepted.v1", "referral.submitted.v2"]
+    assert {m.headers["x-linkwell-reason"] for m in dead} == {"unsupported_type"}

@@ -189,12 +189,6 @@ async def test_unreadable_messages_are_dead_lettered_at_once(settings, runner, p
     assert await effects(settings) == [good["id"]]
 
 
-async def test_inbound_nobody_handles_is_kept_not_dropped(settings, runner):
-    await publish(settings, contact(), routing_key="contact.recorded.v9")
-    kept = await drain(settings, settings.names.unrouted)
-    assert [m.routing_key for m in kept] == ["contact.recorded.v9"]
-
-
 async def test_outbox_rows_committed_before_a_crash_are_published_on_restart(
     settings, probe_service
 ):

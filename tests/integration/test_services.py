@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import aio_pika
 import asyncpg
 import pytest
 
@@ -19,24 +18,9 @@ from services.outcomes.app import SERVICE as OUTCOMES
 from services.runtime.runner import Runner
 from services.triage.app import SERVICE as TRIAGE
 
-from ..support import Tap, accepted, drain, example, inbound, publish, worker
+from ..support import Tap, accepted, drain, emit, example, inbound, publish, worker
 
 pytestmark = pytest.mark.integration
-
-
-async def emit(settings, envelope: dict) -> None:
-    """Publish to <ns>.events as a Linkwell service would."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(settings.names.events, ensure=False)
-        key = f"{envelope['type']}.{envelope['data'].get('pcn') or envelope['data'].get('sender')}"
-        await exchange.publish(
-            aio_pika.Message(
-                json.dumps(envelope).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-            ),
-            routing_key=key,
-        )
 
 
 async def started(service, settings, n: int = 1) -> list[Runner]:

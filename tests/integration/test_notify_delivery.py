@@ -1,0 +1,134 @@
+"""notify's deliveries against a real SMTP server that refuses: a refused send is retried,
+backing off, until it succeeds; one refused every time is given up after
+LINKWELL_NOTIFY_MAX_ATTEMPTS, counted, and the team told by notification.failed.v1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
+
+from services.notify.app import SERVICE as NOTIFY
+from services.notify.settings import NotifySettings
+from services.runtime.runner import Runner
+
+from ..support import Tap, accepted, emit, internal
+
+pytestmark = pytest.mark.integration
+
+
+class Refusing:
+    """An SMTP server's handler: refuses the first ``refusals`` messages (each recipient
+    with 550), then accepts."""
+
+    def __init__(self, refusals: int):
+        self.refusals = refusals
+        self.tries = 0
+        self.delivered: list[list[str]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        self.tries += 1
+        if self.tries <= self.refusals:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.delivered.append(list(envelope.rcpt_tos))
+        return "250 OK"
+
+
+async def rows(settings) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await conn.fetch(
+            f"SELECT audience, attempts, sent_at, failed_at, last_error FROM "
+            f'"{settings.names.schema("notify")}".notification ORDER BY id'
+        )
+    finally:
+        await conn.close()
+
+
+async def until(predicate, within: float = 20.0) -> None:
+    for _ in range(int(within / 0.1)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def given_up_count(audience: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "linkwell_notifications_given_up_total", {"audience": audience, "medium": "email"}
+    )
+    return value or 0.0
+
+
+async def assign_one(settings) -> str:
+    ref = accepted(contact={"preferred": "email", "email": "sam@example.org"})
+    rid = ref["data"]["referral_id"]
+    await emit(settings, ref)
+    await emit(settings, internal("referral.assigned.v1", producer="triage", referral_id=rid))
+    return rid
+
+
+async def test_a_refused_send_is_retried_until_it_goes(settings, unused_tcp_port):
+    handler = Refusing(refusals=2)
+    smtp = Controller(handler, hostname="127.0.0.1", port=unused_tcp_port)
+    smtp.start()
+    own = NotifySettings(notify_channel="smtp", smtp_port=unused_tcp_port, notify_max_attempts=5)
+    runner = Runner(NOTIFY, settings, own)
+    await runner.start()
+    try:
+        async with Tap(settings, "notification.failed.v1.*") as failures:
+            await assign_one(settings)
+            await until(lambda: _all_sent(settings))
+            await asyncio.sleep(0.3)
+        assert failures.messages == []
+    finally:
+        await runner.stop()
+        smtp.stop()
+    sent = await rows(settings)
+    assert [r["audience"] for r in sent] == ["person", "team"]
+    assert sum(r["attempts"] for r in sent) == 4  # two refusals, two deliveries
+    assert all(r["failed_at"] is None for r in sent)
+    assert "550" in "".join(r["last_error"] or "" for r in sent)
+    assert sorted(r for rcpts in handler.delivered for r in rcpts) == [
+        "sam@example.org",
+        "social-prescribing-U12345@linkwell.invalid",
+    ]
+
+
+async def _all_sent(settings) -> bool:
+    current = await rows(settings)
+    return len(current) == 2 and all(r["sent_at"] is not None for r in current)
+
+
+async def test_a_send_refused_every_time_is_given_up_and_the_team_told(settings, unused_tcp_port):
+    smtp = Controller(Refusing(refusals=10_000), hostname="127.0.0.1", port=unused_tcp_port)
+    smtp.start()
+    own = NotifySettings(notify_channel="smtp", smtp_port=unused_tcp_port, notify_max_attempts=3)
+    before = given_up_count("person"), given_up_count("team")
+    runner = Runner(NOTIFY, settings, own)
+    await runner.start()
+    try:
+        async with Tap(settings, "notification.failed.v1.*") as failures:
+            rid = await assign_one(settings)
+            told = await failures.wait_count("notification.failed.v1", 2, within=30)
+    finally:
+        await runner.stop()
+        smtp.stop()
+    assert {(t["data"]["audience"], t["data"]["attempts"]) for t in told} == {
+        ("person", 3),
+        ("team", 3),
+    }
+    assert {t["data"]["referral_id"] for t in told} == {rid}
+    assert failures.keys("notification.failed.v1") == ["notification.failed.v1.U12345"] * 2
+    assert "sam@example.org" not in str(told)  # no address travels
+    given_up = await rows(settings)
+    assert all(r["failed_at"] is not None and r["sent_at"] is None for r in given_up)
+    assert all(r["attempts"] == 3 for r in given_up)
+    assert (given_up_count("person"), given_up_count("team")) == (before[0] + 1, before[1] + 1)
