@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class AgencyType(StrEnum):
-    """Who made the referral (shared/domain.md, 'Who refers')."""
+    """Who made the referral (docs/domain.md#who-refers)."""
 
     GENERAL_PRACTICE = "general_practice"
     COMMUNITY_PHARMACY = "community_pharmacy"
@@ -112,18 +112,94 @@ class RejectionCode(StrEnum):
     SENDER_UNVERIFIED = "sender_unverified"
     NOT_PERMITTED = "not_permitted"
     TOO_LARGE = "too_large"
+    AT_CAPACITY = "at_capacity"
+    UNKNOWN_LINK_WORKER = "unknown_link_worker"
+    NOT_ACTIVE = "not_active"
 
 
 class ReferralStatusValue(StrEnum):
+    """The step a ``referral.status.v1`` reports (what happened); ``TaskStatus`` says where
+    the referral then stands."""
+
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     WAITLISTED = "waitlisted"
     ASSIGNED = "assigned"
+    JOINED = "joined"  # the person's open episode in the PCN took this referral in
+    DUPLICATE = "duplicate"  # a resend: the answer is the referral's current status
+    IN_PROGRESS = "in_progress"  # the person took up support at a first contact
+    ON_HOLD = "on_hold"
+    RESUMED = "resumed"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+class TaskStatus(StrEnum):
+    """HL7 Gravity closed-loop referral task statuses, as the referrer sees them
+    (docs/domain.md#the-referral-lifecycle)."""
+
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    IN_PROGRESS = "in-progress"
+    ON_HOLD = "on-hold"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class GpSharing(StrEnum):
+    """What the person agreed their GP receives: codes only, or codes and the link
+    worker's summaries (docs/domain.md#writing-back-to-the-gp-record)."""
+
+    CODES_ONLY = "codes_only"
+    CODES_AND_SUMMARIES = "codes_and_summaries"
+
+
+class Instrument(StrEnum):
+    """Wellbeing measures (docs/domain.md#wellbeing-measures). Items are sent in the
+    instrument's own order: SWEMWBS its seven statements (each 1 to 5); ONS4 life
+    satisfaction, worthwhile, happiness, anxiety (each 0 to 10)."""
+
+    SWEMWBS = "swemwbs"
+    ONS4 = "ons4"
+
+
+class MeasurePoint(StrEnum):
+    BASELINE = "baseline"
+    REVIEW = "review"
+    END = "end"
+
+
+class ConnectionCategory(StrEnum):
+    """What a community group or service a person is connected to offers."""
+
+    PHYSICAL_ACTIVITY = "physical_activity"
+    ARTS_AND_CREATIVITY = "arts_and_creativity"
+    BEFRIENDING = "befriending"
+    NATURE_AND_GARDENING = "nature_and_gardening"
+    DEBT_AND_MONEY = "debt_and_money"
+    HOUSING = "housing"
+    EMPLOYMENT = "employment"
+    LEARNING_AND_SKILLS = "learning_and_skills"
+    VOLUNTEERING = "volunteering"
+    PEER_SUPPORT = "peer_support"
+    ADVICE_AND_INFORMATION = "advice_and_information"
+    OTHER = "other"
+
+
+class WithdrawnBy(StrEnum):
+    REFERRER = "referrer"  # the sending organisation withdraws its referral
+    PERSON = "person"  # the person withdrew consent (recorded by the team)
 
 
 class WritebackFact(StrEnum):
-    """One GP writeback is sent per fact and referral, never more."""
+    """One GP writeback per fact of an episode (accepted, declined, closed), or per plan,
+    note or measurement; never more."""
 
     ACCEPTED = "accepted"
     DECLINED = "declined"
     CLOSED = "closed"
+    PLAN = "plan"  # once per plan (each revision is one)
+    NOTE = "note"  # once per shared note
+    WELLBEING = "wellbeing"  # once per measurement

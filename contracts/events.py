@@ -14,19 +14,33 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from .enums import (
     AgencyType,
     ClosureReason,
+    ConnectionCategory,
     ConsentMethod,
     ContactMode,
     ContactOutcome,
     ContactPreference,
+    GpSharing,
+    Instrument,
+    MeasurePoint,
     Need,
     Pathway,
     ReferralStatusValue,
     RejectionCode,
+    TaskStatus,
+    WithdrawnBy,
     WritebackFact,
 )
 from .envelope import UK, CloudEvent, OrgCode, new_event_id, now
@@ -196,6 +210,11 @@ class ReferralSubmitted(EventData):
         "service: such referrals are rejected with advice to redirect to urgent help.",
     )
     submitted_at: AwareDatetime
+    gp_sharing: GpSharing = Field(
+        default=GpSharing.CODES_AND_SUMMARIES,
+        description="What the person agreed their GP receives: codes only, or codes and the "
+        "link worker's summaries (plan, notes, measures, closing summary).",
+    )
 
 
 class LinkWorkerRegistered(EventData):
@@ -235,6 +254,153 @@ class ReferralClosed(EventData):
     link_worker_id: WorkerId | None = None
 
 
+class LinkWorkerUpdated(EventData):
+    """A worker's capacity changes, or the worker leaves. Nobody is dropped: people above a
+    lower capacity stay with their worker (who takes nobody new until below it); a
+    leaving worker's people are moved to colleagues with room, or put at the head of the
+    waitlist, each with a decision (``referral.assigned.v1`` or ``.waitlisted.v1``)."""
+
+    TYPE = "linkworker.updated.v1"
+    DIRECTION = Direction.INBOUND
+
+    link_worker_id: WorkerId
+    pcn: PcnCode
+    capacity: Annotated[int | None, Field(ge=0, le=500)] = Field(
+        default=None, description="The new number of people the worker can hold at once."
+    )
+    leaving: bool = Field(default=False, description="The worker leaves the PCN's roster.")
+    updated_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _one_change(self) -> LinkWorkerUpdated:
+        if (self.capacity is None) == (not self.leaving):
+            raise ValueError("give either a capacity or leaving: true")
+        return self
+
+
+class PlanGoal(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: Annotated[SafeText, Field(min_length=1, max_length=500)]
+    review_on: date
+
+
+class PlanConnection(BaseModel):
+    """A community group or service the person is connected to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[SafeText, Field(min_length=1, max_length=200)]
+    category: ConnectionCategory
+    introduced_in_person: bool = Field(description="The link worker went with the person.")
+
+
+class PlanAgreed(EventData):
+    """The personalised care and support plan the person and link worker agreed. A later
+    plan for the same referral is a revision that supersedes the earlier one."""
+
+    TYPE = "plan.agreed.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    link_worker_id: WorkerId
+    what_matters: Annotated[SafeText, Field(min_length=1, max_length=2000)] = Field(
+        description="What matters to the person, in their words."
+    )
+    goals: Annotated[list[PlanGoal], Field(max_length=20)] = []
+    connections: Annotated[list[PlanConnection], Field(max_length=30)] = []
+    agreed_at: AwareDatetime
+
+
+class WellbeingMeasured(EventData):
+    """A wellbeing measurement. ``items`` in the instrument's order: SWEMWBS its seven
+    statements, each 1 to 5; ONS4 life satisfaction, worthwhile, happiness and anxiety,
+    each 0 to 10. Counts and ranges are checked per instrument; a wrong one is refused."""
+
+    TYPE = "wellbeing.measured.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    link_worker_id: WorkerId
+    instrument: Instrument
+    point: MeasurePoint
+    items: Annotated[list[Annotated[int, Field(ge=0, le=10)]], Field(min_length=1, max_length=14)]
+    taken_at: AwareDatetime
+
+
+class Attachment(BaseModel):
+    """A document's description. Documents themselves never travel on the bus."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: Annotated[SafeText, Field(min_length=1, max_length=200)]
+    media_type: Annotated[str, Field(max_length=100, pattern=r"^[a-z]+/[a-z0-9.+-]+$")]
+    size_bytes: Annotated[int, Field(ge=0, le=100_000_000)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class NoteShared(EventData):
+    """A note from the link worker for the GP, at any point of the journey."""
+
+    TYPE = "note.shared.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    link_worker_id: WorkerId
+    text: Annotated[SafeText, Field(min_length=1, max_length=4000)]
+    attachments: Annotated[list[Attachment], Field(max_length=10)] = []
+    shared_at: AwareDatetime
+
+
+class ReferralWithdrawn(EventData):
+    """The sending organisation withdraws its own referral, or the person's team records
+    that the person withdrew consent. The place is freed (or the waitlist entry removed)
+    and the person is not contacted again."""
+
+    TYPE = "referral.withdrawn.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    by: WithdrawnBy
+    reason: Annotated[SafeText | None, Field(max_length=300)] = None
+    withdrawn_at: AwareDatetime
+
+
+class ReferralHeld(EventData):
+    """The team pauses support; the person keeps their place."""
+
+    TYPE = "referral.held.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    reason: Annotated[SafeText, Field(min_length=1, max_length=300)]
+    held_at: AwareDatetime
+
+
+class ReferralResumed(EventData):
+    """The team resumes support paused by ``referral.held.v1``."""
+
+    TYPE = "referral.resumed.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    reason: Annotated[SafeText | None, Field(max_length=300)] = None
+    resumed_at: AwareDatetime
+
+
+class ReferralTransferred(EventData):
+    """The team moves the referral to another link worker of the same PCN; refused
+    (``at_capacity``) if that worker has no room."""
+
+    TYPE = "referral.transferred.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    to_link_worker_id: WorkerId
+    reason: Annotated[SafeText | None, Field(max_length=300)] = None
+    transferred_at: AwareDatetime
+
+
 # ---------------------------------------------------------------- emitted
 
 
@@ -261,6 +427,12 @@ class ReferralAccepted(EventData):
     nhs_number: NhsNumber
     contact: PersonContact
     accepted_at: AwareDatetime
+    person_id: uuid.UUID | None = Field(
+        default=None,
+        description="Linkwell's id for the person (the same for every referral with the same "
+        "NHS number), so that a person already supported is not given a second place.",
+    )
+    gp_sharing: GpSharing = GpSharing.CODES_AND_SUMMARIES
 
 
 class ReferralRejected(EventData):
@@ -308,6 +480,9 @@ class ReferralWaitlisted(EventData):
     pcn: PcnCode
     registered_practice: PracticeCode
     waitlisted_at: AwareDatetime
+    reason: Annotated[str | None, Field(max_length=300)] = Field(
+        default=None, description="Why, when it is not a new referral (its worker left)."
+    )
 
 
 class ReferralAssigned(EventData):
@@ -325,6 +500,9 @@ class ReferralAssigned(EventData):
     pathway: Pathway
     from_waitlist: bool
     assigned_at: AwareDatetime
+    transferred_from: WorkerId | None = Field(
+        default=None, description="The worker the referral was with before (a transfer)."
+    )
 
 
 class ReferralStatus(EventData):
@@ -338,7 +516,80 @@ class ReferralStatus(EventData):
     sender: str
     sender_reference: str | None
     status: ReferralStatusValue
-    message: str
+    message: Annotated[str, Field(max_length=1000)]
+    at: AwareDatetime
+    task_status: TaskStatus | None = Field(
+        default=None, description="Where the referral stands (HL7 Gravity task status)."
+    )
+    reason: Annotated[str | None, Field(max_length=300)] = Field(
+        default=None, description="Why, for rejected, on-hold, cancelled and failed."
+    )
+    submission_event_id: Annotated[str | None, Field(max_length=128)] = Field(
+        default=None, description="The id of the submission this answers."
+    )
+
+
+class Observation(BaseModel):
+    """A measured value for the GP record: coded where a traceable code exists (SWEMWBS),
+    labelled only where none does (ONS4)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(max_length=100)]
+    code: GpCoding | None = None
+    value: float
+    unit: Annotated[str | None, Field(max_length=30)] = None
+    interpretation: Annotated[str | None, Field(max_length=100)] = None
+
+
+class ReferralDuplicate(EventData):
+    """A submission was a resend of a referral already received (the same event id, or the
+    same sender reference): it made no second referral. Routed by the sender; its
+    ``referral.status.v1`` with the referral's current status follows."""
+
+    TYPE = "referral.duplicate.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "sender"
+
+    referral_id: uuid.UUID
+    sender: OrgCode
+    sender_reference: Reference
+    submission_event_id: Annotated[str, Field(max_length=128)]
+    original_submission_event_id: Annotated[str, Field(max_length=128)]
+    received_at: AwareDatetime
+
+
+class ReferralJoined(EventData):
+    """The person already has an open episode in the PCN: this referral joins it and takes
+    no second place. Routed by PCN (the team sees the new referral's needs)."""
+
+    TYPE = "referral.joined.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    referral_id: uuid.UUID
+    episode_referral_id: uuid.UUID
+    pcn: PcnCode
+    registered_practice: PracticeCode
+    needs: Needs
+    link_worker_id: WorkerId | None = None
+    joined_at: AwareDatetime
+
+
+class ReferralUpdated(EventData):
+    """A step of the journey after assignment, as the referrer will hear of it: the person
+    took up support, support paused or resumed, the episode closed or was withdrawn.
+    Routed by PCN; notify tells each referrer of the episode."""
+
+    TYPE = "referral.updated.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    referral_id: uuid.UUID
+    pcn: PcnCode
+    step: ReferralStatusValue
+    task_status: TaskStatus
+    reason: Annotated[str | None, Field(max_length=300)] = None
     at: AwareDatetime
 
 
@@ -354,8 +605,14 @@ class GpWriteback(EventData):
     nhs_number: NhsNumber
     fact: WritebackFact
     codes: list[GpCoding]
-    summary: Annotated[SafeText, Field(min_length=1, max_length=4000)]
+    summary: Annotated[SafeText, Field(min_length=1, max_length=4000)] = Field(
+        description="Free text for the GP; when the person chose codes only, it says so "
+        "and holds nothing else."
+    )
     effective_at: AwareDatetime
+    observations: list[Observation] = Field(
+        default_factory=list, description="Measured values (wellbeing), coded or labelled."
+    )
 
 
 class NotificationFailed(EventData):
@@ -416,11 +673,22 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(LinkWorkerRegistered, (Party.TEAMS,)),
         EventSpec(ContactRecorded, (Party.TEAMS,)),
         EventSpec(ReferralClosed, (Party.TEAMS,)),
+        EventSpec(LinkWorkerUpdated, (Party.TEAMS,)),
+        EventSpec(PlanAgreed, (Party.TEAMS,)),
+        EventSpec(WellbeingMeasured, (Party.TEAMS,)),
+        EventSpec(NoteShared, (Party.TEAMS,)),
+        EventSpec(ReferralHeld, (Party.TEAMS,)),
+        EventSpec(ReferralResumed, (Party.TEAMS,)),
+        EventSpec(ReferralTransferred, (Party.TEAMS,)),
+        EventSpec(ReferralWithdrawn, (Party.AGENCIES, Party.TEAMS)),
         EventSpec(ReferralAccepted, (Party.REFERRER,)),
         EventSpec(ReferralRejected, (Party.REFERRER,)),
+        EventSpec(ReferralDuplicate, (Party.REFERRER,)),
         EventSpec(EventRejected, (Party.SENDER,)),
         EventSpec(ReferralWaitlisted, (Party.TEAMS,)),
         EventSpec(ReferralAssigned, (Party.TEAMS,)),
+        EventSpec(ReferralJoined, (Party.TEAMS,)),
+        EventSpec(ReferralUpdated, ()),
         EventSpec(ReferralStatus, (Party.REFERRER,)),
         EventSpec(GpWriteback, (Party.GP_INTEGRATORS,)),
         EventSpec(NotificationFailed, (Party.TEAMS,)),

@@ -8,6 +8,7 @@ it is normalised to the bare ten digits.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Annotated
 
@@ -62,3 +63,14 @@ NhsNumber = Annotated[
         json_schema_extra={"pattern": "^[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}$"},
     ),
 ]
+
+
+def synthetic_nhs_number(rng: random.Random | None = None) -> str:
+    """A valid NHS number from the 999 range, which is reserved for testing: for examples,
+    demos and tests, never a real person."""
+    rng = rng or random.Random()
+    while True:
+        first = "999" + "".join(rng.choice("0123456789") for _ in range(6))
+        check = nhs_check_digit(first)
+        if check is not None:
+            return first + str(check)

@@ -11,8 +11,12 @@ from dataclasses import dataclass
 SNOMED_CT_SYSTEM = "http://snomed.info/sct"
 
 _NHSE = (
-    "NHS England, social prescribing technical annex for PCNs: national SNOMED CT codes "
-    "for recording social prescribing (as summarised in shared/domain.md)"
+    "NHS England: national SNOMED CT codes for recording social prescribing "
+    "(docs/domain.md#snomed-ct-codes-and-their-sources)"
+)
+_MHSDS = (
+    "NHS Mental Health Services Data Set, assessment scales: the SWEMWBS score "
+    "(docs/domain.md#snomed-ct-codes-and-their-sources)"
 )
 
 
@@ -47,6 +51,20 @@ SELF_REFERRAL = Concept(
     source=_NHSE + "; SNOMED CT International core concept 306098008",
 )
 
+SWEMWBS_SCORE = Concept(
+    code="718466001",
+    display="SWEMWBS score",
+    semantic_tag="observable entity",
+    when="A SWEMWBS measurement; its value is the metric score (7 to 35).",
+    source=_MHSDS,
+)
+
 REGISTRY: dict[str, Concept] = {
-    c.code: c for c in (REFERRAL_TO_SOCIAL_PRESCRIBING, SOCIAL_PRESCRIBING_DECLINED, SELF_REFERRAL)
+    c.code: c
+    for c in (
+        REFERRAL_TO_SOCIAL_PRESCRIBING,
+        SOCIAL_PRESCRIBING_DECLINED,
+        SELF_REFERRAL,
+        SWEMWBS_SCORE,
+    )
 }

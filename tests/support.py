@@ -11,6 +11,7 @@ from typing import Any
 
 import aio_pika
 
+from contracts.nhs import synthetic_nhs_number
 from contracts.schema import example
 from services.ops.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
@@ -45,7 +46,8 @@ def submission(
     agency_type: str = "general_practice",
     **data_overrides: Any,
 ) -> dict[str, Any]:
-    """A fresh, valid referral.submitted.v1 envelope (new id, new reference)."""
+    """A fresh, valid referral.submitted.v1 envelope: new id, new reference, a new person
+    (a synthetic NHS number) unless ``person`` says otherwise."""
     env = new_envelope(
         "referral.submitted.v1",
         org,
@@ -55,6 +57,8 @@ def submission(
         **data_overrides,
     )
     env["data"]["referrer"]["agency_type"] = agency_type
+    if "person" not in data_overrides:
+        env["data"]["person"]["nhs_number"] = synthetic_nhs_number()
     return env
 
 
@@ -68,6 +72,9 @@ def internal(event_type: str, *, producer: str = "intake", **data: Any) -> dict[
     env["id"] = str(uuid.uuid4())
     env["source"] = f"urn:linkwell:linkwell:{producer}"
     env["time"] = datetime.now(UTC).isoformat()
+    for key in env["data"]:
+        if key.endswith("_at"):  # it happens now, unless the test says when
+            env["data"][key] = env["time"]
     env["data"].update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in data.items()})
     if "referral_id" in env["data"]:
         env["subject"] = env["data"]["referral_id"]
@@ -83,7 +90,7 @@ def accepted(pcn: str = "U12345", at: datetime | None = None, **data: Any) -> di
         pcn=pcn,
         sender_reference=f"R-{rid[:8]}",
         accepted_at=(at or datetime.now(UTC)).isoformat(),
-        **data,
+        **{"person_id": str(uuid.uuid4()), **data},
     )
 
 

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.events import EventRejected, ReferralAccepted, ReferralRejected, ReferralSubmitted
+from contracts.events import (
+    EventRejected,
+    ReferralAccepted,
+    ReferralDuplicate,
+    ReferralRejected,
+    ReferralSubmitted,
+)
 from services.runtime.service import ServiceDef, routes
 
-from .handlers import on_submitted, rejection
+from .handlers import on_resubmitted, on_submitted, rejection
 from .store import IntakeStore
 
 SERVICE = ServiceDef(
     name="intake",
     directory=Path(__file__).parent,
     description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
-    routes=routes((ReferralSubmitted, on_submitted)),
-    emits=(ReferralAccepted, ReferralRejected, EventRejected),
+    routes=routes((ReferralSubmitted, on_submitted, on_resubmitted)),
+    emits=(ReferralAccepted, ReferralRejected, ReferralDuplicate, EventRejected),
     store=IntakeStore,
     rejections={ReferralSubmitted.TYPE: rejection},
     answers_unrouted=True,  # the front door: tells senders of types nobody handles

@@ -49,7 +49,7 @@ def age_on(born: date, today: date) -> int:
 
 
 def pathway_for(born: date, today: date) -> Pathway:
-    """Children and young people follow their own pathway (shared/domain.md)."""
+    """Children and young people follow their own pathway (docs/domain.md#people-and-roles)."""
     if age_on(born, today) < ADULT_AGE:
         return Pathway.CHILDREN_AND_YOUNG_PEOPLE
     return Pathway.ADULT

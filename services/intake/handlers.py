@@ -1,4 +1,6 @@
-"""intake's handler: assess (``domain``), store (``store``), announce."""
+"""intake's handlers: assess (``domain``), store (``store``), announce. Every submission is
+answered: accepted, rejected with reasons, or, for a resend, a duplicate notice naming
+the referral it already made (notify follows with its current status)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import UK, CloudEvent
-from contracts.events import Reason, ReferralAccepted, ReferralRejected, ReferralSubmitted
+from contracts.events import (
+    Reason,
+    ReferralAccepted,
+    ReferralDuplicate,
+    ReferralRejected,
+    ReferralSubmitted,
+)
 from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
@@ -40,22 +48,28 @@ def rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -> Referr
     )
 
 
-async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmitted) -> None:
+def sender_of(event: CloudEvent[Any]) -> str:
     sender = event.sender_org
     if sender is None:
         raise BadMessage(
             "source_invalid", "source must be urn:linkwell:org:<ORG CODE> for a referral"
         )
+    return sender
+
+
+async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmitted) -> None:
+    sender = sender_of(event)
     now = datetime.now(UTC)
     decision = assess(referral, now.astimezone(UK).date())
+    record = uow.store.submissions.record
     if isinstance(decision, Reject):
-        await uow.store.submissions.record(
+        await record(
             source=event.source,
             event_id=event.id,
             sender=sender,
             reference=referral.sender_reference,
             outcome="rejected",
-            reason_codes=[r.code.value for r in decision.reasons],
+            reasons=[r.model_dump(mode="json", exclude_none=True) for r in decision.reasons],
         )
         await uow.emit(
             ReferralRejected(
@@ -70,6 +84,7 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         return
 
     referral_id = uuid.uuid4()
+    person_id = await uow.store.people.id_for(referral.person.nhs_number)
     added = await uow.store.referrals.add(
         referral_id,
         sender=sender,
@@ -82,21 +97,23 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         needs=[n.value for n in referral.needs],
         submission=referral.model_dump(mode="json"),
         accepted_at=now,
+        person_id=person_id,
     )
-    if not added:
-        existing = await uow.store.referrals.by_reference(sender, referral.sender_reference)
-        await uow.store.submissions.record(
+    if not added:  # the sender resent a referral (same reference, new event id)
+        known = await uow.store.referrals.by_reference(sender, referral.sender_reference)
+        assert known is not None
+        await record(
             source=event.source,
             event_id=event.id,
             sender=sender,
             reference=referral.sender_reference,
             outcome="duplicate",
-            referral_id=existing,
+            referral_id=known.referral_id,
         )
-        log.info("duplicate_referral_dropped", referral_id=str(existing))
+        await tell_duplicate(uow, event, sender, referral.sender_reference, known)
         return
 
-    await uow.store.submissions.record(
+    await record(
         source=event.source,
         event_id=event.id,
         sender=sender,
@@ -118,6 +135,48 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
             nhs_number=referral.person.nhs_number,
             contact=referral.person.contact,
             accepted_at=now,
+            person_id=person_id,
+            gp_sharing=referral.gp_sharing,
         )
     )
     log.info("referral_accepted", referral_id=str(referral_id))
+
+
+async def on_resubmitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmitted) -> None:
+    """The same event again (a sender's retry): answered as it was the first time, never
+    with silence. A referral it made: a duplicate notice; a refusal: the same reasons."""
+    submission = await uow.store.submissions.get(event.source, event.id)
+    if submission is None:
+        return  # handled before this audit existed
+    sender = sender_of(event)
+    if submission.referral_id is not None:
+        known = await uow.store.referrals.get(submission.referral_id)
+        if known is not None:
+            await tell_duplicate(uow, event, sender, referral.sender_reference, known)
+        return
+    if submission.reasons:
+        await uow.emit(
+            ReferralRejected(
+                submission_event_id=event.id,
+                sender=sender,
+                sender_reference=referral.sender_reference,
+                reasons=[Reason.model_validate(r) for r in submission.reasons],
+                rejected_at=datetime.now(UTC),
+            )
+        )
+
+
+async def tell_duplicate(
+    uow: Uow, event: CloudEvent[Any], sender: str, reference: str, known: Any
+) -> None:
+    await uow.emit(
+        ReferralDuplicate(
+            referral_id=known.referral_id,
+            sender=sender,
+            sender_reference=reference,
+            submission_event_id=event.id,
+            original_submission_event_id=known.submission_event_id,
+            received_at=datetime.now(UTC),
+        )
+    )
+    log.info("duplicate_referral_answered", referral_id=str(known.referral_id))

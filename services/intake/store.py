@@ -1,5 +1,5 @@
-"""intake's named queries: referrals (the only full copy of each) and the audit of every
-submission's outcome (without personal data)."""
+"""intake's named queries: people (one per NHS number), referrals (the only full copy of
+each) and the audit of every submission's outcome (without personal data)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,32 @@ import asyncpg
 class Submission:
     outcome: str  # accepted, rejected, duplicate
     referral_id: uuid.UUID | None
-    reason_codes: tuple[str, ...]
+    reference: str | None
+    reasons: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Known:
+    referral_id: uuid.UUID
+    submission_event_id: str
+
+
+class People:
+    """One person per NHS number, whoever refers them."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def id_for(self, nhs_number: str) -> uuid.UUID:
+        await self.conn.execute(
+            "INSERT INTO person (person_id, nhs_number) VALUES ($1, $2)"
+            " ON CONFLICT (nhs_number) DO NOTHING",
+            uuid.uuid4(),
+            nhs_number,
+        )
+        return await self.conn.fetchval(
+            "SELECT person_id FROM person WHERE nhs_number = $1", nhs_number
+        )
 
 
 class Referrals:
@@ -37,12 +62,13 @@ class Referrals:
         needs: list[str],
         submission: dict[str, Any],
         accepted_at: datetime,
+        person_id: uuid.UUID,
     ) -> bool:
         """False if the sender already sent a referral with this reference."""
         added = await self.conn.fetchval(
             "INSERT INTO referral (referral_id, sender, sender_reference, submission_event_id,"
-            " agency_type, registered_practice, pcn, pathway, needs, submission, accepted_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " agency_type, registered_practice, pcn, pathway, needs, submission, accepted_at,"
+            " person_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             " ON CONFLICT (sender, sender_reference) DO NOTHING RETURNING 1",
             referral_id,
             sender,
@@ -55,15 +81,25 @@ class Referrals:
             needs,
             submission,
             accepted_at,
+            person_id,
         )
         return added is not None
 
-    async def by_reference(self, sender: str, reference: str) -> uuid.UUID | None:
-        return await self.conn.fetchval(
-            "SELECT referral_id FROM referral WHERE sender = $1 AND sender_reference = $2",
+    async def by_reference(self, sender: str, reference: str) -> Known | None:
+        row = await self.conn.fetchrow(
+            "SELECT referral_id, submission_event_id FROM referral"
+            " WHERE sender = $1 AND sender_reference = $2",
             sender,
             reference,
         )
+        return Known(row["referral_id"], row["submission_event_id"]) if row else None
+
+    async def get(self, referral_id: uuid.UUID) -> Known | None:
+        row = await self.conn.fetchrow(
+            "SELECT referral_id, submission_event_id FROM referral WHERE referral_id = $1",
+            referral_id,
+        )
+        return Known(row["referral_id"], row["submission_event_id"]) if row else None
 
 
 class Submissions:
@@ -79,33 +115,38 @@ class Submissions:
         reference: str | None,
         outcome: str,
         referral_id: uuid.UUID | None = None,
-        reason_codes: Iterable[str] = (),
+        reasons: Iterable[dict[str, Any]] = (),
     ) -> None:
+        reasons = list(reasons)
         await self.conn.execute(
             "INSERT INTO submission (source, event_id, sender, sender_reference, outcome,"
-            " referral_id, reason_codes) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            " referral_id, reason_codes, reasons) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             source,
             event_id,
             sender,
             reference,
             outcome,
             referral_id,
-            list(reason_codes),
+            [r["code"] for r in reasons],
+            reasons,
         )
 
     async def get(self, source: str, event_id: str) -> Submission | None:
         row = await self.conn.fetchrow(
-            "SELECT outcome, referral_id, reason_codes FROM submission"
+            "SELECT outcome, referral_id, sender_reference, reasons FROM submission"
             " WHERE source = $1 AND event_id = $2",
             source,
             event_id,
         )
         if row is None:
             return None
-        return Submission(row["outcome"], row["referral_id"], tuple(row["reason_codes"]))
+        return Submission(
+            row["outcome"], row["referral_id"], row["sender_reference"], row["reasons"]
+        )
 
 
 class IntakeStore:
     def __init__(self, conn: asyncpg.Connection):
+        self.people = People(conn)
         self.referrals = Referrals(conn)
         self.submissions = Submissions(conn)

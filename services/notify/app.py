@@ -10,14 +10,25 @@ from contracts.events import (
     NotificationFailed,
     ReferralAccepted,
     ReferralAssigned,
+    ReferralDuplicate,
+    ReferralJoined,
     ReferralRejected,
     ReferralStatus,
+    ReferralUpdated,
     ReferralWaitlisted,
 )
 from services.runtime.service import ServiceDef, routes
 
 from .dispatcher import dispatcher
-from .handlers import on_accepted, on_assigned, on_rejected, on_waitlisted
+from .handlers import (
+    on_accepted,
+    on_assigned,
+    on_duplicate,
+    on_joined,
+    on_rejected,
+    on_updated,
+    on_waitlisted,
+)
 from .settings import NotifySettings
 from .store import NotifyStore
 
@@ -28,8 +39,11 @@ SERVICE = ServiceDef(
     routes=routes(
         (ReferralAccepted, on_accepted),
         (ReferralRejected, on_rejected),
+        (ReferralDuplicate, on_duplicate),
         (ReferralWaitlisted, on_waitlisted),
         (ReferralAssigned, on_assigned),
+        (ReferralJoined, on_joined),
+        (ReferralUpdated, on_updated),
     ),
     emits=(ReferralStatus, NotificationFailed, EventRejected),
     store=NotifyStore,

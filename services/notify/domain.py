@@ -1,9 +1,11 @@
 """What each audience is told, free of I/O.
 
-- The referrer gets a ``referral.status.v1`` event on the broker for every step.
+- The referrer gets a ``referral.status.v1`` event on the broker for every step, with the
+  HL7 Gravity task status it leaves the referral in (``TASK_STATUS``).
 - The link worker team gets a message when a referral is assigned to one of them.
 - The person is told when they are placed: that a link worker will contact them, or
-  that there is a waiting list. They are never given a waiting time.
+  that there is a waiting list. They are never given a waiting time, and are not
+  contacted again once the referral is withdrawn or the episode has ended.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts.enums import ContactPreference, ReferralStatusValue
+from contracts.enums import ContactPreference, ReferralStatusValue, TaskStatus
 from contracts.events import (
     PersonContact,
     Reason,
@@ -50,19 +52,52 @@ class Known:
     contact: PersonContact
 
 
+# The task status each step leaves a referral in, as steps notify hears of directly; the
+# steps after assignment come from outcomes (referral.updated.v1) with their own.
+TASK_STATUS: dict[ReferralStatusValue, TaskStatus] = {
+    ReferralStatusValue.ACCEPTED: TaskStatus.RECEIVED,
+    ReferralStatusValue.REJECTED: TaskStatus.REJECTED,
+    ReferralStatusValue.WAITLISTED: TaskStatus.RECEIVED,
+    ReferralStatusValue.ASSIGNED: TaskStatus.ACCEPTED,
+}
+# After these, the person is never contacted again.
+FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED})
+
+
 def status_text(
-    status: ReferralStatusValue, pcn: str | None = None, reasons: list[Reason] | None = None
+    status: ReferralStatusValue,
+    pcn: str | None = None,
+    reasons: list[Reason] | None = None,
+    reason: str | None = None,
 ) -> str:
+    why = f" ({reason})" if reason else ""
     match status:
         case ReferralStatusValue.ACCEPTED:
-            return f"Accepted by Linkwell for the social prescribing service of PCN {pcn}."
+            return f"Received by Linkwell for the social prescribing service of PCN {pcn}."
         case ReferralStatusValue.REJECTED:
             codes = ", ".join(r.code.value for r in reasons or [])
             return f"Not accepted ({codes}). See referral.rejected.v1 for what to do."
         case ReferralStatusValue.WAITLISTED:
-            return f"On the waiting list of PCN {pcn}'s link worker team."
+            return f"On the waiting list of PCN {pcn}'s link worker team{why}."
         case ReferralStatusValue.ASSIGNED:
             return f"A link worker in PCN {pcn} has taken the referral and will contact the person."
+        case ReferralStatusValue.JOINED:
+            return (
+                f"The person is already supported by PCN {pcn}'s link worker team: this "
+                "referral has been added to that support, with its needs."
+            )
+        case ReferralStatusValue.DUPLICATE:
+            return "Already received: this resend made no second referral. Its status is given."
+        case ReferralStatusValue.IN_PROGRESS:
+            return "The person has taken up support from their link worker."
+        case ReferralStatusValue.ON_HOLD:
+            return f"Support is paused{why}."
+        case ReferralStatusValue.RESUMED:
+            return f"Support has resumed{why}."
+        case ReferralStatusValue.CLOSED:
+            return f"The social prescribing episode has ended{why}."
+        case ReferralStatusValue.WITHDRAWN:
+            return f"The referral was withdrawn{why}; the person will not be contacted again."
 
 
 def person_address(contact: PersonContact) -> tuple[Medium, str] | None:
@@ -95,21 +130,37 @@ ASSIGNED_TEXT = (
 )
 
 
+WORKER_LEFT_TEXT = (
+    "Your social prescribing link worker has left the team. You are first on the waiting "
+    "list for another link worker, who will contact you when one is free. If you need help "
+    "urgently, contact your GP practice or call NHS 111."
+)
+
+
 def for_person(known: Known, placed: ReferralAssigned | ReferralWaitlisted) -> Message | None:
+    """What the person hears of a placement; None for nothing (no address, or a move
+    between link workers of a team already in touch with them)."""
     address = person_address(known.contact)
     if address is None:
         return None
+    if isinstance(placed, ReferralAssigned) and placed.transferred_from is not None:
+        return None  # their team tells them of a new worker
     medium, to = address
-    text = ASSIGNED_TEXT if isinstance(placed, ReferralAssigned) else WAITLIST_TEXT
+    if isinstance(placed, ReferralAssigned):
+        text = ASSIGNED_TEXT
+    else:
+        text = WORKER_LEFT_TEXT if placed.reason else WAITLIST_TEXT
     return Message(Audience.PERSON, medium, to, "Your social prescribing referral", text)
 
 
 def for_team(known: Known, assigned: ReferralAssigned, team_address: str) -> Message:
     contact = known.contact
+    came = " from the waiting list." if assigned.from_waitlist else "."
+    if assigned.transferred_from:
+        came = f", moved from {assigned.transferred_from}."
     lines = [
         f"Referral {assigned.referral_id} has been assigned to link worker "
-        f"{assigned.link_worker_id}"
-        + (" from the waiting list." if assigned.from_waitlist else "."),
+        f"{assigned.link_worker_id}{came}",
         f"Registered practice: {assigned.registered_practice}",
         f"Pathway: {assigned.pathway.value.replace('_', ' ')}",
         f"Needs: {', '.join(n.value.replace('_', ' ') for n in assigned.needs)}",

@@ -1,5 +1,8 @@
 """notify's handlers: decide who is told what (``domain``), queue it (``store``), and emit
-the referrer's status; the dispatcher sends the queued messages after the commit."""
+the referrer's status; the dispatcher sends the queued messages after the commit.
+
+Every status carries the Gravity task status and the submission it answers. A step older
+than the last one told (a late waitlisting after an assignment) tells nobody anything."""
 
 from __future__ import annotations
 
@@ -8,29 +11,33 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import CloudEvent
-from contracts.enums import ReferralStatusValue
+from contracts.enums import ReferralStatusValue, TaskStatus
 from contracts.events import (
     ReferralAccepted,
     ReferralAssigned,
+    ReferralDuplicate,
+    ReferralJoined,
     ReferralRejected,
     ReferralStatus,
+    ReferralUpdated,
     ReferralWaitlisted,
 )
 from services.runtime.errors import Deferred
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import Known, Message, for_person, for_team, status_text
+from .domain import FINAL, TASK_STATUS, Message, for_person, for_team, status_text
 from .settings import NotifySettings
-from .store import NotifyStore
+from .store import NotifyStore, Standing
 
 log = get_logger(__name__)
 Uow = UnitOfWork[NotifyStore]
 DISPATCH = "dispatch"  # the dispatcher's wake-up channel
+Step = ReferralStatusValue
 
 
-async def known(uow: Uow, referral_id: uuid.UUID) -> Known:
-    found = await uow.store.referrals.get_for_update(referral_id)
+async def standing(uow: Uow, referral_id: uuid.UUID) -> Standing:
+    found = await uow.store.referrals.standing(referral_id)
     if found is None:
         # referral.accepted.v1 was delayed (retrying): come back to this one later.
         raise Deferred(f"referral {referral_id} not yet known to notify")
@@ -42,59 +49,126 @@ async def tell_referrer(
     referral_id: uuid.UUID | None,
     sender: str,
     reference: str | None,
-    value: ReferralStatusValue,
+    step: Step,
+    task: TaskStatus,
     text: str,
+    *,
+    reason: str | None = None,
+    submission_event_id: str | None = None,
 ) -> None:
     await uow.emit(
         ReferralStatus(
             referral_id=referral_id,
             sender=sender,
             sender_reference=reference,
-            status=value,
+            status=step,
             message=text,
             at=datetime.now(UTC),
+            task_status=task,
+            reason=reason,
+            submission_event_id=submission_event_id,
         )
     )
+
+
+async def advance(
+    uow: Uow,
+    s: Standing,
+    step: Step,
+    task: TaskStatus,
+    at: datetime,
+    text: str,
+    reason: str | None = None,
+    *,
+    placed: bool = False,
+) -> bool:
+    """Tell the referrer of a step, unless a later one was told already. False if stale."""
+    if s.status_at is not None and at < s.status_at:
+        log.info("stale_step_ignored", step=step.value)
+        return False
+    rid = uuid.UUID(s.known.referral_id)
+    await uow.store.referrals.stand(rid, step, task, at, placed=placed)
+    await tell_referrer(
+        uow,
+        rid,
+        s.known.sender,
+        s.known.sender_reference,
+        step,
+        task,
+        text,
+        reason=reason,
+        submission_event_id=s.submission_event_id,
+    )
+    if task in FINAL or step is Step.WITHDRAWN:
+        cancelled = await uow.store.referrals.stop_contact(rid)
+        log.info("person_not_to_be_contacted", cancelled=cancelled)
+    return True
 
 
 async def send_later(
     uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID, message: Message | None
 ) -> None:
-    """Queue a message for the dispatcher (once per referral, event type and audience)."""
+    """Queue a message for the dispatcher (once per event and audience)."""
     if message is None:
-        log.warning("person_unreachable")  # no address on file: the team will follow up
+        log.info("nothing_to_send_the_person")  # no address, or their team tells them
         return
-    key = f"{referral_id}.{event.type}.{message.audience.value}"
+    key = f"{referral_id}.{event.id}.{message.audience.value}"
     if await uow.store.outgoing.add(key, referral_id, message):
         await uow.wake(DISPATCH)
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
-    await uow.store.referrals.add(
+    added = await uow.store.referrals.add(
         r.referral_id,
         sender=r.sender,
         reference=r.sender_reference,
         pcn=r.pcn,
         contact=r.contact.model_dump(mode="json"),
+        submission_event_id=r.submission_event_id,
+        at=r.accepted_at,
     )
+    if not added:
+        return
     await tell_referrer(
         uow,
         r.referral_id,
         r.sender,
         r.sender_reference,
-        ReferralStatusValue.ACCEPTED,
-        status_text(ReferralStatusValue.ACCEPTED, r.pcn),
+        Step.ACCEPTED,
+        TaskStatus.RECEIVED,
+        status_text(Step.ACCEPTED, r.pcn),
+        submission_event_id=r.submission_event_id,
     )
 
 
 async def on_rejected(uow: Uow, event: CloudEvent[Any], r: ReferralRejected) -> None:
+    codes = ", ".join(reason.code.value for reason in r.reasons)
     await tell_referrer(
         uow,
         None,
         r.sender,
         r.sender_reference,
-        ReferralStatusValue.REJECTED,
-        status_text(ReferralStatusValue.REJECTED, reasons=r.reasons),
+        Step.REJECTED,
+        TaskStatus.REJECTED,
+        status_text(Step.REJECTED, reasons=r.reasons),
+        reason=codes,
+        submission_event_id=r.submission_event_id,
+    )
+
+
+async def on_duplicate(uow: Uow, event: CloudEvent[Any], d: ReferralDuplicate) -> None:
+    """A resend: the answer is where the referral stands now."""
+    s = await standing(uow, d.referral_id)
+    await tell_referrer(
+        uow,
+        d.referral_id,
+        d.sender,
+        d.sender_reference,
+        Step.DUPLICATE,
+        s.task_status,
+        status_text(Step.DUPLICATE),
+        reason=f"already received as {d.original_submission_event_id}; last step: {s.step}",
+        submission_event_id=d.submission_event_id,
     )
 
 
@@ -102,29 +176,64 @@ async def placed(
     uow: Uow,
     event: CloudEvent[Any],
     r: ReferralWaitlisted | ReferralAssigned,
-    stage: ReferralStatusValue,
-) -> Known | None:
+    step: Step,
+    at: datetime,
+) -> Standing | None:
     """Tell the referrer and the person where the referral now stands, unless they have
-    already heard of a later stage (a waitlisting that arrives after the assignment tells
-    nobody anything). Returns what notify knows, or None if stale."""
-    k = await known(uow, r.referral_id)
-    if not await uow.store.referrals.advance(r.referral_id, stage.value):
-        log.info("stale_placement_ignored", stage=stage.value)
+    already heard of a later step. Returns what notify knows, or None if stale."""
+    s = await standing(uow, r.referral_id)
+    if s.placed_at is not None and at <= s.placed_at:
+        log.info("stale_placement_ignored", step=step.value)
         return None
-    await tell_referrer(
-        uow, r.referral_id, k.sender, k.sender_reference, stage, status_text(stage, r.pcn)
-    )
-    await send_later(uow, event, r.referral_id, for_person(k, r))
-    return k
+    reason = getattr(r, "reason", None)
+    if not await advance(
+        uow,
+        s,
+        step,
+        TASK_STATUS[step],
+        at,
+        status_text(step, r.pcn, reason=reason),
+        reason,
+        placed=True,
+    ):
+        return None
+    if s.contact_allowed:
+        await send_later(uow, event, r.referral_id, for_person(s.known, r))
+    return s
 
 
 async def on_waitlisted(uow: Uow, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
-    await placed(uow, event, r, ReferralStatusValue.WAITLISTED)
+    await placed(uow, event, r, Step.WAITLISTED, r.waitlisted_at)
 
 
 async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> None:
-    k = await placed(uow, event, r, ReferralStatusValue.ASSIGNED)
-    if k is not None:
+    s = await placed(uow, event, r, Step.ASSIGNED, r.assigned_at)
+    if s is not None:
         settings: NotifySettings = uow.settings
         team = settings.team_address_template.format(pcn=r.pcn)
-        await send_later(uow, event, r.referral_id, for_team(k, r, team))
+        await send_later(uow, event, r.referral_id, for_team(s.known, r, team))
+
+
+async def on_joined(uow: Uow, event: CloudEvent[Any], j: ReferralJoined) -> None:
+    """The person already has support in the PCN: no second place, and the person is not
+    told again; the referrer learns it joined (never whose referral it joined)."""
+    s = await standing(uow, j.referral_id)
+    task = TaskStatus.ACCEPTED if j.link_worker_id else TaskStatus.RECEIVED
+    await advance(
+        uow,
+        s,
+        Step.JOINED,
+        task,
+        j.joined_at,
+        status_text(Step.JOINED, j.pcn),
+        "the person is already supported in this PCN",
+        placed=True,
+    )
+
+
+async def on_updated(uow: Uow, event: CloudEvent[Any], u: ReferralUpdated) -> None:
+    """A step after assignment, from outcomes: told to this referral's referrer."""
+    s = await standing(uow, u.referral_id)
+    await advance(
+        uow, s, u.step, u.task_status, u.at, status_text(u.step, u.pcn, reason=u.reason), u.reason
+    )

@@ -1,19 +1,32 @@
 """notify's named queries: what it knows of each referral (who sent it, how to reach the
-person, how far they have been told) and the messages waiting to be sent."""
+person, where it stands for its referrer) and the messages waiting to be sent."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from contracts.enums import ReferralStatusValue, TaskStatus
 from contracts.events import PersonContact
 
 from .domain import Known, Medium, Message
 
-STAGES = ("accepted", "waitlisted", "assigned")
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a referral stands for its referrer."""
+
+    known: Known
+    submission_event_id: str | None
+    step: ReferralStatusValue
+    task_status: TaskStatus
+    status_at: datetime | None
+    placed_at: datetime | None
+    contact_allowed: bool
 
 
 @dataclass(frozen=True)
@@ -42,42 +55,78 @@ class Referrals:
         reference: str,
         pcn: str,
         contact: dict[str, Any],
-    ) -> None:
-        await self.conn.execute(
-            "INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        submission_event_id: str,
+        at: datetime,
+    ) -> bool:
+        added = await self.conn.fetchval(
+            "INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact,"
+            " submission_event_id, status_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT DO NOTHING RETURNING 1",
             referral_id,
             sender,
             reference,
             pcn,
             contact,
+            submission_event_id,
+            at,
         )
+        return added is not None
 
-    async def get_for_update(self, referral_id: uuid.UUID) -> Known | None:
+    async def standing(self, referral_id: uuid.UUID) -> Standing | None:
+        """The referral, locked; None if notify has not heard of it yet."""
         row = await self.conn.fetchrow(
             "SELECT * FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
         )
         if row is None:
             return None
-        return Known(
+        known = Known(
             str(row["referral_id"]),
             row["sender"],
             row["sender_reference"],
             row["pcn"],
             PersonContact.model_validate(row["contact"]),
         )
-
-    async def advance(self, referral_id: uuid.UUID, stage: str) -> bool:
-        """Move to a later stage; False if already there or past it."""
-        moved = await self.conn.fetchval(
-            "UPDATE referral SET stage = $2 WHERE referral_id = $1 AND"
-            " array_position($3::text[], stage) < array_position($3::text[], $2::text)"
-            " RETURNING 1",
-            referral_id,
-            stage,
-            list(STAGES),
+        return Standing(
+            known,
+            row["submission_event_id"],
+            ReferralStatusValue(row["step"]),
+            TaskStatus(row["task_status"]),
+            row["status_at"],
+            row["placed_at"],
+            row["contact_allowed"],
         )
-        return moved is not None
+
+    async def stand(
+        self,
+        referral_id: uuid.UUID,
+        step: ReferralStatusValue,
+        task: TaskStatus,
+        at: datetime,
+        *,
+        placed: bool = False,
+    ) -> None:
+        await self.conn.execute(
+            "UPDATE referral SET step = $2, task_status = $3, status_at = $4,"
+            " placed_at = CASE WHEN $5 THEN $4 ELSE placed_at END WHERE referral_id = $1",
+            referral_id,
+            step.value,
+            task.value,
+            at,
+            placed,
+        )
+
+    async def stop_contact(self, referral_id: uuid.UUID) -> int:
+        """The person is not contacted again: unsent messages to them are cancelled."""
+        await self.conn.execute(
+            "UPDATE referral SET contact_allowed = false WHERE referral_id = $1", referral_id
+        )
+        result = await self.conn.execute(
+            "UPDATE notification SET cancelled_at = now() WHERE referral_id = $1"
+            " AND audience = 'person' AND sent_at IS NULL AND failed_at IS NULL"
+            " AND cancelled_at IS NULL",
+            referral_id,
+        )
+        return int(result.split()[-1])
 
 
 class Outgoing:
@@ -106,7 +155,8 @@ class Outgoing:
             "SELECT n.id, n.key, n.referral_id, r.pcn, n.audience, n.medium, n.address,"
             " n.subject, n.body, n.attempts FROM notification n"
             " JOIN referral r USING (referral_id)"
-            " WHERE n.sent_at IS NULL AND n.failed_at IS NULL AND n.next_attempt_at <= now()"
+            " WHERE n.sent_at IS NULL AND n.failed_at IS NULL AND n.cancelled_at IS NULL"
+            " AND n.next_attempt_at <= now()"
             " ORDER BY n.id LIMIT 1 FOR UPDATE OF n SKIP LOCKED"
         )
         if row is None:

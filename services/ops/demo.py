@@ -13,19 +13,10 @@ from typing import Any
 
 import aio_pika
 
-from contracts.nhs import nhs_check_digit
+from contracts.nhs import synthetic_nhs_number
 from contracts.schema import example
 from services.ops.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
-
-
-def synthetic_nhs_number(rng: random.Random) -> str:
-    """A valid number from the 999 range, which is reserved for testing."""
-    while True:
-        first = "999" + "".join(rng.choice("0123456789") for _ in range(6))
-        check = nhs_check_digit(first)
-        if check is not None:
-            return first + str(check)
 
 
 @dataclass

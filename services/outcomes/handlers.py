@@ -1,5 +1,8 @@
-"""outcomes' handlers: record the event on the referral's timeline, then write to the GP
-record what is due (``domain.due_entries``). Each first locks the referral's row."""
+"""outcomes' handlers: record each step of the journey on the referral's timeline, tell the
+referrers of the episode where it stands (``referral.updated.v1``), and write to the GP
+record what is due (``domain.due_entries``). Each first locks the referral's row; an
+event about a referral not known yet is held until it is (``services/runtime/early.py``);
+a team may act only on its own PCN's referrals, an agency only withdraw its own."""
 
 from __future__ import annotations
 
@@ -8,24 +11,39 @@ from datetime import datetime
 from typing import Any
 
 from contracts import CloudEvent
+from contracts.enums import ContactOutcome, RejectionCode, TaskStatus
+from contracts.enums import ReferralStatusValue as Step
 from contracts.events import (
     ContactRecorded,
     GpCoding,
     GpWriteback,
+    NoteShared,
+    Observation,
+    PlanAgreed,
     ReferralAccepted,
     ReferralAssigned,
     ReferralClosed,
+    ReferralHeld,
+    ReferralJoined,
+    ReferralResumed,
+    ReferralUpdated,
     ReferralWaitlisted,
+    ReferralWithdrawn,
+    WellbeingMeasured,
 )
-from services.runtime.admission import require_own
+from services.runtime.admission import refuse, require_own
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import due_entries
-from .store import OutcomesStore
+from .domain import STEP_TASK, RecordEntry, closure_task, due_entries
+from .store import WITHDRAWN, Known, OutcomesStore
+from .wellbeing import Measurement, problems
 
 log = get_logger(__name__)
 Uow = UnitOfWork[OutcomesStore]
+
+
+# ------------------------------------------------------------------ shared steps
 
 
 async def on_timeline(
@@ -41,26 +59,92 @@ async def on_timeline(
     )
 
 
+def writeback(referral_id: uuid.UUID, practice: str, nhs: str, entry: RecordEntry) -> GpWriteback:
+    return GpWriteback(
+        referral_id=referral_id,
+        registered_practice=practice,
+        nhs_number=nhs,
+        fact=entry.fact,
+        codes=[GpCoding.of(c) for c in entry.concepts],
+        summary=entry.summary,
+        effective_at=entry.effective_at,
+        observations=[
+            Observation(
+                name=o.name,
+                code=GpCoding.of(o.concept) if o.concept else None,
+                value=o.value,
+                interpretation=o.interpretation,
+            )
+            for o in entry.observations
+        ],
+    )
+
+
 async def write_due_entries(uow: Uow, referral_id: uuid.UUID) -> None:
     """Send the GP record every entry the episode now calls for, each once."""
     episode = await uow.store.referrals.episode(referral_id)
     if episode is None:
         return
-    for entry in due_entries(episode, await uow.store.gp_record.facts_written(referral_id)):
+    written = await uow.store.gp_record.facts_written(referral_id)
+    for entry in due_entries(episode, written):
         event = await uow.emit(
-            GpWriteback(
-                referral_id=referral_id,
-                registered_practice=episode.registered_practice,
-                nhs_number=episode.nhs_number,
-                fact=entry.fact,
-                codes=[GpCoding.of(c) for c in entry.concepts],
-                summary=entry.summary,
-                effective_at=entry.effective_at,
-            )
+            writeback(referral_id, episode.registered_practice, episode.nhs_number, entry)
         )
         codes = [c.code for c in entry.concepts]
-        await uow.store.gp_record.written(referral_id, entry.fact.value, event.id, codes)
+        await uow.store.gp_record.written(referral_id, entry.fact.value, entry.key, event.id, codes)
         log.info("gp_writeback", fact=entry.fact.value, codes=codes)
+
+
+async def tell(
+    uow: Uow,
+    episode_id: uuid.UUID,
+    step: Step,
+    task: TaskStatus,
+    at: datetime,
+    reason: str | None = None,
+) -> None:
+    """Tell the referrers of every referral in the episode (notify does, per referral)."""
+    for referral_id, pcn in await uow.store.referrals.members(episode_id):
+        await uow.emit(
+            ReferralUpdated(
+                referral_id=referral_id,
+                pcn=pcn,
+                step=step,
+                task_status=task,
+                reason=reason,
+                at=at,
+            )
+        )
+
+
+async def own_referral(
+    uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID, *, referrer_too: bool = False
+) -> Known | None:
+    """The episode the event is about, locked, if the sender may act on it: its PCN's team
+    (or, with ``referrer_too``, the agency that sent it). None if the referral is not known
+    yet: the event is then held until it is. Refused (``not_permitted``) otherwise."""
+    referrals = uow.store.referrals
+    await referrals.lock(referral_id)
+    known = await referrals.known(referral_id)
+    if known is None or known.pcn is None:
+        await uow.hold(referral_id, event)
+        return None
+    also = (known.sender,) if referrer_too else ()
+    require_own(event.sender_org, known.pcn, "this referral", *also)
+    if known.episode_id != known.referral_id:  # a joined referral: its episode's
+        await referrals.lock(known.episode_id)
+        found = await referrals.known(known.episode_id)
+        assert found is not None
+        return found
+    return known
+
+
+def active(known: Known, what: str) -> None:
+    if known.closed:
+        raise refuse(RejectionCode.NOT_ACTIVE, f"{what}: the episode has ended", "data.referral_id")
+
+
+# ------------------------------------------------------------------ from the pipeline
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
@@ -73,6 +157,9 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
         pcn=r.pcn,
         needs=[n.value for n in r.needs],
         at=r.accepted_at,
+        sender=r.sender,
+        gp_sharing=r.gp_sharing.value,
+        person_id=r.person_id,
     )
     await on_timeline(
         uow, event, r.referral_id, r.accepted_at, agency_type=r.agency_type.value, sender=r.sender
@@ -83,13 +170,15 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
 
 async def on_waitlisted(uow: Uow, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
     await uow.store.referrals.lock(r.referral_id)
-    await uow.store.referrals.waitlisted(r.referral_id, r.waitlisted_at)
-    await on_timeline(uow, event, r.referral_id, r.waitlisted_at, pcn=r.pcn)
+    await uow.store.referrals.set(r.referral_id, waitlisted_at=r.waitlisted_at)
+    await on_timeline(uow, event, r.referral_id, r.waitlisted_at, pcn=r.pcn, reason=r.reason)
 
 
 async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> None:
     await uow.store.referrals.lock(r.referral_id)
-    await uow.store.referrals.assigned(r.referral_id, r.link_worker_id, r.assigned_at)
+    await uow.store.referrals.set(
+        r.referral_id, assigned_at=r.assigned_at, link_worker_id=r.link_worker_id
+    )
     await on_timeline(
         uow,
         event,
@@ -97,39 +186,150 @@ async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> 
         r.assigned_at,
         link_worker_id=r.link_worker_id,
         from_waitlist=r.from_waitlist,
+        transferred_from=r.transferred_from,
     )
 
 
-async def own_referral(uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID) -> bool:
-    """Lock the referral; True if the sender's team may act on it, False if it is not known
-    yet (the event is then held until it is); refused if it is another PCN's."""
-    await uow.store.referrals.lock(referral_id)
-    pcn = await uow.store.referrals.pcn_of(referral_id)
-    if pcn is None:
-        await uow.hold(referral_id, event)
-        return False
-    require_own(event.sender_org, pcn, "this referral")
-    return True
+async def on_joined(uow: Uow, event: CloudEvent[Any], j: ReferralJoined) -> None:
+    """The referral joined the person's open episode: its journey is the episode's."""
+    await uow.store.referrals.lock(j.referral_id)
+    await uow.store.referrals.set(j.referral_id, episode_referral_id=j.episode_referral_id)
+    await on_timeline(
+        uow, event, j.referral_id, j.joined_at, episode_referral_id=str(j.episode_referral_id)
+    )
+
+
+# ------------------------------------------------------------------ from the team
 
 
 async def on_contact(uow: Uow, event: CloudEvent[Any], c: ContactRecorded) -> None:
-    if not await own_referral(uow, event, c.referral_id):
+    known = await own_referral(uow, event, c.referral_id)
+    if known is None:
         return
+    episode_id = known.episode_id
+    first_engaged = c.outcome is ContactOutcome.ENGAGED and not known.in_progress
     await on_timeline(
         uow,
         event,
-        c.referral_id,
+        episode_id,
         c.occurred_at,
         mode=c.mode.value,
         outcome=c.outcome.value,
         link_worker_id=c.link_worker_id,
     )
-    await write_due_entries(uow, c.referral_id)
+    if first_engaged and not known.closed:
+        await uow.store.referrals.set(episode_id, in_progress_at=c.occurred_at)
+        await tell(uow, episode_id, Step.IN_PROGRESS, TaskStatus.IN_PROGRESS, c.occurred_at)
+    await write_due_entries(uow, episode_id)
+
+
+async def on_plan(uow: Uow, event: CloudEvent[Any], p: PlanAgreed) -> None:
+    known = await own_referral(uow, event, p.referral_id)
+    if known is None:
+        return
+    active(known, "a plan cannot be agreed")
+    detail = p.model_dump(mode="json", include={"what_matters", "goals", "connections"})
+    await on_timeline(uow, event, known.episode_id, p.agreed_at, **detail)
+    await write_due_entries(uow, known.episode_id)
+
+
+async def on_wellbeing(uow: Uow, event: CloudEvent[Any], w: WellbeingMeasured) -> None:
+    wrong = problems(w.instrument, w.items)
+    if wrong:
+        raise refuse(RejectionCode.SCHEMA_INVALID, "; ".join(wrong), "data.items")
+    known = await own_referral(uow, event, w.referral_id)
+    if known is None:
+        return
+    active(known, "a measurement cannot be recorded")
+    measured = Measurement(w.instrument, w.point, tuple(w.items), w.taken_at, key=event.id)
+    await uow.store.measurements.add(known.episode_id, event.source, event.id, measured)
+    await on_timeline(
+        uow,
+        event,
+        known.episode_id,
+        w.taken_at,
+        instrument=w.instrument.value,
+        point=w.point.value,
+        raw_total=measured.raw,
+        metric=measured.metric,
+        bands=measured.bands,
+    )
+    await write_due_entries(uow, known.episode_id)
+
+
+async def on_note(uow: Uow, event: CloudEvent[Any], n: NoteShared) -> None:
+    known = await own_referral(uow, event, n.referral_id)
+    if known is None:
+        return
+    detail = n.model_dump(mode="json", include={"text", "attachments"})
+    await on_timeline(uow, event, known.episode_id, n.shared_at, **detail)
+    await write_due_entries(uow, known.episode_id)
+
+
+async def on_held(uow: Uow, event: CloudEvent[Any], h: ReferralHeld) -> None:
+    known = await own_referral(uow, event, h.referral_id)
+    if known is None:
+        return
+    active(known, "support cannot be paused")
+    if known.held:
+        return
+    await uow.store.referrals.set(known.episode_id, held_at=h.held_at)
+    await on_timeline(uow, event, known.episode_id, h.held_at, reason=h.reason)
+    await tell(uow, known.episode_id, Step.ON_HOLD, STEP_TASK[Step.ON_HOLD], h.held_at, h.reason)
+
+
+async def on_resumed(uow: Uow, event: CloudEvent[Any], r: ReferralResumed) -> None:
+    known = await own_referral(uow, event, r.referral_id)
+    if known is None:
+        return
+    active(known, "support cannot be resumed")
+    if not known.held:
+        raise refuse(RejectionCode.NOT_ACTIVE, "support is not paused", "data.referral_id")
+    await uow.store.referrals.set(known.episode_id, held_at=None)
+    await on_timeline(uow, event, known.episode_id, r.resumed_at, reason=r.reason)
+    task = STEP_TASK[Step.RESUMED] if known.in_progress else TaskStatus.ACCEPTED
+    await tell(uow, known.episode_id, Step.RESUMED, task, r.resumed_at, r.reason)
 
 
 async def on_closed(uow: Uow, event: CloudEvent[Any], c: ReferralClosed) -> None:
-    if not await own_referral(uow, event, c.referral_id):
+    known = await own_referral(uow, event, c.referral_id)
+    if known is None:
         return
-    await uow.store.referrals.closed(c.referral_id, c.closed_at, c.reason.value)
-    await on_timeline(uow, event, c.referral_id, c.closed_at, reason=c.reason.value)
-    await write_due_entries(uow, c.referral_id)
+    await on_timeline(uow, event, known.episode_id, c.closed_at, reason=c.reason.value)
+    if await uow.store.referrals.end(known.episode_id, c.closed_at, c.reason.value):
+        reason = c.reason.value.replace("_", " ")
+        await tell(uow, known.episode_id, Step.CLOSED, closure_task(c.reason), c.closed_at, reason)
+    await write_due_entries(uow, known.episode_id)
+
+
+async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -> None:
+    referrals = uow.store.referrals
+    await referrals.lock(w.referral_id)
+    own = await referrals.known(w.referral_id)
+    if own is not None and own.pcn is not None and own.episode_id != own.referral_id:
+        # a referral that joined someone's episode leaves it; the episode goes on
+        require_own(event.sender_org, own.pcn, "this referral", own.sender)
+        await on_timeline(uow, event, own.referral_id, w.withdrawn_at, by=w.by.value)
+        if await referrals.end(own.referral_id, w.withdrawn_at, WITHDRAWN, w.by.value, w.reason):
+            await uow.emit(
+                ReferralUpdated(
+                    referral_id=own.referral_id,
+                    pcn=own.pcn,
+                    step=Step.WITHDRAWN,
+                    task_status=TaskStatus.CANCELLED,
+                    reason=f"by the {w.by.value}",
+                    at=w.withdrawn_at,
+                )
+            )
+        return
+    known = await own_referral(uow, event, w.referral_id, referrer_too=True)
+    if known is None:
+        return
+    await on_timeline(uow, event, known.episode_id, w.withdrawn_at, by=w.by.value)
+    ended = await uow.store.referrals.end(
+        known.episode_id, w.withdrawn_at, WITHDRAWN, w.by.value, w.reason
+    )
+    if ended:
+        why = f"by the {w.by.value}" + (f": {w.reason}" if w.reason else "")
+        await tell(uow, known.episode_id, Step.WITHDRAWN, TaskStatus.CANCELLED, w.withdrawn_at, why)
+    await write_due_entries(uow, known.episode_id)

@@ -1,18 +1,46 @@
-"""outcomes' named queries: what it knows of each referral, its timeline, and what has
-been written to the GP record."""
+"""outcomes' named queries: what it knows of each referral and its episode, the timeline,
+measurements, and what has been written to the GP record."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
-from contracts.enums import AgencyType, ClosureReason, ContactMode, ContactOutcome, WritebackFact
-from contracts.events import ContactRecorded
+from contracts.enums import (
+    AgencyType,
+    ClosureReason,
+    ContactMode,
+    ContactOutcome,
+    GpSharing,
+    Instrument,
+    MeasurePoint,
+    WithdrawnBy,
+    WritebackFact,
+)
+from contracts.events import ContactRecorded, NoteShared, PlanAgreed
 
-from .domain import Closure, Contact, Episode
+from .domain import Closure, Contact, Episode, Note, Plan
+from .wellbeing import Measurement
+
+WITHDRAWN = "withdrawn"  # close_reason of a withdrawn referral
+
+
+@dataclass(frozen=True)
+class Known:
+    """What outcomes knows of a referral, as the handlers need it."""
+
+    referral_id: uuid.UUID
+    episode_id: uuid.UUID  # the referral that holds the episode (itself, unless it joined)
+    pcn: str | None
+    sender: str | None
+    accepted: bool
+    closed: bool
+    held: bool
+    in_progress: bool
 
 
 class Referrals:
@@ -29,6 +57,16 @@ class Referrals:
             "SELECT 1 FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
         )
 
+    async def known(self, referral_id: uuid.UUID) -> Known | None:
+        row = await self.conn.fetchrow(
+            "SELECT referral_id, coalesce(episode_referral_id, referral_id) AS episode_id, pcn,"
+            " sender, accepted_at IS NOT NULL AS accepted, closed_at IS NOT NULL AS closed,"
+            " held_at IS NOT NULL AS held, in_progress_at IS NOT NULL AS in_progress"
+            " FROM referral WHERE referral_id = $1",
+            referral_id,
+        )
+        return Known(**dict(row)) if row else None
+
     async def accepted(
         self,
         referral_id: uuid.UUID,
@@ -39,10 +77,14 @@ class Referrals:
         pcn: str,
         needs: list[str],
         at: datetime,
+        sender: str,
+        gp_sharing: str,
+        person_id: uuid.UUID | None,
     ) -> None:
         await self.conn.execute(
             "UPDATE referral SET registered_practice = $2, nhs_number = $3, agency_type = $4,"
-            " pcn = $5, needs = $6, accepted_at = $7 WHERE referral_id = $1",
+            " pcn = $5, needs = $6, accepted_at = $7, sender = $8, gp_sharing = $9,"
+            " person_id = $10 WHERE referral_id = $1",
             referral_id,
             practice,
             nhs_number,
@@ -50,49 +92,78 @@ class Referrals:
             pcn,
             needs,
             at,
+            sender,
+            gp_sharing,
+            person_id,
         )
 
-    async def waitlisted(self, referral_id: uuid.UUID, at: datetime) -> None:
+    async def set(self, referral_id: uuid.UUID, **columns: Any) -> None:
+        """Set some of a referral's journey columns (a fixed set: never a sender's names)."""
+        allowed = {
+            "waitlisted_at", "assigned_at", "link_worker_id", "episode_referral_id",
+            "in_progress_at", "held_at",
+        }  # fmt: skip
+        assert set(columns) <= allowed, set(columns) - allowed
+        names = list(columns)
+        assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
         await self.conn.execute(
-            "UPDATE referral SET waitlisted_at = $2 WHERE referral_id = $1", referral_id, at
-        )
-
-    async def assigned(self, referral_id: uuid.UUID, worker_id: str, at: datetime) -> None:
-        await self.conn.execute(
-            "UPDATE referral SET assigned_at = $2, link_worker_id = $3 WHERE referral_id = $1",
+            f"UPDATE referral SET {assignments} WHERE referral_id = $1",
             referral_id,
-            at,
-            worker_id,
+            *(columns[n] for n in names),
         )
 
-    async def closed(self, referral_id: uuid.UUID, at: datetime, reason: str) -> None:
-        await self.conn.execute(
-            "UPDATE referral SET closed_at = $2, close_reason = $3"
-            " WHERE referral_id = $1 AND closed_at IS NULL",
+    async def end(
+        self,
+        referral_id: uuid.UUID,
+        at: datetime,
+        reason: str,
+        withdrawn_by: str | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """Close (or withdraw) an episode; False if it had ended already."""
+        ended = await self.conn.fetchval(
+            "UPDATE referral SET closed_at = $2, close_reason = $3, withdrawn_by = $4,"
+            " end_note = $5, held_at = NULL WHERE referral_id = $1 AND closed_at IS NULL"
+            " RETURNING 1",
             referral_id,
             at,
             reason,
+            withdrawn_by,
+            note,
         )
+        return ended is not None
 
-    async def pcn_of(self, referral_id: uuid.UUID) -> str | None:
-        return await self.conn.fetchval(
-            "SELECT pcn FROM referral WHERE referral_id = $1", referral_id
+    async def members(self, episode_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+        """Every referral of an episode (its own first) with its PCN."""
+        rows = await self.conn.fetch(
+            "SELECT referral_id, pcn FROM referral WHERE (referral_id = $1"
+            " OR (episode_referral_id = $1 AND closed_at IS NULL)) AND pcn IS NOT NULL"
+            " ORDER BY referral_id <> $1, accepted_at",
+            episode_id,
         )
+        return [(r["referral_id"], r["pcn"]) for r in rows]
 
     async def episode(self, referral_id: uuid.UUID) -> Episode | None:
         """The referral's episode, or None until intake's announcement has arrived."""
         row = await self.conn.fetchrow("SELECT * FROM referral WHERE referral_id = $1", referral_id)
         if row is None or row["accepted_at"] is None:
             return None
-        contacts = await self.conn.fetch(
-            "SELECT occurred_at, detail FROM timeline WHERE referral_id = $1"
-            " AND event_type = $2 ORDER BY occurred_at",
+        timeline = await self.conn.fetch(
+            "SELECT event_id, event_type, occurred_at, detail FROM timeline"
+            " WHERE referral_id = $1 AND event_type = ANY($2::text[]) ORDER BY occurred_at, id",
             referral_id,
-            ContactRecorded.TYPE,
+            [ContactRecorded.TYPE, PlanAgreed.TYPE, NoteShared.TYPE],
         )
-        closure = None
-        if row["closed_at"] is not None:
-            closure = Closure(ClosureReason(row["close_reason"]), row["closed_at"])
+        sharing = await self.conn.fetchval(
+            "SELECT bool_or(gp_sharing = 'codes_only') FROM referral"
+            " WHERE referral_id = $1 OR episode_referral_id = $1",
+            referral_id,
+        )
+        measured = await self.conn.fetch(
+            "SELECT event_id, instrument, point, items, taken_at FROM measurement"
+            " WHERE referral_id = $1 ORDER BY taken_at",
+            referral_id,
+        )
         return Episode(
             referral_id=str(referral_id),
             registered_practice=row["registered_practice"],
@@ -102,15 +173,58 @@ class Referrals:
             needs=tuple(row["needs"]),
             accepted_at=row["accepted_at"],
             contacts=tuple(
-                Contact(
-                    c["occurred_at"],
-                    ContactMode(c["detail"]["mode"]),
-                    ContactOutcome(c["detail"]["outcome"]),
-                )
-                for c in contacts
+                _contact(t) for t in timeline if t["event_type"] == ContactRecorded.TYPE
             ),
-            closure=closure,
+            closure=_closure(row),
+            gp_sharing=GpSharing.CODES_ONLY if sharing else GpSharing.CODES_AND_SUMMARIES,
+            plans=tuple(_plan(t) for t in timeline if t["event_type"] == PlanAgreed.TYPE),
+            notes=tuple(_note(t) for t in timeline if t["event_type"] == NoteShared.TYPE),
+            measurements=tuple(
+                Measurement(
+                    Instrument(m["instrument"]),
+                    MeasurePoint(m["point"]),
+                    tuple(m["items"]),
+                    m["taken_at"],
+                    key=m["event_id"],
+                )
+                for m in measured
+            ),
         )
+
+
+def _contact(t: asyncpg.Record) -> Contact:
+    d = t["detail"]
+    return Contact(t["occurred_at"], ContactMode(d["mode"]), ContactOutcome(d["outcome"]))
+
+
+def _plan(t: asyncpg.Record) -> Plan:
+    d = t["detail"]
+    return Plan(
+        t["event_id"],
+        d["what_matters"],
+        tuple((g["description"], date.fromisoformat(g["review_on"])) for g in d["goals"]),
+        tuple((c["name"], c["category"], c["introduced_in_person"]) for c in d["connections"]),
+        t["occurred_at"],
+    )
+
+
+def _note(t: asyncpg.Record) -> Note:
+    d = t["detail"]
+    return Note(
+        t["event_id"],
+        d["text"],
+        tuple((a["title"], a["media_type"], a["size_bytes"]) for a in d["attachments"]),
+        t["occurred_at"],
+    )
+
+
+def _closure(row: asyncpg.Record) -> Closure | None:
+    if row["closed_at"] is None:
+        return None
+    if row["close_reason"] == WITHDRAWN:
+        by = WithdrawnBy(row["withdrawn_by"]) if row["withdrawn_by"] else None
+        return Closure(None, row["closed_at"], by, row["end_note"])
+    return Closure(ClosureReason(row["close_reason"]), row["closed_at"])
 
 
 class Timeline:
@@ -138,26 +252,59 @@ class Timeline:
             detail,
         )
 
+    async def engaged_before(self, referral_id: uuid.UUID) -> bool:
+        found = await self.conn.fetchval(
+            "SELECT 1 FROM timeline WHERE referral_id = $1 AND event_type = $2"
+            " AND detail->>'outcome' = 'engaged' LIMIT 1",
+            referral_id,
+            ContactRecorded.TYPE,
+        )
+        return found is not None
+
+
+class Measurements:
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def add(self, referral_id: uuid.UUID, source: str, event_id: str, m: Measurement) -> None:
+        await self.conn.execute(
+            "INSERT INTO measurement (referral_id, source, event_id, instrument, point, items,"
+            " raw_total, metric, bands, taken_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+            " $10) ON CONFLICT DO NOTHING",
+            referral_id,
+            source,
+            event_id,
+            m.instrument.value,
+            m.point.value,
+            list(m.items),
+            m.raw,
+            m.metric,
+            m.bands,
+            m.taken_at,
+        )
+
 
 class GpRecord:
-    """What has been written back to the GP record: one row per referral and fact."""
+    """What has been written back to the GP record: one row per referral, fact and key."""
 
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def facts_written(self, referral_id: uuid.UUID) -> set[WritebackFact]:
+    async def facts_written(self, referral_id: uuid.UUID) -> set[tuple[WritebackFact, str]]:
         rows = await self.conn.fetch(
-            "SELECT fact FROM writeback WHERE referral_id = $1", referral_id
+            "SELECT fact, key FROM writeback WHERE referral_id = $1", referral_id
         )
-        return {WritebackFact(r["fact"]) for r in rows}
+        return {(WritebackFact(r["fact"]), r["key"]) for r in rows}
 
     async def written(
-        self, referral_id: uuid.UUID, fact: str, event_id: str, codes: list[str]
+        self, referral_id: uuid.UUID, fact: str, key: str, event_id: str, codes: list[str]
     ) -> None:
         await self.conn.execute(
-            "INSERT INTO writeback (referral_id, fact, event_id, codes) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO writeback (referral_id, fact, key, event_id, codes)"
+            " VALUES ($1, $2, $3, $4, $5)",
             referral_id,
             fact,
+            key,
             event_id,
             codes,
         )
@@ -167,4 +314,5 @@ class OutcomesStore:
     def __init__(self, conn: asyncpg.Connection):
         self.referrals = Referrals(conn)
         self.timeline = Timeline(conn)
+        self.measurements = Measurements(conn)
         self.gp_record = GpRecord(conn)

@@ -225,14 +225,21 @@ def answer_to(
     return org_from_source(source_of(user))  # None for a user that is not an organisation
 
 
-def require_own(sender: str | None, owner: str | None, what: str) -> None:
+def require_own(sender: str | None, owner: str | None, what: str, *also: str | None) -> None:
     """An organisation acts only on what is its own: a link worker team on its PCN's roster
-    and referrals, an agency on the referrals it sent. ``owner`` None: nothing to check."""
-    if owner is not None and sender != owner:
-        message = f"{what} belongs to {owner}; only {owner} may send this"
+    and referrals, an agency on the referrals it sent. ``also``: other organisations that
+    may (the referrer, for a withdrawal). ``owner`` None: nothing to check."""
+    allowed = {o for o in (owner, *also) if o is not None}
+    if owner is not None and sender not in allowed:
+        message = f"{what} is not yours to act on: only {' or '.join(sorted(allowed))} may"
         raise BadMessage(
             "not_permitted", message, [_reason(RejectionCode.NOT_PERMITTED, message, "source")]
         )
+
+
+def refuse(reason: RejectionCode, message: str, field: str | None = None) -> BadMessage:
+    """A refusal a handler raises: answered to the sender with this reason, dead-lettered."""
+    return BadMessage(reason.value, message, [_reason(reason, message, field)])
 
 
 def event_id_of(raw: dict[str, Any] | None, body: bytes) -> str:

@@ -23,7 +23,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from contracts import CloudEvent, org_source
+from contracts import CloudEvent
 
 from . import metrics
 from .admission import (
@@ -38,7 +38,6 @@ from .delivery import Delivery
 from .errors import BadMessage
 from .failpoints import failpoint
 from .handling import Route, UnitOfWork, correlation_for, handle, transaction
-from .inbox import claim
 from .logs import get_logger
 from .names import Names
 from .recovery import GiveUp, Parking, decide, describe
@@ -170,12 +169,10 @@ class Consumer:
             return False
         event_id = event_id_of(exc.raw, raw.body)
         event_type = printable(body.get("type")) or delivery.amqp_type or "unknown"
-        claimed = source if source is not None and event_id == body.get("id") else None
         answered = {**body, "id": event_id, "type": event_type}
         build = self.rejections.get(event_type, default_rejection)
         async with transaction(self.pool, self.unit_of_work, None) as uow:
-            if await claim(uow.conn, claimed or org_source(sender), event_id, event_type):
-                await uow.emit(build(answered, sender, exc.reasons))
+            await uow.emit(build(answered, sender, exc.reasons))
         return True
 
     # -------------------------------------------------------------- failures

@@ -7,14 +7,25 @@ from pathlib import Path
 from contracts.events import (
     EventRejected,
     LinkWorkerRegistered,
+    LinkWorkerUpdated,
     ReferralAccepted,
     ReferralAssigned,
     ReferralClosed,
+    ReferralJoined,
+    ReferralTransferred,
     ReferralWaitlisted,
+    ReferralWithdrawn,
 )
 from services.runtime.service import ServiceDef, routes
 
-from .handlers import on_accepted, on_closed, on_registered
+from .handlers import (
+    on_accepted,
+    on_closed,
+    on_registered,
+    on_transferred,
+    on_withdrawn,
+    on_worker_updated,
+)
 from .metrics import observe, state_gauges
 from .store import TriageStore
 
@@ -25,9 +36,12 @@ SERVICE = ServiceDef(
     routes=routes(
         (ReferralAccepted, on_accepted),
         (LinkWorkerRegistered, on_registered),
+        (LinkWorkerUpdated, on_worker_updated),
         (ReferralClosed, on_closed),
+        (ReferralWithdrawn, on_withdrawn),
+        (ReferralTransferred, on_transferred),
     ),
-    emits=(ReferralAssigned, ReferralWaitlisted, EventRejected),
+    emits=(ReferralAssigned, ReferralWaitlisted, ReferralJoined, EventRejected),
     store=TriageStore,
     observe=observe,
     state_gauges=state_gauges,

@@ -6,10 +6,20 @@ capacity fill at the same rate as full-time ones; ties go to the worker with mor
 places, then the one registered longest, then by id. A worker at capacity is never
 given more.
 
-Waitlist order: first come, first served by the time intake accepted the referral
-(ties by referral id). Whenever a place frees up or a worker joins, the head of the
-PCN's waitlist is placed first. People are told they are on a waiting list, never
-given a waiting time, so the waitlist exposes no position or estimate.
+Waitlist order: people whose link worker left come first (they were already being
+supported), then first come, first served by the time intake accepted the referral (ties
+by referral id). Whenever a place frees up or a worker joins, the head of the PCN's
+waitlist is placed first.
+
+A capacity lowered below a worker's caseload drops nobody: the worker keeps their people
+and takes nobody new until below it. A worker who leaves has each of their people moved
+to a colleague with room (by the same rule), or to the head of the waitlist.
+
+A person already supported in the PCN (an open referral, waiting or assigned) who is
+referred again takes no second place: the new referral joins the open episode.
+
+People are told they are on a waiting list, never given a waiting time, so the waitlist
+exposes no position or estimate.
 """
 
 from __future__ import annotations
@@ -62,3 +72,29 @@ def plan(workers: Iterable[WorkerLoad], waiting: Sequence[str]) -> list[tuple[st
 
 def free_places(workers: Iterable[WorkerLoad]) -> int:
     return sum(w.free for w in workers)
+
+
+def rehome(workers: Iterable[WorkerLoad], people: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Where the people of a worker who leaves go (``workers`` are the colleagues who
+    stay): each to the colleague the assignment rule picks while anyone has room, the rest
+    to the head of the waitlist (None). Nobody is dropped; everybody gets a decision."""
+    loads = {w.link_worker_id: w for w in workers}
+    out: list[tuple[str, str | None]] = []
+    for referral_id in people:
+        worker = choose_worker(loads.values())
+        if worker is None:
+            out.append((referral_id, None))
+            continue
+        out.append((referral_id, worker.link_worker_id))
+        loads[worker.link_worker_id] = replace(worker, active=worker.active + 1)
+    return out
+
+
+def transfer_refusal(workers: Iterable[WorkerLoad], to: str) -> str | None:
+    """Why a referral may not move to worker ``to``: unknown, or no room; None if it may."""
+    target = next((w for w in workers if w.link_worker_id == to), None)
+    if target is None:
+        return "unknown_link_worker"
+    if target.free == 0:
+        return "at_capacity"
+    return None

@@ -1,5 +1,6 @@
 """triage's handlers: load, decide (``domain``), save (``store``), emit. Every decision in
-a PCN happens under that PCN's row lock."""
+a PCN happens under that PCN's row lock; an event about a referral not known yet is held
+until it is (``services/runtime/early.py``)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,49 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import CloudEvent
+from contracts.enums import RejectionCode
 from contracts.events import (
     LinkWorkerRegistered,
+    LinkWorkerUpdated,
     ReferralAccepted,
     ReferralAssigned,
     ReferralClosed,
+    ReferralJoined,
+    ReferralTransferred,
     ReferralWaitlisted,
+    ReferralWithdrawn,
 )
-from services.runtime.admission import require_own
+from services.runtime.admission import refuse, require_own
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import free_places, plan
-from .store import TriageStore
+from .domain import free_places, plan, rehome, transfer_refusal
+from .store import Placement, TriageStore
 
 log = get_logger(__name__)
 Uow = UnitOfWork[TriageStore]
+WORKER_LEFT = "their link worker left; they come first on the waiting list"
+
+
+async def assign(
+    uow: Uow, p: Placement, worker_id: str, *, from_waitlist: bool, moved_from: str | None = None
+) -> None:
+    now = datetime.now(UTC)
+    await uow.store.referrals.assign(p.referral_id, worker_id, now)
+    await uow.emit(
+        ReferralAssigned(
+            referral_id=p.referral_id,
+            pcn=p.pcn,
+            registered_practice=p.registered_practice,
+            link_worker_id=worker_id,
+            needs=p.needs,
+            pathway=p.pathway,
+            from_waitlist=from_waitlist,
+            assigned_at=now,
+            transferred_from=moved_from,
+        )
+    )
+    log.info("referral_assigned", referral_id=str(p.referral_id), link_worker_id=worker_id)
 
 
 async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[str]:
@@ -34,52 +62,60 @@ async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[
     if room == 0:
         return set()
     waiting = {str(w.referral_id): w for w in await uow.store.waitlist.head(pcn, room)}
-    now = datetime.now(UTC)
     placed = set()
     for referral_id, worker_id in plan(workers, list(waiting)):
-        row = waiting[referral_id]
-        await uow.store.referrals.assign(row.referral_id, worker_id, now)
-        await uow.emit(
-            ReferralAssigned(
-                referral_id=row.referral_id,
-                pcn=pcn,
-                registered_practice=row.registered_practice,
-                link_worker_id=worker_id,
-                needs=row.needs,
-                pathway=row.pathway,
-                from_waitlist=referral_id != arriving,
-                assigned_at=now,
-            )
-        )
+        await assign(uow, waiting[referral_id], worker_id, from_waitlist=referral_id != arriving)
         placed.add(referral_id)
-        log.info("referral_assigned", referral_id=referral_id, link_worker_id=worker_id)
     return placed
 
 
-async def on_accepted(uow: Uow, event: CloudEvent[Any], referral: ReferralAccepted) -> None:
-    await uow.store.roster.lock(referral.pcn)
-    added = await uow.store.referrals.add_waiting(
-        referral.referral_id,
-        pcn=referral.pcn,
-        practice=referral.registered_practice,
-        needs=[n.value for n in referral.needs],
-        pathway=referral.pathway.value,
-        accepted_at=referral.accepted_at,
+async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
+    await uow.store.roster.lock(r.pcn)
+    referrals = uow.store.referrals
+    episode = await referrals.open_episode(r.pcn, r.person_id) if r.person_id else None
+    added = await referrals.add(
+        r.referral_id,
+        pcn=r.pcn,
+        practice=r.registered_practice,
+        needs=[n.value for n in r.needs],
+        pathway=r.pathway.value,
+        accepted_at=r.accepted_at,
+        sender=r.sender,
+        person_id=r.person_id,
+        status="joined" if episode else "waiting",
+        episode_referral_id=episode.referral_id if episode else None,
+        worker_id=episode.link_worker_id if episode else None,
     )
     if not added:
-        log.info("already_placed_or_closed")
+        log.info("already_known")
         return
-    # events that came before the referral (a closure) are judged and applied now
-    await uow.release(referral.referral_id)
-    if await uow.store.referrals.status_for_update(referral.referral_id) != "waiting":
-        return  # closed before it could be placed: it is never placed
-    placed = await place_waiting(uow, referral.pcn, arriving=str(referral.referral_id))
-    if str(referral.referral_id) not in placed:
+    if episode is not None:  # already supported in this PCN: no second place
+        await uow.emit(
+            ReferralJoined(
+                referral_id=r.referral_id,
+                episode_referral_id=episode.referral_id,
+                pcn=r.pcn,
+                registered_practice=r.registered_practice,
+                needs=r.needs,
+                link_worker_id=episode.link_worker_id,
+                joined_at=datetime.now(UTC),
+            )
+        )
+        log.info("referral_joined_open_episode", episode=str(episode.referral_id))
+        await uow.release(r.referral_id)
+        return
+    # events that came before the referral (a closure, a withdrawal) are judged now
+    await uow.release(r.referral_id)
+    current = await referrals.get(r.referral_id)
+    if current is None or current.status != "waiting":
+        return  # closed or withdrawn before it could be placed: never placed
+    placed = await place_waiting(uow, r.pcn, arriving=str(r.referral_id))
+    if str(r.referral_id) not in placed:
         await uow.emit(
             ReferralWaitlisted(
-                referral_id=referral.referral_id,
-                pcn=referral.pcn,
-                registered_practice=referral.registered_practice,
+                referral_id=r.referral_id,
+                pcn=r.pcn,
+                registered_practice=r.registered_practice,
                 waitlisted_at=datetime.now(UTC),
             )
         )
@@ -101,18 +137,104 @@ async def on_registered(uow: Uow, event: CloudEvent[Any], worker: LinkWorkerRegi
     )
 
 
-async def on_closed(uow: Uow, event: CloudEvent[Any], closed: ReferralClosed) -> None:
-    referrals = uow.store.referrals
-    pcn = await referrals.pcn_of(closed.referral_id)
-    if pcn is None:  # not known yet: judged once it is
-        await uow.hold(closed.referral_id, event)
-        return
-    require_own(event.sender_org, pcn, "this referral")
-    await uow.store.roster.lock(pcn)
-    previous = await referrals.status_for_update(closed.referral_id)
-    if previous == "closed":
-        return
-    await referrals.close(closed.referral_id, closed.closed_at, closed.reason.value)
-    log.info("referral_closed", was=previous)
-    if previous == "assigned":
+async def on_worker_updated(uow: Uow, event: CloudEvent[Any], change: LinkWorkerUpdated) -> None:
+    require_own(event.sender_org, change.pcn, "the roster")
+    roster, pcn, worker_id = uow.store.roster, change.pcn, change.link_worker_id
+    await roster.lock(pcn)
+    if not await roster.exists(pcn, worker_id):
+        raise refuse(
+            RejectionCode.UNKNOWN_LINK_WORKER,
+            f"{worker_id} is not on PCN {pcn}'s roster",
+            "data.link_worker_id",
+        )
+    if change.capacity is not None:
+        # lower than the caseload: nobody is dropped, the worker takes nobody new for now
+        await roster.set_capacity(pcn, worker_id, change.capacity)
         await place_waiting(uow, pcn)
+        log.info("capacity_changed", link_worker_id=worker_id, capacity=change.capacity)
+        return
+    people = await uow.store.referrals.assigned_to(pcn, worker_id)
+    await roster.leave(pcn, worker_id)
+    colleagues = await roster.loads(pcn, leaving=worker_id)
+    by_id = {str(p.referral_id): p for p in people}
+    for referral_id, to in rehome(colleagues, list(by_id)):
+        p = by_id[referral_id]
+        if to is not None:
+            await assign(uow, p, to, from_waitlist=False, moved_from=worker_id)
+            continue
+        await uow.store.referrals.to_waitlist_head(p.referral_id)
+        await uow.emit(
+            ReferralWaitlisted(
+                referral_id=p.referral_id,
+                pcn=pcn,
+                registered_practice=p.registered_practice,
+                waitlisted_at=datetime.now(UTC),
+                reason=WORKER_LEFT,
+            )
+        )
+    log.info("link_worker_left", link_worker_id=worker_id, people=len(people))
+
+
+async def known(uow: Uow, event: CloudEvent[Any], referral_id: Any) -> Placement | None:
+    """The referral, locked with its PCN; None (and the event held) if not known yet."""
+    found = await uow.store.referrals.get(referral_id)
+    if found is None:
+        await uow.hold(referral_id, event)
+        return None
+    await uow.store.roster.lock(found.pcn)
+    return await uow.store.referrals.get(referral_id, for_update=True)
+
+
+async def end(uow: Uow, p: Placement, status: str, at: datetime, reason: str) -> None:
+    """Close or withdraw: a place held is freed for the head of the waitlist."""
+    if p.status in ("closed", "withdrawn"):
+        return
+    await uow.store.referrals.end(p.referral_id, status, at, reason)
+    log.info(f"referral_{status}", was=p.status)
+    if p.status == "assigned":
+        await place_waiting(uow, p.pcn)
+
+
+async def on_closed(uow: Uow, event: CloudEvent[Any], closed: ReferralClosed) -> None:
+    p = await known(uow, event, closed.referral_id)
+    if p is None:
+        return
+    require_own(event.sender_org, p.pcn, "this referral")
+    await end(uow, p, "closed", closed.closed_at, closed.reason.value)
+
+
+async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -> None:
+    p = await known(uow, event, w.referral_id)
+    if p is None:
+        return
+    require_own(event.sender_org, p.pcn, "this referral", p.sender)
+    await end(uow, p, "withdrawn", w.withdrawn_at, f"withdrawn by the {w.by.value}")
+
+
+async def on_transferred(uow: Uow, event: CloudEvent[Any], t: ReferralTransferred) -> None:
+    p = await known(uow, event, t.referral_id)
+    if p is None:
+        return
+    require_own(event.sender_org, p.pcn, "this referral")
+    if p.status != "assigned":
+        raise refuse(
+            RejectionCode.NOT_ACTIVE,
+            f"only a referral with a link worker can be transferred (this one is {p.status})",
+            "data.referral_id",
+        )
+    if p.link_worker_id == t.to_link_worker_id:
+        return
+    why = transfer_refusal(await uow.store.roster.loads(p.pcn), t.to_link_worker_id)
+    if why == "unknown_link_worker":
+        raise refuse(
+            RejectionCode.UNKNOWN_LINK_WORKER,
+            f"{t.to_link_worker_id} is not on PCN {p.pcn}'s roster",
+            "data.to_link_worker_id",
+        )
+    if why == "at_capacity":
+        raise refuse(
+            RejectionCode.AT_CAPACITY,
+            f"{t.to_link_worker_id} has no room: their caseload is full",
+            "data.to_link_worker_id",
+        )
+    await assign(uow, p, t.to_link_worker_id, from_waitlist=False, moved_from=p.link_worker_id)

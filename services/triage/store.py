@@ -12,11 +12,18 @@ from .domain import WorkerLoad
 
 
 @dataclass(frozen=True)
-class Waiting:
+class Placement:
+    """What triage knows of a referral."""
+
     referral_id: uuid.UUID
+    pcn: str
     registered_practice: str
     needs: list[str]
     pathway: str
+    status: str  # waiting, assigned, joined, closed, withdrawn
+    link_worker_id: str | None
+    sender: str | None
+    episode_referral_id: uuid.UUID | None
 
 
 class Roster:
@@ -29,13 +36,16 @@ class Roster:
         await self.conn.execute("INSERT INTO pcn (pcn) VALUES ($1) ON CONFLICT DO NOTHING", pcn)
         await self.conn.execute("SELECT 1 FROM pcn WHERE pcn = $1 FOR UPDATE", pcn)
 
-    async def loads(self, pcn: str) -> list[WorkerLoad]:
+    async def loads(self, pcn: str, *, leaving: str | None = None) -> list[WorkerLoad]:
+        """Every active worker of the PCN with their caseload (but ``leaving``)."""
         rows = await self.conn.fetch(
             "SELECT w.link_worker_id, w.capacity, w.registered_at,"
             " (SELECT count(*) FROM referral r WHERE r.pcn = w.pcn"
             "   AND r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
-            " FROM link_worker w WHERE w.pcn = $1",
+            " FROM link_worker w WHERE w.pcn = $1 AND w.active"
+            " AND w.link_worker_id IS DISTINCT FROM $2",
             pcn,
+            leaving,
         )
         return [
             WorkerLoad(r["link_worker_id"], r["capacity"], r["active"], r["registered_at"])
@@ -43,12 +53,12 @@ class Roster:
         ]
 
     async def register(self, pcn: str, worker_id: str, capacity: int, at: datetime) -> None:
-        """Add a worker, or update their capacity (a later registration wins)."""
+        """Add a worker (or bring one back), or update their capacity; a later change wins."""
         await self.conn.execute(
             "INSERT INTO link_worker (link_worker_id, pcn, capacity, registered_at)"
             " VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (pcn, link_worker_id) DO UPDATE SET capacity = excluded.capacity,"
-            " registered_at = excluded.registered_at, updated_at = now()"
+            " registered_at = excluded.registered_at, active = true, updated_at = now()"
             " WHERE link_worker.registered_at <= excluded.registered_at",
             worker_id,
             pcn,
@@ -56,30 +66,52 @@ class Roster:
             at,
         )
 
+    async def exists(self, pcn: str, worker_id: str) -> bool:
+        found = await self.conn.fetchval(
+            "SELECT 1 FROM link_worker WHERE pcn = $1 AND link_worker_id = $2 AND active",
+            pcn,
+            worker_id,
+        )
+        return found is not None
+
+    async def set_capacity(self, pcn: str, worker_id: str, capacity: int) -> None:
+        await self.conn.execute(
+            "UPDATE link_worker SET capacity = $3, updated_at = now()"
+            " WHERE pcn = $1 AND link_worker_id = $2",
+            pcn,
+            worker_id,
+            capacity,
+        )
+
+    async def leave(self, pcn: str, worker_id: str) -> None:
+        await self.conn.execute(
+            "UPDATE link_worker SET active = false, capacity = 0, updated_at = now()"
+            " WHERE pcn = $1 AND link_worker_id = $2",
+            pcn,
+            worker_id,
+        )
+
 
 class Waitlist:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def head(self, pcn: str, n: int) -> list[Waiting]:
-        """The ``n`` longest-waiting referrals of the PCN, in waitlist order."""
+    async def head(self, pcn: str, n: int) -> list[Placement]:
+        """The ``n`` first referrals of the PCN's waitlist, in order."""
         rows = await self.conn.fetch(
-            "SELECT referral_id, registered_practice, needs, pathway FROM referral"
-            " WHERE pcn = $1 AND status = 'waiting' ORDER BY accepted_at, referral_id LIMIT $2",
+            f"SELECT {_PLACEMENT} FROM referral WHERE pcn = $1 AND status = 'waiting'"
+            " ORDER BY priority DESC, accepted_at, referral_id LIMIT $2",
             pcn,
             n,
         )
-        return [
-            Waiting(r["referral_id"], r["registered_practice"], list(r["needs"]), r["pathway"])
-            for r in rows
-        ]
+        return [_placement(r) for r in rows]
 
 
 class Referrals:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def add_waiting(
+    async def add(
         self,
         referral_id: uuid.UUID,
         *,
@@ -88,45 +120,82 @@ class Referrals:
         needs: list[str],
         pathway: str,
         accepted_at: datetime,
+        sender: str,
+        person_id: uuid.UUID | None,
+        status: str = "waiting",
+        episode_referral_id: uuid.UUID | None = None,
+        worker_id: str | None = None,
     ) -> bool:
-        """False if the referral is already known (placed, or closed before it came)."""
+        """False if the referral is already known."""
         added = await self.conn.fetchval(
             "INSERT INTO referral (referral_id, pcn, registered_practice, needs, pathway,"
-            " status, accepted_at) VALUES ($1, $2, $3, $4, $5, 'waiting', $6)"
+            " status, accepted_at, sender, person_id, episode_referral_id, link_worker_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             " ON CONFLICT (referral_id) DO NOTHING RETURNING 1",
             referral_id,
             pcn,
             practice,
             needs,
             pathway,
+            status,
             accepted_at,
+            sender,
+            person_id,
+            episode_referral_id,
+            worker_id,
         )
         return added is not None
 
+    async def open_episode(self, pcn: str, person_id: uuid.UUID) -> Placement | None:
+        """The person's open referral in the PCN (waiting or assigned), if any."""
+        row = await self.conn.fetchrow(
+            f"SELECT {_PLACEMENT} FROM referral WHERE pcn = $1 AND person_id = $2"
+            " AND status IN ('waiting', 'assigned') ORDER BY accepted_at LIMIT 1",
+            pcn,
+            person_id,
+        )
+        return _placement(row) if row else None
+
+    async def get(self, referral_id: uuid.UUID, *, for_update: bool = False) -> Placement | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_PLACEMENT} FROM referral WHERE referral_id = $1"
+            + (" FOR UPDATE" if for_update else ""),
+            referral_id,
+        )
+        return _placement(row) if row else None
+
     async def assign(self, referral_id: uuid.UUID, worker_id: str, at: datetime) -> None:
         await self.conn.execute(
-            "UPDATE referral SET status = 'assigned', link_worker_id = $2, assigned_at = $3"
-            " WHERE referral_id = $1 AND status = 'waiting'",
+            "UPDATE referral SET status = 'assigned', link_worker_id = $2, assigned_at = $3,"
+            " priority = 0 WHERE referral_id = $1",
             referral_id,
             worker_id,
             at,
         )
 
-    async def pcn_of(self, referral_id: uuid.UUID) -> str | None:
-        return await self.conn.fetchval(
-            "SELECT pcn FROM referral WHERE referral_id = $1", referral_id
-        )
-
-    async def status_for_update(self, referral_id: uuid.UUID) -> str | None:
-        return await self.conn.fetchval(
-            "SELECT status FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
-        )
-
-    async def close(self, referral_id: uuid.UUID, at: datetime, reason: str) -> None:
+    async def to_waitlist_head(self, referral_id: uuid.UUID) -> None:
         await self.conn.execute(
-            "UPDATE referral SET status = 'closed', closed_at = $2, close_reason = $3"
+            "UPDATE referral SET status = 'waiting', link_worker_id = NULL, priority = 1"
             " WHERE referral_id = $1",
             referral_id,
+        )
+
+    async def assigned_to(self, pcn: str, worker_id: str) -> list[Placement]:
+        rows = await self.conn.fetch(
+            f"SELECT {_PLACEMENT} FROM referral WHERE pcn = $1 AND link_worker_id = $2"
+            " AND status = 'assigned' ORDER BY assigned_at, referral_id",
+            pcn,
+            worker_id,
+        )
+        return [_placement(r) for r in rows]
+
+    async def end(self, referral_id: uuid.UUID, status: str, at: datetime, reason: str) -> None:
+        """Close or withdraw a referral, and the referrals that joined its episode."""
+        await self.conn.execute(
+            "UPDATE referral SET status = $2, closed_at = $3, close_reason = $4"
+            " WHERE referral_id = $1 OR (episode_referral_id = $1 AND status = 'joined')",
+            referral_id,
+            status,
             at,
             reason,
         )
@@ -137,6 +206,26 @@ class TriageStore:
         self.roster = Roster(conn)
         self.waitlist = Waitlist(conn)
         self.referrals = Referrals(conn)
+
+
+_PLACEMENT = (
+    "referral_id, pcn, registered_practice, needs, pathway, status, link_worker_id, sender,"
+    " episode_referral_id"
+)
+
+
+def _placement(row: asyncpg.Record) -> Placement:
+    return Placement(
+        row["referral_id"],
+        row["pcn"],
+        row["registered_practice"],
+        list(row["needs"] or []),
+        row["pathway"],
+        row["status"],
+        row["link_worker_id"],
+        row["sender"],
+        row["episode_referral_id"],
+    )
 
 
 async def pcn_figures(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -68,8 +68,12 @@ async def test_referral_flows_from_agency_to_gp_record(settings, stack):
             "referral.assigned.v1", 1, referral_id=wl["data"]["referral_id"]
         )
         assert moved["data"]["from_waitlist"] is True
-        statuses = await tap.wait_count("referral.status.v1", 5)
-        assert {s["data"]["status"] for s in statuses} == {"accepted", "assigned", "waitlisted"}
+        statuses = await tap.wait_count("referral.status.v1", 7)
+        first = [s["data"]["status"] for s in statuses if s["data"]["referral_id"] == rid]
+        assert first == ["accepted", "assigned", "in_progress", "closed"]
+        assert {s["data"]["status"] for s in statuses} == {
+            "accepted", "assigned", "waitlisted", "in_progress", "closed"
+        }
 
     # people were told, and a waitlisted person was never given a time
     spool = stack.log_dir / "spool" / settings.namespace

@@ -30,7 +30,10 @@ async def test_one_sender_reference_is_one_referral(harness):
     referral = submission(org="A81001")
     await intake.send(referral)
     resend = dict(referral, id="another-id")
-    assert await intake.send(resend) == []
+    [duplicate] = await intake.send(resend)  # answered, never silence
+    assert duplicate.type == "referral.duplicate.v1"
+    assert duplicate.data.submission_event_id == "another-id"
+    assert duplicate.data.original_submission_event_id == referral["id"]
     assert await intake.value("SELECT count(*) FROM referral") == 1
     outcomes = [
         r["outcome"]

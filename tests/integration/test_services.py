@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,7 @@ from services.outcomes.app import SERVICE as OUTCOMES
 from services.runtime.runner import Runner
 from services.triage.app import SERVICE as TRIAGE
 
-from ..support import Tap, accepted, drain, emit, example, inbound, publish, worker
+from ..support import Tap, accepted, drain, emit, inbound, internal, publish, worker
 
 pytestmark = pytest.mark.integration
 
@@ -143,9 +142,7 @@ async def test_notify_tells_referrer_team_and_person_by_smtp(settings, unused_tc
         async with Tap(settings) as tap:
             ref = accepted(contact={"preferred": "email", "email": "sam@example.org"})
             rid = ref["data"]["referral_id"]
-            assigned = example("referral.assigned.v1")
-            assigned["id"] = str(uuid.uuid4())
-            assigned["data"]["referral_id"] = rid
+            assigned = internal("referral.assigned.v1", producer="triage", referral_id=rid)
             await emit(settings, assigned)  # before accepted: deferred, then retried
             await asyncio.sleep(0.3)
             await emit(settings, ref)

@@ -64,6 +64,7 @@ def test_each_organisation_queue_is_bound_to_its_own_events_only(principals):
     assert principals["A81001"].bindings == (
         "event.rejected.v1.A81001",
         "referral.accepted.v1.A81001",
+        "referral.duplicate.v1.A81001",
         "referral.rejected.v1.A81001",
         "referral.status.v1.A81001",
     )
@@ -71,6 +72,7 @@ def test_each_organisation_queue_is_bound_to_its_own_events_only(principals):
         "event.rejected.v1.U12345",
         "notification.failed.v1.U12345",
         "referral.assigned.v1.U12345",
+        "referral.joined.v1.U12345",
         "referral.waitlisted.v1.U12345",
     )
     assert principals["gp-integrator"].bindings == ("gp.writeback.v1.A81001",)

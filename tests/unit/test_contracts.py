@@ -188,8 +188,9 @@ def test_gp_writeback_only_carries_snomed_ct(system: str) -> None:
         parse_event(GpWriteback, payload)
 
 
-def test_registry_holds_exactly_the_three_national_codes() -> None:
-    assert set(REGISTRY) == {"871731000000106", "871711000000103", "306098008"}
+def test_registry_holds_exactly_the_traceable_codes() -> None:
+    assert set(REGISTRY) == {"871731000000106", "871711000000103", "306098008", "718466001"}
+    assert all(c.source for c in REGISTRY.values())
 
 
 # ---------------------------------------------------------------- envelope

@@ -166,7 +166,7 @@ def test_team_message_leaves_out_contact_lines_it_does_not_have() -> None:
 
 def test_status_text_accepted() -> None:
     text = status_text(ReferralStatusValue.ACCEPTED, pcn="U12345")
-    assert "Accepted" in text
+    assert "Received" in text  # received, not yet accepted by a link worker (Gravity)
     assert "U12345" in text
 
 
