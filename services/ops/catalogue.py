@@ -50,3 +50,22 @@ def type_table() -> str:
         "| --- | --- | --- | --- | --- |\n"
     )
     return head + "\n".join(table_row(spec) for spec in EVENTS.values()) + "\n"
+
+
+def settings_classes() -> list[type]:
+    """Every settings class: the shared ones, each service's own, the operator tools'."""
+    from services.notify.settings import NotifySettings
+    from services.ops.settings import OpsSettings
+    from services.runtime.settings import Settings
+
+    return [Settings, NotifySettings, OpsSettings]
+
+
+def environment_variables() -> set[str]:
+    """The name of every environment variable a setting is read from."""
+    names: set[str] = set()
+    for cls in settings_classes():
+        for field in cls.model_fields.values():
+            alias = field.validation_alias
+            names.update(n for n in getattr(alias, "choices", [alias]) if isinstance(n, str))
+    return names

@@ -21,11 +21,15 @@ from services.runtime.settings import Settings
 
 def new_envelope(event_type: str, org: str, **data: Any) -> dict[str, Any]:
     """An envelope as an outside organisation would send it: the type's example with a
-    fresh id and time, ``org`` as sender, and ``data`` laid over the example's data."""
+    fresh id and time (what happened, happened now), ``org`` as sender, and ``data`` laid
+    over the example's data."""
     env = example(event_type)
     env["id"] = str(uuid.uuid4())
     env["source"] = org_source(org)
     env["time"] = datetime.now(UTC).isoformat()
+    for key in env["data"]:
+        if key.endswith("_at"):
+            env["data"][key] = env["time"]
     env["data"].update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in data.items()})
     subject = env["data"].get("referral_id") or env["data"].get("sender_reference")
     if subject is None:

@@ -139,8 +139,10 @@ async def own_referral(
     return known
 
 
-def active(known: Known, what: str) -> None:
-    if known.closed:
+def active(known: Known, what: str, at: datetime) -> None:
+    """Refused if the episode had ended when this happened (by the event's own time: a plan
+    agreed before the closure is kept, however late it arrives)."""
+    if known.closed_at is not None and at > known.closed_at:
         raise refuse(RejectionCode.NOT_ACTIVE, f"{what}: the episode has ended", "data.referral_id")
 
 
@@ -227,7 +229,7 @@ async def on_plan(uow: Uow, event: CloudEvent[Any], p: PlanAgreed) -> None:
     known = await own_referral(uow, event, p.referral_id)
     if known is None:
         return
-    active(known, "a plan cannot be agreed")
+    active(known, "a plan cannot be agreed", p.agreed_at)
     detail = p.model_dump(mode="json", include={"what_matters", "goals", "connections"})
     await on_timeline(uow, event, known.episode_id, p.agreed_at, **detail)
     await write_due_entries(uow, known.episode_id)
@@ -240,7 +242,7 @@ async def on_wellbeing(uow: Uow, event: CloudEvent[Any], w: WellbeingMeasured) -
     known = await own_referral(uow, event, w.referral_id)
     if known is None:
         return
-    active(known, "a measurement cannot be recorded")
+    active(known, "a measurement cannot be recorded", w.taken_at)
     measured = Measurement(w.instrument, w.point, tuple(w.items), w.taken_at, key=event.id)
     await uow.store.measurements.add(known.episode_id, event.source, event.id, measured)
     await on_timeline(
@@ -270,7 +272,7 @@ async def on_held(uow: Uow, event: CloudEvent[Any], h: ReferralHeld) -> None:
     known = await own_referral(uow, event, h.referral_id)
     if known is None:
         return
-    active(known, "support cannot be paused")
+    active(known, "support cannot be paused", h.held_at)
     if known.held:
         return
     await uow.store.referrals.set(known.episode_id, held_at=h.held_at)
@@ -282,7 +284,7 @@ async def on_resumed(uow: Uow, event: CloudEvent[Any], r: ReferralResumed) -> No
     known = await own_referral(uow, event, r.referral_id)
     if known is None:
         return
-    active(known, "support cannot be resumed")
+    active(known, "support cannot be resumed", r.resumed_at)
     if not known.held:
         raise refuse(RejectionCode.NOT_ACTIVE, "support is not paused", "data.referral_id")
     await uow.store.referrals.set(known.episode_id, held_at=None)

@@ -38,9 +38,13 @@ class Known:
     pcn: str | None
     sender: str | None
     accepted: bool
-    closed: bool
+    closed_at: datetime | None
     held: bool
     in_progress: bool
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
 
 
 class Referrals:
@@ -60,7 +64,7 @@ class Referrals:
     async def known(self, referral_id: uuid.UUID) -> Known | None:
         row = await self.conn.fetchrow(
             "SELECT referral_id, coalesce(episode_referral_id, referral_id) AS episode_id, pcn,"
-            " sender, accepted_at IS NOT NULL AS accepted, closed_at IS NOT NULL AS closed,"
+            " sender, accepted_at IS NOT NULL AS accepted, closed_at,"
             " held_at IS NOT NULL AS held, in_progress_at IS NOT NULL AS in_progress"
             " FROM referral WHERE referral_id = $1",
             referral_id,

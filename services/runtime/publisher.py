@@ -3,10 +3,13 @@ responsibility for it (or refused it), so a caller never marks as sent what was 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
+from aio_pika.exceptions import DeliveryError
 
 from contracts import CONTENT_TYPE
 
@@ -24,13 +27,33 @@ class Publisher:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._generation = 0
+        self._reopening = asyncio.Lock()
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
+        await self._open_channel()
+
+    async def _open_channel(self) -> None:
+        assert self._connection is not None
         # A mandatory message the broker cannot route raises instead of vanishing.
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
+        self._exchanges = {}
+        self._generation += 1
+
+    async def _refused(self, generation: int) -> None:
+        """The broker refused (nacked) a message: open a fresh channel, once per channel.
+        A quorum queue that changed leader while a channel first published to it can
+        keep refusing that channel (RabbitMQ 3.10) until it is closed."""
+        async with self._reopening:
+            if generation != self._generation or self._channel is None:
+                return  # another refusal on this channel reopened it already
+            old = self._channel
+            await self._open_channel()
+            with contextlib.suppress(Exception):
+                await old.close()
 
     async def close(self) -> None:
         if self._connection:
@@ -61,7 +84,34 @@ class Publisher:
         mandatory: bool = False,
     ) -> None:
         """Returns once the broker has confirmed the message (or raises)."""
+        generation = self._generation
         target = await self._exchange(exchange)
+        try:
+            await self._publish(
+                target,
+                routing_key,
+                body,
+                message_id,
+                event_type,
+                correlation_id,
+                headers,
+                mandatory,
+            )
+        except DeliveryError:
+            await self._refused(generation)
+            raise
+
+    async def _publish(
+        self,
+        target: AbstractExchange,
+        routing_key: str,
+        body: bytes,
+        message_id: str,
+        event_type: str | None,
+        correlation_id: str | None,
+        headers: dict[str, Any] | None,
+        mandatory: bool,
+    ) -> None:
         await target.publish(
             aio_pika.Message(
                 body,

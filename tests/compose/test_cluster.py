@@ -10,7 +10,10 @@ queues is killed (``docker kill``). The queues elect new leaders among their oth
 members and the services reconnect to the nodes left, and still every referral is
 accepted once and reaches exactly one decision (assigned or waitlisted), none is placed
 twice, no link worker holds more than their capacity, nothing is dead-lettered and
-nothing is lost. Then the node is started again and its queue members catch up.
+nothing is lost (every outbox is flushed). Then the node is started again and its queue
+members catch up. On RabbitMQ 3.10 (the local image) a service whose publishing channel
+a broker flaw leaves refused is restarted, as the runbook tells an operator to
+(``StuckPublishers``); the test says when it did.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import aio_pika
 import httpx
 import pytest
 
+from contracts.nhs import synthetic_nhs_number
 from services.ops.client import new_envelope
 
 from .stack import SERVICES, ComposeStack, run
@@ -147,6 +151,8 @@ class Organisation:
             registered_practice=PRACTICE,
         )
         env["data"]["referrer"]["agency_type"] = AGENCIES[self.user]
+        # a different person each time (one already supported would join their episode)
+        env["data"]["person"]["nhs_number"] = synthetic_nhs_number()
         return env
 
 

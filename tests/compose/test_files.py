@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.runtime.settings import Settings
+from services.ops.catalogue import environment_variables
 
 from .stack import DEPLOY
 
@@ -14,11 +14,7 @@ COMPOSE_TEST = (DEPLOY / "compose.test.yaml").read_text()
 
 
 def setting_names() -> set[str]:
-    names = set()
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias
-        names.update(getattr(alias, "choices", [alias]))
-    return {n for n in names if isinstance(n, str)}
+    return environment_variables()
 
 
 def test_env_example_lists_every_setting():

@@ -1,6 +1,9 @@
 """Crashes mid-stream: every referral still reaches exactly one outcome, no capacity is
 exceeded, and no GP writeback is sent twice.
 
+Each assigned person's journey goes on through the crashes: a first contact, a plan, a
+baseline SWEMWBS, and for every third an episode closed.
+
 Two ways to crash: ``kill -9`` at arbitrary moments, and failpoints that kill a process at
 exact boundaries (after the inbox claim, before commit, after commit but before the ack,
 after publishing the outbox but before marking it, after parking a retry)."""
@@ -35,7 +38,8 @@ async def nothing() -> None:
 
 async def run_scenario(
     settings, stack: ProcessStack, during_referrals: Disrupt, during_contacts: Disrupt
-) -> Tap:
+) -> tuple[Tap, dict[str, str]]:
+    """Returns the tap and the episodes closed (referral id -> its worker)."""
     async with Tap(settings) as tap:
         for pcn in PCNS:
             await publish(settings, worker(pcn, f"lw-{pcn}", CAPACITY))
@@ -59,33 +63,53 @@ async def run_scenario(
         await tap.wait_for(lambda t: placed(t) >= N, 120, f"{N} referrals placed")
         assigned = {e["data"]["referral_id"]: e for e in tap.events("referral.assigned.v1")}
 
-        async def contacts() -> None:
+        def written(t: Tap) -> int:
+            return len(
+                {(w["data"]["referral_id"], w["data"]["fact"]) for w in t.events("gp.writeback.v1")}
+            )
+
+        async def journey() -> None:
+            """Each assigned person: a first contact, a plan and a baseline measure."""
             for rid, event in assigned.items():
-                await publish(
-                    settings,
-                    inbound(
-                        "contact.recorded.v1",
-                        event["data"]["pcn"],
-                        referral_id=rid,
-                        outcome="engaged",
+                pcn = event["data"]["pcn"]
+                for event_type, data in [
+                    ("contact.recorded.v1", {"outcome": "engaged"}),
+                    ("plan.agreed.v1", {}),
+                    (
+                        "wellbeing.measured.v1",
+                        {"instrument": "swemwbs", "point": "baseline", "items": [3] * 7},
                     ),
-                )
+                ]:
+                    await publish(settings, inbound(event_type, pcn, referral_id=rid, **data))
                 await asyncio.sleep(0.01)
 
-        await asyncio.gather(contacts(), during_contacts())
+        await asyncio.gather(journey(), during_contacts())
+        await tap.wait_for(lambda t: written(t) >= 3 * len(assigned), 180, "3 writebacks each")
+        closing = list(assigned.items())[::3]  # weeks later: every third episode ends
+        for rid, event in closing:
+            closure = inbound(
+                "referral.closed.v1", event["data"]["pcn"], referral_id=rid, reason="completed"
+            )
+            await publish(settings, closure)
         await tap.wait_for(
-            lambda t: (
-                len({w["data"]["referral_id"] for w in t.events("gp.writeback.v1")})
-                >= len(assigned)
-            ),
+            lambda t: written(t) >= 3 * len(assigned) + len(closing), 120, "closing summaries"
+        )
+
+        def told(t: Tap, status: str) -> int:
+            return len(
+                {s["data"]["referral_id"] for s in t.events("referral.status.v1", status=status)}
+            )
+
+        await tap.wait_for(
+            lambda t: told(t, "in_progress") >= len(assigned) and told(t, "closed") >= len(closing),
             120,
-            "a writeback per assigned referral",
+            "every referrer told of take-up and closure",
         )
         await asyncio.sleep(1.5)  # anything sent twice would have arrived by now
-    return tap
+    return tap, {rid: event["data"]["link_worker_id"] for rid, event in closing}
 
 
-def assert_exactly_once(tap: Tap) -> None:
+def assert_exactly_once(tap: Tap, closed: dict[str, str]) -> None:
     def distinct(event_type: str, key) -> dict:
         seen: dict = defaultdict(set)
         for e in tap.events(event_type):
@@ -100,8 +124,12 @@ def assert_exactly_once(tap: Tap) -> None:
     waitlistings = distinct("referral.waitlisted.v1", lambda d: d["referral_id"])
     assert all(len(ids) == 1 for ids in assignments.values()), "assigned twice"
     assert all(len(ids) == 1 for ids in waitlistings.values()), "waitlisted twice"
-    assert len(assignments) == 2 * CAPACITY and len(waitlistings) == N - 2 * CAPACITY
+    # each closed episode freed a place for the head of its PCN's waitlist
+    assert len(assignments) == 2 * CAPACITY + len(closed)
+    # every referral reached a decision; those still waiting are exactly the rest (a
+    # referral that came before its PCN's roster was waitlisted, then placed: fine)
     assert len(set(assignments) | set(waitlistings)) == N
+    assert len(set(waitlistings) - set(assignments)) == N - len(assignments)
 
     workers = {
         e["data"]["referral_id"]: e["data"]["link_worker_id"]
@@ -110,11 +138,29 @@ def assert_exactly_once(tap: Tap) -> None:
     per_worker: dict[str, int] = defaultdict(int)
     for worker_id in workers.values():
         per_worker[worker_id] += 1
-    assert all(count <= CAPACITY for count in per_worker.values()), per_worker
+    freed: dict[str, int] = defaultdict(int)
+    for worker_id in closed.values():
+        freed[worker_id] += 1
+    assert all(n <= CAPACITY + freed[w] for w, n in per_worker.items()), per_worker
 
     writebacks = distinct("gp.writeback.v1", lambda d: (d["referral_id"], d["fact"]))
-    assert len(writebacks) == len(assignments)
+    facts = defaultdict(int)
+    for _referral, fact in writebacks:
+        facts[fact] += 1
+    journeys = 2 * CAPACITY  # the people assigned before the closures
+    assert facts == {
+        "accepted": journeys,
+        "plan": journeys,
+        "wellbeing": journeys,
+        "closed": len(closed),
+    }, facts
     assert all(len(ids) == 1 for ids in writebacks.values()), "a GP writeback was sent twice"
+    # every referrer heard of each step of its referral once
+    steps = distinct("referral.status.v1", lambda d: (d["referral_id"], d["status"]))
+    twice = {k: ids for k, ids in steps.items() if len(ids) > 1 and k[1] != "duplicate"}
+    assert not twice, f"a referrer was told a step twice: {twice}"  # (each resend is answered)
+    assert sum(1 for _rid, status in steps if status == "in_progress") == journeys
+    assert {rid for rid, status in steps if status == "closed"} == set(closed)
 
 
 async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(settings, stack):
@@ -132,8 +178,8 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(settings, 
         await asyncio.sleep(0.3)
         stack.start("outcomes")
 
-    tap = await run_scenario(settings, stack, havoc, more_havoc)
-    assert_exactly_once(tap)
+    tap, closed = await run_scenario(settings, stack, havoc, more_havoc)
+    assert_exactly_once(tap, closed)
 
 
 async def test_crashes_at_every_commit_boundary_lose_nothing(settings, tmp_path: Path):
@@ -142,11 +188,11 @@ async def test_crashes_at_every_commit_boundary_lose_nothing(settings, tmp_path:
     await stack.start_all()
     supervisor = asyncio.create_task(stack.supervise())
     try:
-        tap = await run_scenario(settings, stack, nothing, nothing)
+        tap, closed = await run_scenario(settings, stack, nothing, nothing)
     finally:
         supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await supervisor
         stack.stop_all()
     assert sum(stack.restarts.values()) >= 3, f"too few crashes to mean much: {stack.restarts}"
-    assert_exactly_once(tap)
+    assert_exactly_once(tap, closed)

@@ -72,7 +72,11 @@ async def test_referral_flows_from_agency_to_gp_record(settings, stack):
         first = [s["data"]["status"] for s in statuses if s["data"]["referral_id"] == rid]
         assert first == ["accepted", "assigned", "in_progress", "closed"]
         assert {s["data"]["status"] for s in statuses} == {
-            "accepted", "assigned", "waitlisted", "in_progress", "closed"
+            "accepted",
+            "assigned",
+            "waitlisted",
+            "in_progress",
+            "closed",
         }
 
     # people were told, and a waitlisted person was never given a time

@@ -1,0 +1,88 @@
+"""One person's whole journey through the four services as processes: submitted, accepted,
+assigned, first contact, plan, baseline SWEMWBS and ONS4, a shared note, on hold and
+resumed, end measures, closed as completed. The sender hears each task status in order;
+the practice gets each writeback exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from ..support import Tap, inbound, publish, submission, worker
+
+pytestmark = pytest.mark.e2e
+
+AGENCY, PCN, PRACTICE = "A81001", "U45678", "A81001"
+
+
+async def test_one_person_from_referral_to_closing_summary(settings, stack):
+    async with (
+        Tap(settings, f"referral.status.v1.{AGENCY}") as sender,
+        Tap(settings, f"gp.writeback.v1.{PRACTICE}") as practice,
+        Tap(settings, f"referral.assigned.v1.{PCN}") as team,
+    ):
+        await publish(settings, worker(PCN, "lw-journey", 3))
+        await asyncio.sleep(0.5)
+        referral = submission(org=AGENCY, pcn=PCN, practice=PRACTICE)
+        await publish(settings, referral)
+        [assigned] = await team.wait_count("referral.assigned.v1", 1)
+        rid = assigned["data"]["referral_id"]
+
+        async def step(event_type: str, status_count: int | None = None, **data) -> None:
+            await publish(settings, inbound(event_type, PCN, referral_id=rid, **data))
+            if status_count is not None:  # wait until the sender has heard, to keep order
+                await sender.wait_count("referral.status.v1", status_count, referral_id=rid)
+
+        await sender.wait_count("referral.status.v1", 2, referral_id=rid)
+        await step("contact.recorded.v1", 3, outcome="engaged", link_worker_id="lw-journey")
+        await step("plan.agreed.v1", link_worker_id="lw-journey")
+        await step(
+            "wellbeing.measured.v1",
+            instrument="swemwbs",
+            point="baseline",
+            items=[2, 2, 3, 2, 3, 3, 3],
+        )
+        await step("wellbeing.measured.v1", instrument="ons4", point="baseline", items=[4, 5, 3, 7])
+        await step("note.shared.v1", text="Walking group twice a week.", attachments=[])
+        await step("referral.held.v1", 4, reason="In hospital for two weeks")
+        await step("referral.resumed.v1", 5, reason="Home again")
+        await step(
+            "wellbeing.measured.v1", instrument="swemwbs", point="end", items=[4, 3, 4, 3, 4, 4, 3]
+        )
+        await step("wellbeing.measured.v1", instrument="ons4", point="end", items=[8, 7, 8, 3])
+        await practice.wait_count("gp.writeback.v1", 7, referral_id=rid)
+        await step("referral.closed.v1", 6, reason="completed")
+        await practice.wait_count("gp.writeback.v1", 8, referral_id=rid)
+        await asyncio.sleep(1.5)  # anything sent twice would have arrived by now
+
+    statuses = sender.events("referral.status.v1", referral_id=rid)
+    assert [s["data"]["task_status"] for s in statuses] == [
+        "received",
+        "accepted",
+        "in-progress",
+        "on-hold",
+        "in-progress",
+        "completed",
+    ]
+    assert {s["data"]["submission_event_id"] for s in statuses} == {referral["id"]}
+    assert {s["data"]["sender_reference"] for s in statuses} == {
+        referral["data"]["sender_reference"]
+    }
+    assert statuses[3]["data"]["reason"] == "In hospital for two weeks"
+
+    sent = practice.events("gp.writeback.v1", referral_id=rid)
+    assert len({w["id"] for w in sent}) == len(sent) == 8, "a writeback was sent twice"
+    facts = Counter(w["data"]["fact"] for w in sent)
+    assert facts == {"accepted": 1, "plan": 1, "wellbeing": 4, "note": 1, "closed": 1}
+    [accepted] = [w for w in sent if w["data"]["fact"] == "accepted"]
+    assert [c["code"] for c in accepted["data"]["codes"]] == ["871731000000106"]
+    swemwbs = [w for w in sent if [c["code"] for c in w["data"]["codes"]] == ["718466001"]]
+    assert [w["data"]["observations"][0]["value"] for w in swemwbs] == [17.43, 22.35]
+    [closing] = [w for w in sent if w["data"]["fact"] == "closed"]
+    assert (
+        "SWEMWBS metric score 17.43 at baseline, 22.35 at the end: +4.92"
+        in (closing["data"]["summary"])
+    )
+    assert {w["data"]["nhs_number"] for w in sent} == {referral["data"]["person"]["nhs_number"]}
