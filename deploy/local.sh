@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Linkwell on this machine, as plain processes (no containers needed).
 #
-#   bash deploy/local.sh demo    install, start RabbitMQ/PostgreSQL if down, run the four
-#                                services and the demo, then stop the services
-#   bash deploy/local.sh test    install, start RabbitMQ/PostgreSQL if down, run the tests
-#   bash deploy/local.sh run     install, then run the pipeline in the foreground
-#   bash deploy/local.sh bench   install, then run the benchmark (bench/pipeline.py)
+#   bash deploy/local.sh demo    the four services and the demo, then stops the services
+#   bash deploy/local.sh test    the test suite
+#   bash deploy/local.sh run     the four services in the foreground (Ctrl-C stops them)
+#   bash deploy/local.sh users   the sample organisations' broker users, passwords dev-<user>
+#   bash deploy/local.sh bench   the benchmark (bench/pipeline.py)
+#
+# What every command does first, and nothing more:
+#   - creates .venv and installs the pinned Python packages into it (requirements.lock);
+#   - if AMQP_URL / DATABASE_URL point at this machine (the default) and RabbitMQ or
+#     PostgreSQL is not answering, starts the installed server, and enables RabbitMQ's
+#     management plugin (port 15672: `linkwell access` and the tests use its API);
+#     it says so, and how to stop them.
+# It installs no system packages and starts no Docker engine: the compose stack test runs
+# only where Docker already answers (bash deploy/docker/host.sh sets Docker up; .ci/run
+# does that first).
 #
 # AMQP_URL and DATABASE_URL default to this machine's servers; LINKWELL_NAMESPACE
 # (default "linkwell") prefixes every exchange, queue and schema.
@@ -15,11 +25,12 @@ cd "$(dirname "$0")/.."
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 PY=.venv/bin/python
+STARTED=()
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
 install() {
-  say "installing into .venv (pinned by requirements.lock)"
+  say "installing Python packages into .venv (pinned by requirements.lock)"
   [ -x "$PY" ] || python3 -m venv .venv
   "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$PY" -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
@@ -38,28 +49,39 @@ ensure_services() {
   case "$AMQP_URL" in
     *@127.0.0.1:*|*@localhost:*|*@127.0.0.1/*|*@localhost/*)
       if ! port_open 5672; then
-        say "starting RabbitMQ"
+        say "starting RabbitMQ (rabbitmq-server -detached)"
         command -v rabbitmq-server >/dev/null || { echo "RabbitMQ is not installed" >&2; exit 1; }
         rabbitmq-server -detached
         wait_port 5672 RabbitMQ
         rabbitmqctl await_startup >/dev/null 2>&1 || true
+        STARTED+=("RabbitMQ: rabbitmqctl stop")
       fi
-      # the management API: `linkwell access apply` and the access tests use it
       if ! port_open 15672; then
-        say "enabling RabbitMQ's management plugin"
+        say "enabling RabbitMQ's management plugin (HTTP API on 127.0.0.1:15672)"
         rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
         wait_port 15672 "RabbitMQ management"
+        STARTED+=("the management plugin: rabbitmq-plugins disable rabbitmq_management")
       fi ;;
   esac
   case "$DATABASE_URL" in
     *@127.0.0.1:*|*@localhost:*|*@127.0.0.1/*|*@localhost/*)
       if ! port_open 5432; then
         say "starting PostgreSQL"
-        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+        local version
+        version="$(ls /etc/postgresql | head -n1)"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
         wait_port 5432 PostgreSQL
+        STARTED+=("PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $version main stop")
       fi ;;
   esac
 }
+
+report_started() {
+  [ ${#STARTED[@]} -eq 0 ] && return 0
+  say "this run started (still running, for the next one); to stop:"
+  printf '   %s\n' "${STARTED[@]}"
+}
+trap report_started EXIT
 
 prepare() {
   "$PY" -m services.ops.cli migrate
@@ -71,28 +93,34 @@ shift || true
 case "$cmd" in
   demo)
     install; ensure_services; prepare
-    say "starting intake, triage, notify and outcomes"
+    say "starting intake, triage, notify and outcomes (their logs: var-linkwell.log)"
     "$PY" -m services.ops.cli run all > var-linkwell.log 2>&1 &
     pipeline=$!
-    trap 'kill -TERM $pipeline 2>/dev/null; wait $pipeline 2>/dev/null || true' EXIT
-    say "running the demo (service logs: var-linkwell.log)"
+    trap 'kill -TERM $pipeline 2>/dev/null; wait $pipeline 2>/dev/null || true; report_started' EXIT
+    say "running the demo"
     "$PY" -m services.ops.cli demo "$@"
     ;;
   run)
     install; ensure_services; prepare
-    exec "$PY" -m services.ops.cli run all
+    "$PY" -m services.ops.cli run all
+    ;;
+  users)
+    install; ensure_services; prepare
+    say "creating the sample organisations' broker users (deploy/rabbitmq/organisations.toml)"
+    "$PY" -m services.ops.cli access apply --sample-passwords --reset-passwords
+    echo "development passwords: dev-<user> (e.g. A81001 / dev-A81001); never use them elsewhere"
     ;;
   test)
     install; ensure_services
     say "running the tests"
-    exec "$PY" -m pytest "$@"
+    "$PY" -m pytest "$@"
     ;;
   bench)
     install; ensure_services
-    exec "$PY" bench/pipeline.py "$@"
+    "$PY" bench/pipeline.py "$@"
     ;;
   *)
-    echo "usage: bash deploy/local.sh demo|run|test|bench" >&2
+    echo "usage: bash deploy/local.sh demo|test|run|users|bench" >&2
     exit 2
     ;;
 esac

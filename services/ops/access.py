@@ -15,7 +15,8 @@ bind for reading), so a user can only bind its own queue with its own keys:
 - a GP-system integrator reads ``gp.writeback.*`` for its practices;
 - each service reads its own queues and publishes only the events it produces.
 
-Organisations' queues are named ``<ns>.org.<username>.<anything>``.
+Each organisation reads one queue, ``<ns>.org.<username>``, and its dead letters,
+``<ns>.org.<username>.dead-letter`` (what its own consumer rejected).
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class AccessPlan:
             kind=kind,
             configure=NOTHING,
             write=_exact(n.inbound) if publishes else NOTHING,
-            read=_exact(queue),
+            read=_exact(queue, f"{queue}.dead-letter"),  # and what its consumer rejected
             topics=(
                 TopicPermission(n.inbound, _keys(publishes) if publishes else NOTHING, NOTHING),
                 TopicPermission(n.events, NOTHING, NOTHING),

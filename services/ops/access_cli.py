@@ -23,7 +23,13 @@ from services.registry import SERVICE_DEFS
 from services.runtime import topology
 from services.runtime.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Broker users per organisation and service, with the least each needs: show, "
+    "apply, definitions, check.",
+)
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq"
 ORGANISATIONS = DEPLOY / "organisations.toml"
@@ -125,12 +131,20 @@ def apply_(
     reset_passwords: Annotated[
         bool, typer.Option(help="Give existing users new passwords too.")
     ] = False,
+    sample_passwords: Annotated[
+        bool,
+        typer.Option(
+            help="Development only: give each user the sample password dev-<user>, as the "
+            "README's programs expect."
+        ),
+    ] = False,
 ) -> None:
-    """Create missing users and set every user's permissions on a running broker, through
-    the management API at RABBITMQ_MANAGEMENT_URL with AMQP_URL's (administrator)
-    credentials, and make each organisation's queue with its bindings. A new user gets
-    LINKWELL_PASSWORD_<USER> if set, else a random password
-    printed here once; existing users keep theirs."""
+    """Create missing users and set every user's permissions on a running broker.
+
+    Through the management API at RABBITMQ_MANAGEMENT_URL with AMQP_URL's (administrator)
+    credentials; also makes each organisation's queue with its bindings. A new user gets
+    LINKWELL_PASSWORD_<USER> if set (or dev-<user> with --sample-passwords), else a random
+    password printed here once; existing users keep theirs unless --reset-passwords."""
     import os
 
     from yarl import URL
@@ -142,6 +156,8 @@ def apply_(
         for p in principals
         if access.password_env(p.username) in os.environ
     }
+    if sample_passwords:
+        given = {p.username: access.sample_password(p.username) for p in principals} | given
     url = URL(settings.amqp_url)
     with access.ManagementApi(
         OpsSettings().management_url, broker_user(settings.amqp_url), url.password or ""
@@ -158,7 +174,9 @@ def apply_(
     for name in result.updated:
         typer.echo(f"updated  {name}")
     for name, password in result.created.items():
-        shown = "(from environment)" if given.get(name) == password else password
+        shown = password
+        if given.get(name) == password and not sample_passwords:
+            shown = "(from environment)"
         typer.echo(f"password {name} {shown}")
 
 

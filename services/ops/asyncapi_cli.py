@@ -17,6 +17,7 @@ from services.registry import SERVICE_DEFS
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Each service's AsyncAPI document, generated from the code: write, check.",
 )
 

@@ -1,12 +1,4 @@
-"""``linkwell``: operate the pipeline.
-
-linkwell migrate              apply every service's migrations
-linkwell topology             declare exchanges and queues
-linkwell run intake|...|all   run a service (all: each as its own process)
-linkwell probe [--live]       exit 0 if the local service is ready (health checks)
-linkwell submit FILE          publish an envelope to <ns>.inbound as an agency would
-linkwell demo                 register a roster, submit referrals, show their paths
-"""
+"""The ``linkwell`` command: run, operate and try the pipeline (``linkwell --help``)."""
 
 from __future__ import annotations
 
@@ -18,8 +10,9 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,12 +28,21 @@ from services.runtime.runner import migrate as migrate_service
 from services.runtime.runner import run as run_service
 from services.runtime.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-app.add_typer(asyncapi_app, name="asyncapi")
-app.add_typer(access_app, name="access")
-app.add_typer(dlq_app, name="dlq")
-docs_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Generated documentation.")
-app.add_typer(docs_app, name="docs")
+HELP = (
+    "Linkwell: social prescribing referrals as events. Run the services, operate the broker "
+    "and the database, submit as an agency would, see the evidence."
+)
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=HELP)
+app.add_typer(asyncapi_app, name="asyncapi", short_help="Write or check the AsyncAPI documents.")
+app.add_typer(access_app, name="access", short_help="Broker users and what each may do.")
+app.add_typer(dlq_app, name="dlq", short_help="List dead letters; replay them once fixed.")
+docs_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Documentation generated from the code (the README's type table).",
+)
+app.add_typer(docs_app, name="docs", short_help="Print documentation made from the code.")
 
 
 @docs_app.command("types")
@@ -51,7 +53,7 @@ def docs_types() -> None:
     typer.echo(type_table(), nl=False)
 
 
-@app.command()
+@app.command(short_help="Apply every service's database migrations.")
 def migrate() -> None:
     """Apply each service's migrations to its own schema (idempotent, safe to run twice)."""
     settings = Settings()
@@ -64,7 +66,7 @@ def migrate() -> None:
     asyncio.run(go())
 
 
-@app.command()
+@app.command(short_help="Declare exchanges and queues (as an admin).")
 def topology(
     organisations: Annotated[
         Path | None,
@@ -90,7 +92,7 @@ def topology(
         typer.echo(f"declared {len(queues)} organisation queues from {source}")
 
 
-@app.command()
+@app.command(short_help="Run a service, or all four.")
 def run(
     service: Annotated[str, typer.Argument(help="intake, triage, notify, outcomes or all")],
 ) -> None:
@@ -105,17 +107,34 @@ def run(
 def supervise(names: list[str]) -> int:
     """Start each service as its own process; restart one that dies; stop all on a signal.
     Each serves health and metrics on its own port: LINKWELL_HTTP_PORT plus its index
-    (intake 8080, triage 8081, notify 8082, outcomes 8083 by default)."""
+    (intake 8080, triage 8081, notify 8082, outcomes 8083 by default).
+
+    Each child's output is read line by line and written whole, one line at a time, so
+    that the JSON log lines of four processes never interleave on the shared stdout."""
+    import threading
+
     procs: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
     base = Settings().http_port
+    out = threading.Lock()
+
+    def relay(stream: Any, target: Any) -> None:
+        for line in iter(stream.readline, b""):
+            with out:
+                target.write(line if line.endswith(b"\n") else line + b"\n")
+                target.flush()
 
     def start(name: str) -> None:
         port = base + list(SERVICE_DEFS).index(name) if base else 0
-        procs[name] = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "services.ops.cli", "run", name],
-            env={**os.environ, "LINKWELL_HTTP_PORT": str(port)},
+            env={**os.environ, "LINKWELL_HTTP_PORT": str(port), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
+        procs[name] = proc
+        for stream, target in ((proc.stdout, sys.stdout.buffer), (proc.stderr, sys.stderr.buffer)):
+            threading.Thread(target=relay, args=(stream, target), daemon=True).start()
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -144,7 +163,7 @@ def supervise(names: list[str]) -> int:
     return 0
 
 
-@app.command()
+@app.command(short_help="Exit 0 if this host's service is ready.")
 def probe(
     live: Annotated[bool, typer.Option(help="Check /livez instead of /readyz.")] = False,
     port: Annotated[int | None, typer.Option(help="Default: LINKWELL_HTTP_PORT.")] = None,
@@ -159,21 +178,36 @@ def probe(
     raise typer.Exit(0 if ok else 1)
 
 
-@app.command()
+@app.command(short_help="Publish an envelope as its sender would.")
 def submit(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     new_id: Annotated[bool, typer.Option(help="Give the envelope a fresh id first.")] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the answer and print it (exit 1 if none comes).")
+    ] = False,
+    within: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 30.0,
 ) -> None:
-    """Publish a CloudEvents envelope to <ns>.inbound with its type as routing key."""
+    """Publish an envelope to <ns>.inbound as its sender would."""
+    from services.ops.client import describe_answers, submit_and_wait
+
     settings = Settings()
     envelope = json.loads(file.read_text())
     if new_id:
         envelope["id"] = str(uuid.uuid4())
-    asyncio.run(publish_inbound(settings, json.dumps(envelope).encode(), envelope["type"]))
-    typer.echo(f"published {envelope['type']} id={envelope['id']} to {settings.names.inbound}")
+        envelope["time"] = datetime.now(UTC).isoformat()
+    typer.echo(f"submitting {envelope['type']} id={envelope['id']} to {settings.names.inbound}")
+    if not wait:
+        asyncio.run(publish_inbound(settings, json.dumps(envelope).encode(), envelope["type"]))
+        typer.echo("published; the answer goes to the sender's queue (--wait shows it here)")
+        return
+    got = asyncio.run(submit_and_wait(settings, envelope, within))
+    ok, lines = describe_answers(got, within)
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(0 if ok else 1)
 
 
-@app.command()
+@app.command(short_help="Walk referrals through the running pipeline.")
 def demo(
     within: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 60.0,
 ) -> None:

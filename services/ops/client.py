@@ -14,7 +14,7 @@ from typing import Any
 import aio_pika
 from yarl import URL
 
-from contracts import org_source
+from contracts import org_from_source, org_source
 from contracts.schema import example
 from services.runtime.settings import Settings
 
@@ -45,24 +45,30 @@ def broker_user(amqp_url: str) -> str:
 
 
 async def publish_inbound(
-    settings: Settings, body: bytes, routing_key: str, *, connection: Any = None
+    settings: Settings,
+    body: bytes,
+    routing_key: str,
+    *,
+    connection: Any = None,
+    message_id: str | None = None,
 ) -> None:
     """Publish to <ns>.inbound as an outside producer would: persistent, confirmed, and
     with ``user_id`` set so that the broker vouches for who sent it."""
     own = connection is None
     connection = connection or await aio_pika.connect(settings.amqp_url)
     try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(settings.names.inbound, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(
-                body,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                content_type="application/cloudevents+json",
-                user_id=broker_user(settings.amqp_url),
-            ),
-            routing_key=routing_key,
-        )
+        async with connection.channel() as channel:
+            exchange = await channel.get_exchange(settings.names.inbound, ensure=False)
+            await exchange.publish(
+                aio_pika.Message(
+                    body,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    content_type="application/cloudevents+json",
+                    user_id=broker_user(settings.amqp_url),
+                    message_id=message_id,
+                ),
+                routing_key=routing_key,
+            )
     finally:
         if own:
             await connection.close()
@@ -135,3 +141,99 @@ class Tap:
             lambda t: len(t.events(event_type, **where)) >= n, within, f"{n} x {event_type} {where}"
         )
         return self.events(event_type, **where)
+
+
+ANSWER_TYPES = (
+    "referral.accepted.v1",
+    "referral.rejected.v1",
+    "referral.duplicate.v1",
+    "referral.status.v1",
+    "event.rejected.v1",
+)
+
+
+def answers(event: dict[str, Any], submission_id: str) -> bool:
+    data = event.get("data") or {}
+    return submission_id in (data.get("submission_event_id"), data.get("rejected_event_id"))
+
+
+async def submit_and_wait(
+    settings: Settings, envelope: dict[str, Any], within: float
+) -> list[dict[str, Any]]:
+    """Publish as the sending organisation and collect the answers to this submission: the
+    first (accepted, rejected, duplicate) and, where one follows, its status. Listens on a
+    private queue bound to the sender's answers where the broker user may declare one (an
+    operator, local development); otherwise on the organisation's own queue, taking only
+    the answers to this submission and leaving the rest."""
+    org = org_from_source(envelope.get("source"))
+    if org is None:
+        raise ValueError("source must be urn:linkwell:org:<ORG CODE>")
+    connection = await aio_pika.connect(settings.amqp_url)
+    got: list[dict[str, Any]] = []
+    async with connection:
+        channel = await connection.channel()
+        queue: Any
+        try:
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            for event_type in ANSWER_TYPES:
+                await queue.bind(settings.names.events, f"{event_type}.{org}")
+            private = True
+        except aio_pika.exceptions.ChannelAccessRefused:
+            channel = await connection.channel()
+            queue = await channel.get_queue(settings.names.organisation_queue(org), ensure=False)
+            private = False
+        await publish_inbound(
+            settings, json.dumps(envelope).encode(), envelope["type"], connection=connection
+        )
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            message = await queue.get(no_ack=private, fail=False)
+            if message is None:
+                if got and got[0]["type"] != "referral.duplicate.v1":
+                    break  # answered; a duplicate waits for the status that follows it
+                await asyncio.sleep(0.1)
+                continue
+            event = json.loads(message.body)
+            mine = answers(event, envelope["id"])
+            if not private:
+                await (message.ack() if mine else message.nack(requeue=True))
+            if mine:
+                got.append(event)
+                if event["type"] in (
+                    "referral.status.v1",
+                    "referral.rejected.v1",
+                    "event.rejected.v1",
+                ):
+                    break
+    return got
+
+
+def describe_answers(got: list[dict[str, Any]], within: float) -> tuple[bool, list[str]]:
+    """Lines for a person reading them; False if nothing came."""
+    if not got:
+        return False, [f"no answer within {within:.0f} s (is the pipeline running?)"]
+    lines = []
+    for event in got:
+        data = event["data"]
+        match event["type"]:
+            case "referral.accepted.v1":
+                rid, reference = data["referral_id"], data["sender_reference"]
+                lines.append(f"accepted: referral {rid} (reference {reference})")
+            case "referral.duplicate.v1":
+                lines.append(
+                    f"duplicate: already received as {data['original_submission_event_id']}, "
+                    f"referral {data['referral_id']}; no second referral was made"
+                )
+            case "referral.status.v1" if data["status"] == "duplicate":
+                lines.append(f"current status: {data.get('task_status')} ({data.get('reason')})")
+            case "referral.status.v1":
+                lines.append(f"status: {data.get('task_status')}: {data['message']}")
+            case _:
+                lines.append(f"rejected ({event['type']}):")
+                lines += [
+                    f"  {r['code']}"
+                    + (f" [{r['field']}]" if r.get("field") else "")
+                    + f": {r['message']}"
+                    for r in data["reasons"]
+                ]
+    return True, lines

@@ -26,6 +26,7 @@ from services.runtime.settings import Settings
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Dead-letter queues: list what failed and why; replay once the cause is fixed.",
 )
 

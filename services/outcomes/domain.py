@@ -296,10 +296,13 @@ def closing_entry(ep: Episode) -> RecordEntry:
         connected = {name for p in ep.plans for name, _, _ in p.connections}
         if connected:
             text += f" Connected to: {', '.join(sorted(connected))}."
-    for instrument in (Instrument.SWEMWBS, Instrument.ONS4):
-        pair = paired(ep.measurements, instrument)
-        if pair:
-            text += f" Wellbeing: {change(*pair)}."
+    changes = [
+        change(*pair)
+        for i in (Instrument.SWEMWBS, Instrument.ONS4)
+        if (pair := paired(ep.measurements, i))
+    ]
+    if changes:
+        text += f" Wellbeing: {'; '.join(changes)}."
     return RecordEntry(WritebackFact.CLOSED, (), cut(text), closure.closed_at)
 
 

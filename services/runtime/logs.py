@@ -8,18 +8,41 @@ standard library's records, passes through ``redaction``.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 import structlog
 
 from .redaction import RedactingFilter, redact_values
 
 
+class JsonFormatter(logging.Formatter):
+    """Standard-library records (asyncio, uvicorn...) as one JSON line each, like ours."""
+
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        body = {
+            "event": record.getMessage(),
+            "logger": record.name,
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+        }
+        if record.exc_text:
+            body["exception"] = record.exc_text
+        return json.dumps(body)
+
+
 def configure(service: str, level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stdout, format="%(message)s", level=level.upper(), force=True)
+    logging.basicConfig(stream=sys.stdout, level=level.upper(), force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
+        handler.setFormatter(JsonFormatter(service))
     for noisy in ("aiormq", "aio_pika", "faststream"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(

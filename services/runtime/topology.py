@@ -18,8 +18,11 @@ from aio_pika.abc import AbstractChannel, ExchangeType
 
 from contracts.events import Direction, EventData
 
+from .logs import get_logger
 from .names import Names
 from .settings import Settings
+
+log = get_logger(__name__)
 
 QUORUM = {"x-queue-type": "quorum"}
 # Redeliveries before the broker dead-letters a message that keeps killing its consumer.
@@ -141,13 +144,29 @@ async def declare_organisation_queues(
     settings: Settings, queues: dict[str, tuple[str, ...]]
 ) -> None:
     """Each organisation's queue, bound to <ns>.events with its own routing keys only
-    (organisations may not declare or bind anything themselves)."""
+    (organisations may not declare or bind anything themselves). What the organisation's
+    consumer rejects is dead-lettered, through the default exchange, to its own
+    ``<queue>.dead-letter``, which only it may read: never lost, never another's."""
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
         await declare_exchanges(channel, settings.names)
         for name, keys in queues.items():
-            queue = await channel.declare_queue(name, durable=True, arguments=QUORUM)
+            dead = f"{name}.dead-letter"
+            await channel.declare_queue(dead, durable=True, arguments=QUORUM)
+            arguments = {
+                **QUORUM,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dead,
+            }
+            try:
+                queue = await channel.declare_queue(name, durable=True, arguments=arguments)
+            except aio_pika.exceptions.ChannelPreconditionFailed:
+                # made before organisations' queues dead-lettered: kept as it is (its
+                # messages matter more); an operator recreates it when it is empty
+                log.warning("organisation_queue_without_dead_letters", queue=name)
+                channel = await connection.channel()
+                queue = await channel.declare_queue(name, passive=True)
             for key in keys:
                 await queue.bind(settings.names.events, key)
     finally:

@@ -48,8 +48,10 @@ def test_nobody_but_the_administrator_may_declare_anything(principals, user):
 def test_an_organisation_reads_only_its_own_queue_and_writes_only_inbound(principals, user):
     p = principals[user]
     assert allows(p.read, f"linkwell.org.{user}")
+    assert allows(p.read, f"linkwell.org.{user}.dead-letter")  # what its consumer rejected
     for other in (
         "linkwell.org.FNX01x",
+        "linkwell.org.U99999.dead-letter",
         "linkwell.org.U99999",
         "linkwell.intake",
         "linkwell.events",
