@@ -860,13 +860,11 @@ async def teardown(
             await asyncio.wait_for(delete_queues(settings.amqp_url, extra_queues), 30)
         except Exception as exc:
             problems.append(f"baseline queues {extra_queues} not removed: {exc!r}")
-    for service in SERVICES:
+    for schema in [s for d in SERVICE_DEFS.values() for s in d.schema_names(settings.names)]:
         try:
-            await asyncio.wait_for(
-                drop_schema(settings.database_url, settings.names.schema(service)), 30
-            )
+            await asyncio.wait_for(drop_schema(settings.database_url, schema), 30)
         except Exception as exc:
-            problems.append(f"schema {settings.names.schema(service)} not dropped: {exc!r}")
+            problems.append(f"schema {schema} not dropped: {exc!r}")
     if problems:
         log("cleanup incomplete: " + "; ".join(problems))
     else:

@@ -447,6 +447,10 @@ class ReferralRejected(EventData):
     sender_reference: str | None = None
     reasons: Annotated[list[Reason], Field(min_length=1)]
     rejected_at: AwareDatetime
+    # Where the form could be read: for the figures on refusals (never the person).
+    agency_type: AgencyType | None = None
+    registered_practice: PracticeCode | None = None
+    pcn: PcnCode | None = None
 
     def subject(self) -> str | None:
         return None
@@ -540,6 +544,21 @@ class Observation(BaseModel):
     value: float
     unit: Annotated[str | None, Field(max_length=30)] = None
     interpretation: Annotated[str | None, Field(max_length=100)] = None
+
+
+class RosterChanged(EventData):
+    """A PCN's roster as triage now holds it, for one link worker: their capacity and
+    whether they are still on it. Routed by PCN (for the reports on caseloads)."""
+
+    TYPE = "roster.changed.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    pcn: PcnCode
+    link_worker_id: WorkerId
+    capacity: Annotated[int, Field(ge=0, le=500)]
+    active: bool
+    changed_at: AwareDatetime
 
 
 class ReferralDuplicate(EventData):
@@ -689,6 +708,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(ReferralAssigned, (Party.TEAMS,)),
         EventSpec(ReferralJoined, (Party.TEAMS,)),
         EventSpec(ReferralUpdated, ()),
+        EventSpec(RosterChanged, ()),
         EventSpec(ReferralStatus, (Party.REFERRER,)),
         EventSpec(GpWriteback, (Party.GP_INTEGRATORS,)),
         EventSpec(NotificationFailed, (Party.TEAMS,)),

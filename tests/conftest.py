@@ -173,5 +173,6 @@ async def settings(reachable: tuple[str, str]) -> AsyncIterator[Settings]:
     # queues of delays it chose): nothing may be left to hold the broker's file handles
     prefix = f"{value.namespace}."
     await asyncio.to_thread(delete_matching, value.amqp_url, lambda n: n.startswith(prefix))
-    for name in SERVICES:
-        await drop_schema(value.database_url, value.names.schema(name))
+    for service in SERVICE_DEFS.values():
+        for schema in service.schema_names(value.names):
+            await drop_schema(value.database_url, schema)

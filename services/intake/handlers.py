@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import UK, CloudEvent
+from contracts.enums import AgencyType
 from contracts.events import (
     Reason,
     ReferralAccepted,
@@ -27,16 +28,19 @@ from .store import IntakeStore
 log = get_logger(__name__)
 Uow = UnitOfWork[IntakeStore]
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+_PRACTICE = re.compile(r"^[A-Z][0-9]{5}$")
+_PCN = re.compile(r"^U[0-9]{5}$")
 
 
 def rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -> ReferralRejected:
     """The answer to a submission that could not even be read. A person flagged as in
     crisis is still the first thing the sender hears about, malformed form or not. Only
     what is well formed is echoed back (the sender's reference, if it is one)."""
-    data = raw.get("data")
-    reference = data.get("sender_reference") if isinstance(data, dict) else None
-    if isinstance(data, dict) and data.get("in_crisis") is True:
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    reference = data.get("sender_reference")
+    if data.get("in_crisis") is True:
         reasons = [CRISIS, *reasons]
+    referrer = data.get("referrer") if isinstance(data.get("referrer"), dict) else {}
     return ReferralRejected(
         submission_event_id=str(raw.get("id")),
         sender=sender,
@@ -45,7 +49,22 @@ def rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -> Referr
         else None,
         reasons=reasons,
         rejected_at=datetime.now(UTC),
+        # for the figures on refusals, where well formed
+        agency_type=_member(AgencyType, referrer.get("agency_type")),
+        registered_practice=_matching(_PRACTICE, data.get("registered_practice")),
+        pcn=_matching(_PCN, data.get("pcn")),
     )
+
+
+def _member(enum: type[AgencyType], value: object) -> AgencyType | None:
+    try:
+        return enum(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _matching(pattern: re.Pattern[str], value: object) -> str | None:
+    return value if isinstance(value, str) and pattern.match(value) else None
 
 
 def sender_of(event: CloudEvent[Any]) -> str:
@@ -78,6 +97,9 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
                 sender_reference=referral.sender_reference,
                 reasons=list(decision.reasons),
                 rejected_at=now,
+                agency_type=referral.referrer.agency_type,
+                registered_practice=referral.registered_practice,
+                pcn=referral.pcn,
             )
         )
         log.info("referral_rejected", reasons=[r.code.value for r in decision.reasons])

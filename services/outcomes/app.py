@@ -15,10 +15,12 @@ from contracts.events import (
     ReferralClosed,
     ReferralHeld,
     ReferralJoined,
+    ReferralRejected,
     ReferralResumed,
     ReferralUpdated,
     ReferralWaitlisted,
     ReferralWithdrawn,
+    RosterChanged,
     WellbeingMeasured,
 )
 from services.runtime.service import ServiceDef, routes
@@ -32,10 +34,13 @@ from .handlers import (
     on_joined,
     on_note,
     on_plan,
+    on_rejected,
     on_resumed,
+    on_roster,
     on_waitlisted,
     on_wellbeing,
     on_withdrawn,
+    projected,
 )
 from .store import OutcomesStore
 
@@ -44,20 +49,24 @@ SERVICE = ServiceDef(
     directory=Path(__file__).parent,
     description="Keeps each referral's journey; tells referrers where it stands and writes "
     "codes, plans, notes, measures and summaries back to the GP record, each once.",
+    # each step of a referral also brings the reporting model (<ns>_reporting) up to date
     routes=routes(
-        (ReferralAccepted, on_accepted),
-        (ReferralWaitlisted, on_waitlisted),
-        (ReferralAssigned, on_assigned),
-        (ReferralJoined, on_joined),
-        (ContactRecorded, on_contact),
+        (ReferralAccepted, projected(on_accepted)),
+        (ReferralWaitlisted, projected(on_waitlisted)),
+        (ReferralAssigned, projected(on_assigned)),
+        (ReferralJoined, projected(on_joined)),
+        (ContactRecorded, projected(on_contact)),
         (PlanAgreed, on_plan),
-        (WellbeingMeasured, on_wellbeing),
+        (WellbeingMeasured, projected(on_wellbeing)),
         (NoteShared, on_note),
         (ReferralHeld, on_held),
         (ReferralResumed, on_resumed),
-        (ReferralClosed, on_closed),
-        (ReferralWithdrawn, on_withdrawn),
+        (ReferralClosed, projected(on_closed)),
+        (ReferralWithdrawn, projected(on_withdrawn)),
+        (ReferralRejected, on_rejected),
+        (RosterChanged, on_roster),
     ),
     emits=(GpWriteback, ReferralUpdated, EventRejected),
     store=OutcomesStore,
+    schemas={"reporting": Path(__file__).parent / "reporting"},
 )

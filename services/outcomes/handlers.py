@@ -25,10 +25,12 @@ from contracts.events import (
     ReferralClosed,
     ReferralHeld,
     ReferralJoined,
+    ReferralRejected,
     ReferralResumed,
     ReferralUpdated,
     ReferralWaitlisted,
     ReferralWithdrawn,
+    RosterChanged,
     WellbeingMeasured,
 )
 from services.runtime.admission import refuse, require_own
@@ -36,11 +38,13 @@ from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
 from .domain import STEP_TASK, RecordEntry, closure_task, due_entries
+from .reporting.store import Projection
 from .store import WITHDRAWN, Known, OutcomesStore
 from .wellbeing import Measurement, problems
 
 log = get_logger(__name__)
 Uow = UnitOfWork[OutcomesStore]
+REPORTING = "reporting"  # outcomes' second schema: <ns>_reporting
 
 
 # ------------------------------------------------------------------ shared steps
@@ -146,6 +150,17 @@ def active(known: Known, what: str, at: datetime) -> None:
         raise refuse(RejectionCode.NOT_ACTIVE, f"{what}: the episode has ended", "data.referral_id")
 
 
+async def reflect(uow: Uow, referral_id: uuid.UUID) -> None:
+    """Bring the reporting model up to date for a referral, its episode and its members,
+    in this transaction."""
+    referrals = uow.store.referrals
+    known = await referrals.known(referral_id)
+    ids = {referral_id}
+    if known is not None:
+        ids |= {known.episode_id, *(m for m, _ in await referrals.members(known.episode_id))}
+    await Projection(uow.conn, uow.names.schema(REPORTING)).referrals(*ids)
+
+
 # ------------------------------------------------------------------ from the pipeline
 
 
@@ -162,6 +177,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
         sender=r.sender,
         gp_sharing=r.gp_sharing.value,
         person_id=r.person_id,
+        pathway=r.pathway.value,
     )
     await on_timeline(
         uow, event, r.referral_id, r.accepted_at, agency_type=r.agency_type.value, sender=r.sender
@@ -335,3 +351,40 @@ async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -
         why = f"by the {w.by.value}" + (f": {w.reason}" if w.reason else "")
         await tell(uow, known.episode_id, Step.WITHDRAWN, TaskStatus.CANCELLED, w.withdrawn_at, why)
     await write_due_entries(uow, known.episode_id)
+
+
+# ------------------------------------------------------------------ for the reports
+
+
+def projected(handler: Any) -> Any:
+    """The handler, then the reporting model brought up to date for its referral."""
+
+    async def run(uow: Uow, event: CloudEvent[Any], data: Any) -> None:
+        await handler(uow, event, data)
+        await reflect(uow, data.referral_id)
+
+    run.__name__ = run.__qualname__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+async def on_rejected(uow: Uow, event: CloudEvent[Any], r: ReferralRejected) -> None:
+    """A refusal, counted in the reports (it holds no person)."""
+    await uow.store.rejections.add(
+        source=event.source,
+        submission_event_id=r.submission_event_id,
+        sender=r.sender,
+        agency_type=r.agency_type.value if r.agency_type else None,
+        practice=r.registered_practice,
+        pcn=r.pcn,
+        reasons=[reason.code.value for reason in r.reasons],
+        at=r.rejected_at,
+    )
+    projection = Projection(uow.conn, uow.names.schema(REPORTING))
+    await projection.rejection(event.source, r.submission_event_id)
+
+
+async def on_roster(uow: Uow, event: CloudEvent[Any], r: RosterChanged) -> None:
+    """A PCN's roster as triage holds it, for the caseload reports."""
+    await uow.store.roster.set(r.pcn, r.link_worker_id, r.capacity, r.active, r.changed_at)
+    await Projection(uow.conn, uow.names.schema(REPORTING)).roster(r.pcn, r.link_worker_id)

@@ -84,11 +84,12 @@ class Referrals:
         sender: str,
         gp_sharing: str,
         person_id: uuid.UUID | None,
+        pathway: str,
     ) -> None:
         await self.conn.execute(
             "UPDATE referral SET registered_practice = $2, nhs_number = $3, agency_type = $4,"
             " pcn = $5, needs = $6, accepted_at = $7, sender = $8, gp_sharing = $9,"
-            " person_id = $10 WHERE referral_id = $1",
+            " person_id = $10, pathway = $11 WHERE referral_id = $1",
             referral_id,
             practice,
             nhs_number,
@@ -99,6 +100,7 @@ class Referrals:
             sender,
             gp_sharing,
             person_id,
+            pathway,
         )
 
     async def set(self, referral_id: uuid.UUID, **columns: Any) -> None:
@@ -314,8 +316,65 @@ class GpRecord:
         )
 
 
+class Rejections:
+    """Intake's refusals, for the reports: who refused what and why, never a person."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def add(
+        self,
+        *,
+        source: str,
+        submission_event_id: str,
+        sender: str,
+        agency_type: str | None,
+        practice: str | None,
+        pcn: str | None,
+        reasons: list[str],
+        at: datetime,
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO rejection (source, submission_event_id, sender, agency_type,"
+            " registered_practice, pcn, reasons, rejected_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            source,
+            submission_event_id,
+            sender,
+            agency_type,
+            practice,
+            pcn,
+            reasons,
+            at,
+        )
+
+
+class Roster:
+    """Each PCN's roster, as triage holds it (triage decides; this is for the reports)."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def set(
+        self, pcn: str, worker_id: str, capacity: int, active: bool, at: datetime
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO roster (pcn, link_worker_id, capacity, active, changed_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (pcn, link_worker_id) DO UPDATE SET"
+            " capacity = excluded.capacity, active = excluded.active,"
+            " changed_at = excluded.changed_at WHERE roster.changed_at <= excluded.changed_at",
+            pcn,
+            worker_id,
+            capacity,
+            active,
+            at,
+        )
+
+
 class OutcomesStore:
     def __init__(self, conn: asyncpg.Connection):
+        self.rejections = Rejections(conn)
+        self.roster = Roster(conn)
         self.referrals = Referrals(conn)
         self.timeline = Timeline(conn)
         self.measurements = Measurements(conn)

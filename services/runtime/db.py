@@ -33,6 +33,11 @@ class Migration:
     path: Path
 
 
+def own_migrations(directory: Path) -> list[Migration]:
+    """Just a directory's ``migrations/*.sql`` (a service's second schema)."""
+    return [Migration(p.stem, p) for p in sorted((directory / "migrations").glob("*.sql"))]
+
+
 def migrations_for(service_dir: Path) -> list[Migration]:
     """The runtime's tables (inbox, outbox) first, then the service's own."""
     found = [Migration(f"runtime/{p.stem}", p) for p in sorted(RUNTIME_MIGRATIONS.glob("*.sql"))]

@@ -9,7 +9,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
-from aio_pika.exceptions import DeliveryError
+from aio_pika.exceptions import ChannelClosed, ChannelInvalidStateError, DeliveryError
 
 from contracts import CONTENT_TYPE
 
@@ -44,7 +44,8 @@ class Publisher:
         self._generation += 1
 
     async def _refused(self, generation: int) -> None:
-        """The broker refused (nacked) a message: open a fresh channel, once per channel.
+        """The broker refused (nacked) a message, or closed the channel: open a fresh
+        channel, once per channel.
         A quorum queue that changed leader while a channel first published to it can
         keep refusing that channel (RabbitMQ 3.10) until it is closed."""
         async with self._reopening:
@@ -83,23 +84,30 @@ class Publisher:
         headers: dict[str, Any] | None = None,
         mandatory: bool = False,
     ) -> None:
-        """Returns once the broker has confirmed the message (or raises)."""
-        generation = self._generation
-        target = await self._exchange(exchange)
-        try:
-            await self._publish(
-                target,
-                routing_key,
-                body,
-                message_id,
-                event_type,
-                correlation_id,
-                headers,
-                mandatory,
-            )
-        except DeliveryError:
-            await self._refused(generation)
-            raise
+        """Returns once the broker has confirmed the message (or raises). A refusal or a
+        channel the broker closed is met with a fresh channel and one more try at once (the
+        same message id: consumers drop a second copy)."""
+        for last in (False, True):
+            generation = self._generation
+            try:
+                target = await self._exchange(exchange)
+                await self._publish(
+                    target,
+                    routing_key,
+                    body,
+                    message_id,
+                    event_type,
+                    correlation_id,
+                    headers,
+                    mandatory,
+                )
+                return
+            except (DeliveryError, ChannelInvalidStateError, ChannelClosed):
+                if self._connection is None or not self._connection.connected.is_set():
+                    raise  # the connection is away: the robust connection reopens it
+                await self._refused(generation)
+                if last:
+                    raise
 
     async def _publish(
         self,

@@ -37,9 +37,14 @@ START_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between attempts to reach 
 
 
 async def migrate(settings: Settings, service: ServiceDef) -> list[str]:
-    return await db.migrate(
+    applied = await db.migrate(
         settings.database_url, settings.names.schema(service.name), service.migrations()
     )
+    for name, directory in service.schemas.items():
+        schema = settings.names.schema(name)
+        done = await db.migrate(settings.database_url, schema, db.own_migrations(directory))
+        applied += [f"{name}/{version}" for version in done]
+    return applied
 
 
 class Runner:

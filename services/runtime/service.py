@@ -48,6 +48,8 @@ class ServiceDef:
     settings: Callable[[], Any] | None = None
     # takes inbound messages no service binds, to answer their senders (intake)
     answers_unrouted: bool = False
+    # more schemas the service owns, by name (schema <ns>_<name>), each with its migrations
+    schemas: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for model in self.emits:
@@ -70,6 +72,10 @@ class ServiceDef:
     @property
     def topology(self) -> ServiceTopology:
         return ServiceTopology(self.name, self.consumes, self.answers_unrouted)
+
+    def schema_names(self, names: Names) -> list[str]:
+        """Every database schema the service owns."""
+        return [names.schema(self.name), *(names.schema(n) for n in self.schemas)]
 
     def migrations(self) -> list[db.Migration]:
         return db.migrations_for(self.directory)

@@ -15,6 +15,7 @@ from contracts.events import (
     ReferralTransferred,
     ReferralWaitlisted,
     ReferralWithdrawn,
+    RosterChanged,
 )
 from services.runtime.service import ServiceDef, routes
 
@@ -41,7 +42,7 @@ SERVICE = ServiceDef(
         (ReferralWithdrawn, on_withdrawn),
         (ReferralTransferred, on_transferred),
     ),
-    emits=(ReferralAssigned, ReferralWaitlisted, ReferralJoined, EventRejected),
+    emits=(ReferralAssigned, ReferralWaitlisted, ReferralJoined, RosterChanged, EventRejected),
     store=TriageStore,
     observe=observe,
     state_gauges=state_gauges,

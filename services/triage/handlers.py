@@ -19,6 +19,7 @@ from contracts.events import (
     ReferralTransferred,
     ReferralWaitlisted,
     ReferralWithdrawn,
+    RosterChanged,
 )
 from services.runtime.admission import refuse, require_own
 from services.runtime.handling import UnitOfWork
@@ -51,6 +52,18 @@ async def assign(
         )
     )
     log.info("referral_assigned", referral_id=str(p.referral_id), link_worker_id=worker_id)
+
+
+async def roster_changed(uow: Uow, pcn: str, worker: str, capacity: int, active: bool) -> None:
+    await uow.emit(
+        RosterChanged(
+            pcn=pcn,
+            link_worker_id=worker,
+            capacity=capacity,
+            active=active,
+            changed_at=datetime.now(UTC),
+        )
+    )
 
 
 async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[str]:
@@ -128,6 +141,7 @@ async def on_registered(uow: Uow, event: CloudEvent[Any], worker: LinkWorkerRegi
     await uow.store.roster.register(
         worker.pcn, worker.link_worker_id, worker.capacity, worker.registered_at
     )
+    await roster_changed(uow, worker.pcn, worker.link_worker_id, worker.capacity, True)
     placed = await place_waiting(uow, worker.pcn)
     log.info(
         "link_worker_registered",
@@ -150,11 +164,13 @@ async def on_worker_updated(uow: Uow, event: CloudEvent[Any], change: LinkWorker
     if change.capacity is not None:
         # lower than the caseload: nobody is dropped, the worker takes nobody new for now
         await roster.set_capacity(pcn, worker_id, change.capacity)
+        await roster_changed(uow, pcn, worker_id, change.capacity, True)
         await place_waiting(uow, pcn)
         log.info("capacity_changed", link_worker_id=worker_id, capacity=change.capacity)
         return
     people = await uow.store.referrals.assigned_to(pcn, worker_id)
     await roster.leave(pcn, worker_id)
+    await roster_changed(uow, pcn, worker_id, 0, False)
     colleagues = await roster.loads(pcn, leaving=worker_id)
     by_id = {str(p.referral_id): p for p in people}
     for referral_id, to in rehome(colleagues, list(by_id)):

@@ -41,9 +41,12 @@ async def handler_database() -> AsyncIterator[tuple[str, Names]]:
     names = Names(f"h{datetime.now(UTC):%y%m%d%H%M}{uuid.uuid4().hex[:5]}")
     for service in SERVICE_DEFS.values():
         await db.migrate(dsn, names.schema(service.name), service.migrations())
+        for name, directory in service.schemas.items():
+            await db.migrate(dsn, names.schema(name), db.own_migrations(directory))
     yield dsn, names
     for service in SERVICE_DEFS.values():
-        await db.drop_schema(dsn, names.schema(service.name))
+        for schema in service.schema_names(names):
+            await db.drop_schema(dsn, schema)
 
 
 class Harness:

@@ -1,0 +1,214 @@
+"""The reporting model in the database (schema ``<ns>_reporting``, outcomes' second schema):
+projected from outcomes' own tables (referral, timeline, measurement, writeback, rejection,
+roster) in the transaction of each event outcomes handles, and rebuilt from them by the
+same queries (``rebuild``), so that a rebuild gives the same figures."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from .model import ReferralRow, RejectionRow, RosterRow
+
+_REFERRAL_COLUMNS = (
+    "referral_id, person_id, sender, agency_type, registered_practice, pcn, needs, pathway,"
+    " received_at, waitlisted_at, assigned_at, first_contact_at, declined_at, withdrawn_at,"
+    " closed_at, close_reason, contacts, coded_at, link_worker_id, joined, swemwbs_baseline,"
+    " swemwbs_end, ons4_baseline, ons4_end"
+)
+
+# One referral's facts, from outcomes' tables (the connection's search_path is outcomes').
+_PROJECT_REFERRAL = """
+INSERT INTO {schema}.referral_fact ({columns})
+SELECT r.referral_id, r.person_id, r.sender, r.agency_type, r.registered_practice, r.pcn,
+       r.needs, coalesce(r.pathway, 'adult'), r.accepted_at,
+       (SELECT min(occurred_at) FROM timeline t
+         WHERE t.referral_id = r.referral_id AND t.event_type = 'referral.waitlisted.v1'),
+       (SELECT min(occurred_at) FROM timeline t
+         WHERE t.referral_id = r.referral_id AND t.event_type = 'referral.assigned.v1'),
+       c.first_contact_at,
+       coalesce(
+         (SELECT CASE WHEN d.detail->>'outcome' = 'declined' THEN d.occurred_at END
+            FROM timeline d WHERE d.referral_id = r.referral_id
+             AND d.event_type = 'contact.recorded.v1' AND d.detail->>'outcome' <> 'not_reached'
+           ORDER BY d.occurred_at, d.id LIMIT 1),
+         CASE WHEN c.first_contact_at IS NULL AND r.close_reason = 'declined'
+              THEN r.closed_at END),
+       CASE WHEN r.close_reason = 'withdrawn' THEN r.closed_at END,
+       CASE WHEN r.close_reason <> 'withdrawn' THEN r.closed_at END,
+       CASE WHEN r.close_reason <> 'withdrawn' THEN r.close_reason END,
+       c.contacts,
+       CASE WHEN EXISTS (SELECT 1 FROM writeback w
+                          WHERE w.referral_id = r.referral_id AND w.fact = 'accepted')
+            THEN c.first_engaged_at END,
+       r.link_worker_id,
+       r.episode_referral_id IS NOT NULL,
+       (SELECT metric FROM measurement m WHERE m.referral_id = r.referral_id
+           AND m.instrument = 'swemwbs' AND m.point = 'baseline' ORDER BY taken_at LIMIT 1),
+       (SELECT metric FROM measurement m WHERE m.referral_id = r.referral_id
+           AND m.instrument = 'swemwbs' AND m.point = 'end' ORDER BY taken_at DESC LIMIT 1),
+       (SELECT items FROM measurement m WHERE m.referral_id = r.referral_id
+           AND m.instrument = 'ons4' AND m.point = 'baseline' ORDER BY taken_at LIMIT 1),
+       (SELECT items FROM measurement m WHERE m.referral_id = r.referral_id
+           AND m.instrument = 'ons4' AND m.point = 'end' ORDER BY taken_at DESC LIMIT 1)
+  FROM referral r,
+       LATERAL (SELECT min(occurred_at) FILTER (WHERE detail->>'outcome' <> 'not_reached')
+                         AS first_contact_at,
+                       min(occurred_at) FILTER (WHERE detail->>'outcome' = 'engaged')
+                         AS first_engaged_at,
+                       count(*) FILTER (WHERE detail->>'outcome' <> 'not_reached') AS contacts
+                  FROM timeline t
+                 WHERE t.referral_id = r.referral_id AND t.event_type = 'contact.recorded.v1') c
+ WHERE r.referral_id = ANY($1::uuid[]) AND r.accepted_at IS NOT NULL
+ON CONFLICT (referral_id) DO UPDATE SET {updates}
+"""
+
+
+class Projection:
+    """Keeps ``<ns>_reporting`` in step with outcomes' tables, on outcomes' connection."""
+
+    def __init__(self, conn: asyncpg.Connection, schema: str):
+        self.conn = conn
+        self.schema = f'"{schema}"'
+
+    async def referrals(self, *referral_ids: uuid.UUID) -> None:
+        updates = ", ".join(
+            f"{c.strip()} = excluded.{c.strip()}" for c in _REFERRAL_COLUMNS.split(",")[1:]
+        )
+        await self.conn.execute(
+            _PROJECT_REFERRAL.format(
+                schema=self.schema, columns=_REFERRAL_COLUMNS, updates=updates
+            ),
+            list(referral_ids),
+        )
+
+    async def rejection(self, source: str, submission_id: str) -> None:
+        await self.conn.execute(
+            f"INSERT INTO {self.schema}.rejection_fact (submission_id, sender, agency_type,"
+            " registered_practice, pcn, reasons, rejected_at)"
+            " SELECT source || '#' || submission_event_id, sender, agency_type,"
+            " registered_practice, pcn, reasons, rejected_at FROM rejection"
+            " WHERE source = $1 AND submission_event_id = $2 ON CONFLICT DO NOTHING",
+            source,
+            submission_id,
+        )
+
+    async def roster(self, pcn: str, worker_id: str) -> None:
+        await self.conn.execute(
+            f"INSERT INTO {self.schema}.roster_fact (pcn, link_worker_id, capacity, active)"
+            " SELECT pcn, link_worker_id, capacity, active FROM roster"
+            " WHERE pcn = $1 AND link_worker_id = $2 ON CONFLICT (pcn, link_worker_id)"
+            " DO UPDATE SET capacity = excluded.capacity, active = excluded.active",
+            pcn,
+            worker_id,
+        )
+
+    async def rebuild(self) -> dict[str, int]:
+        """Empty the model and project it again from outcomes' tables."""
+        await self.conn.execute(
+            f"TRUNCATE {self.schema}.referral_fact, {self.schema}.rejection_fact,"
+            f" {self.schema}.roster_fact"
+        )
+        ids = [
+            r["referral_id"]
+            for r in await self.conn.fetch(
+                "SELECT referral_id FROM referral WHERE accepted_at IS NOT NULL"
+            )
+        ]
+        for start in range(0, len(ids), 1000):
+            await self.referrals(*ids[start : start + 1000])
+        for row in await self.conn.fetch("SELECT source, submission_event_id FROM rejection"):
+            await self.rejection(row["source"], row["submission_event_id"])
+        for row in await self.conn.fetch("SELECT pcn, link_worker_id FROM roster"):
+            await self.roster(row["pcn"], row["link_worker_id"])
+        return {
+            "referrals": len(ids),
+            "rejections": await self.conn.fetchval(
+                f"SELECT count(*) FROM {self.schema}.rejection_fact"
+            ),
+            "link workers": await self.conn.fetchval(
+                f"SELECT count(*) FROM {self.schema}.roster_fact"
+            ),
+        }
+
+
+async def load(
+    conn: asyncpg.Connection, schema: str, pcn: str | None = None
+) -> tuple[list[ReferralRow], list[RejectionRow], list[RosterRow]]:
+    """Every row of the model (one PCN's, when ``pcn`` is given)."""
+    where, args = ("WHERE pcn = $1", [pcn]) if pcn else ("", [])
+    s = f'"{schema}"'
+    referrals = [
+        ReferralRow(
+            referral_id=str(r["referral_id"]),
+            person_id=str(r["person_id"]) if r["person_id"] else None,
+            sender=r["sender"],
+            agency_type=r["agency_type"],
+            registered_practice=r["registered_practice"],
+            pcn=r["pcn"],
+            needs=tuple(r["needs"]),
+            pathway=r["pathway"],
+            received_at=r["received_at"],
+            waitlisted_at=r["waitlisted_at"],
+            assigned_at=r["assigned_at"],
+            first_contact_at=r["first_contact_at"],
+            declined_at=r["declined_at"],
+            withdrawn_at=r["withdrawn_at"],
+            closed_at=r["closed_at"],
+            close_reason=r["close_reason"],
+            contacts=r["contacts"],
+            coded_at=r["coded_at"],
+            link_worker_id=r["link_worker_id"],
+            joined=r["joined"],
+            swemwbs_baseline=_float(r["swemwbs_baseline"]),
+            swemwbs_end=_float(r["swemwbs_end"]),
+            ons4_baseline=tuple(r["ons4_baseline"]) if r["ons4_baseline"] else None,  # type: ignore[arg-type]
+            ons4_end=tuple(r["ons4_end"]) if r["ons4_end"] else None,  # type: ignore[arg-type]
+        )
+        for r in await conn.fetch(
+            f"SELECT {_REFERRAL_COLUMNS} FROM {s}.referral_fact {where} ORDER BY received_at",
+            *args,
+        )
+    ]
+    rejections = [
+        RejectionRow(
+            submission_id=r["submission_id"],
+            sender=r["sender"],
+            agency_type=r["agency_type"],
+            registered_practice=r["registered_practice"],
+            pcn=r["pcn"],
+            reasons=tuple(r["reasons"]),
+            rejected_at=r["rejected_at"],
+        )
+        for r in await conn.fetch(
+            f"SELECT * FROM {s}.rejection_fact {where} ORDER BY rejected_at", *args
+        )
+    ]
+    caseload = {
+        (r["pcn"], r["link_worker_id"]): r["n"]
+        for r in await conn.fetch(
+            f"SELECT pcn, link_worker_id, count(*) AS n FROM {s}.referral_fact"
+            " WHERE assigned_at IS NOT NULL AND NOT joined AND closed_at IS NULL"
+            " AND withdrawn_at IS NULL AND link_worker_id IS NOT NULL"
+            " GROUP BY pcn, link_worker_id"
+        )
+    }
+    roster = [
+        RosterRow(
+            r["pcn"],
+            r["link_worker_id"],
+            r["capacity"],
+            r["active"],
+            caseload.get((r["pcn"], r["link_worker_id"]), 0),
+        )
+        for r in await conn.fetch(
+            f"SELECT * FROM {s}.roster_fact {where} ORDER BY pcn, link_worker_id", *args
+        )
+    ]
+    return referrals, rejections, roster
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
