@@ -189,3 +189,78 @@ def show(organisations: OrgsOption = ORGANISATIONS) -> None:
             typer.echo(f"    {t.exchange}: publish {t.write}")
         if p.queue:
             typer.echo(f"    consumes {p.queue}, bound to: {', '.join(p.bindings)}")
+
+
+token_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Dashboard tokens: a PCN's sees its own figures, a commissioner's every PCN's "
+    "with small numbers suppressed.",
+)
+app.add_typer(token_app, name="token", short_help="Issue, list or revoke dashboard tokens.")
+
+
+def _reporting(settings: Settings) -> str:
+    return settings.names.schema("reporting")
+
+
+async def _with_db(settings: Settings, work):  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+@token_app.command("issue")
+def token_issue(
+    label: Annotated[str, typer.Argument(help="Who it is for, e.g. 'U12345 team'.")],
+    pcn: Annotated[str | None, typer.Option(help="A PCN's token (its ODS code).")] = None,
+    commissioner: Annotated[
+        bool, typer.Option("--commissioner", help="A commissioner's token (every PCN).")
+    ] = False,
+) -> None:
+    """Issue a token; it is printed once, and only its digest is kept."""
+    from services.outcomes.reporting import tokens
+
+    if (pcn is None) == (not commissioner):
+        raise typer.BadParameter("give either --pcn CODE or --commissioner")
+    settings = Settings()
+
+    async def go(conn):  # type: ignore[no-untyped-def]
+        return await tokens.issue(
+            conn,
+            _reporting(settings),
+            kind="pcn" if pcn else "commissioner",
+            label=label,
+            pcn=pcn,
+        )
+
+    typer.echo(asyncio.run(_with_db(settings, go)))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    label: Annotated[str, typer.Argument(help="The label it was issued with.")],
+) -> None:
+    """Revoke every token issued with this label."""
+    from services.outcomes.reporting import tokens
+
+    settings = Settings()
+    count = asyncio.run(_with_db(settings, lambda c: tokens.revoke(c, _reporting(settings), label)))
+    typer.echo(f"revoked {count} token(s) labelled {label!r}")
+    raise typer.Exit(0 if count else 1)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Every token's label, kind and PCN (never the token)."""
+    from services.outcomes.reporting import tokens
+
+    settings = Settings()
+    for row in asyncio.run(_with_db(settings, lambda c: tokens.listed(c, _reporting(settings)))):
+        state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
+        typer.echo(f"{row['label']:<30} {row['kind']:<12} {row['pcn'] or '-':<8} {state}")

@@ -41,7 +41,7 @@ from .handling import Route, UnitOfWork, correlation_for, handle, transaction
 from .logs import get_logger
 from .names import Names
 from .recovery import GiveUp, Parking, decide, describe
-from .redaction import personal_data, personal_values
+from .redaction import personal_data_of
 
 log = get_logger(__name__)
 
@@ -103,9 +103,9 @@ class Consumer:
                     trusted=self.trusted,
                 )
             except BadMessage as exc:
-                with personal_data(personal_values((exc.raw or {}).get("data"))):
+                with personal_data_of((exc.raw or {}).get("data")):
                     return await self._refuse(raw, delivery, exc)
-            with personal_data(personal_values(admitted.raw.get("data"))):
+            with personal_data_of(admitted.raw.get("data")):
                 try:
                     await self._handle(admitted.envelope, admitted.data)
                 except BadMessage as exc:  # refused by a handler (not the sender's to send)

@@ -95,7 +95,7 @@ class OutboxRelay(Poller):
         conn: asyncpg.Connection, row: asyncpg.Record, error: BaseException
     ) -> None:
         """This row waits, backing off; the rest of the outbox moves on."""
-        delay = min(0.5 * 2 ** row["attempts"], 300.0)
+        delay = min(0.5 * 2 ** row["attempts"], 30.0)
         await conn.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
             " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",

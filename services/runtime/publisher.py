@@ -9,7 +9,12 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
-from aio_pika.exceptions import ChannelClosed, ChannelInvalidStateError, DeliveryError
+from aio_pika.exceptions import (
+    AMQPConnectionError,
+    ChannelClosed,
+    ChannelInvalidStateError,
+    DeliveryError,
+)
 
 from contracts import CONTENT_TYPE
 
@@ -43,18 +48,28 @@ class Publisher:
         self._exchanges = {}
         self._generation += 1
 
-    async def _refused(self, generation: int) -> None:
-        """The broker refused (nacked) a message, or closed the channel: open a fresh
-        channel, once per channel.
-        A quorum queue that changed leader while a channel first published to it can
-        keep refusing that channel (RabbitMQ 3.10) until it is closed."""
+    async def _recover(self, generation: int) -> None:
+        """The broker refused (nacked) a message, closed the channel, or the connection is
+        away: a fresh channel, or if the connection is not back, a fresh connection (which
+        looks the broker's name up again: another node of a cluster). Once per channel.
+        (A quorum queue that changed leader while a channel first published to it can
+        keep refusing that channel, on RabbitMQ 3.10, until it is closed.)"""
         async with self._reopening:
             if generation != self._generation or self._channel is None:
-                return  # another refusal on this channel reopened it already
-            old = self._channel
-            await self._open_channel()
+                return  # another failure on this channel recovered it already
+            old_channel, old_connection = self._channel, self._connection
+            if self.connected:
+                await self._open_channel()
+            else:
+                self._connection = await asyncio.wait_for(
+                    aio_pika.connect_robust(self._url), PUBLISH_TIMEOUT
+                )
+                await self._open_channel()
+                if old_connection is not None:
+                    with contextlib.suppress(Exception):
+                        await old_connection.close()
             with contextlib.suppress(Exception):
-                await old.close()
+                await old_channel.close()
 
     async def close(self) -> None:
         if self._connection:
@@ -102,10 +117,8 @@ class Publisher:
                     mandatory,
                 )
                 return
-            except (DeliveryError, ChannelInvalidStateError, ChannelClosed):
-                if self._connection is None or not self._connection.connected.is_set():
-                    raise  # the connection is away: the robust connection reopens it
-                await self._refused(generation)
+            except (DeliveryError, ChannelInvalidStateError, ChannelClosed, AMQPConnectionError):
+                await self._recover(generation)
                 if last:
                     raise
 

@@ -62,7 +62,7 @@ PERSONAL_KEYS = frozenset(
 )
 # Under a personal key but not personal: the choice of channel ("phone", "email").
 _NOT_PERSONAL = frozenset({"preferred"})
-_PERSONAL: contextvars.ContextVar[re.Pattern[str] | None] = contextvars.ContextVar(
+_PERSONAL: contextvars.ContextVar[_Personal | None] = contextvars.ContextVar(
     "linkwell_personal", default=None
 )
 
@@ -96,28 +96,63 @@ def personal_values(data: Any) -> set[str]:
     return set(sorted(found, key=len, reverse=True)[:MAX_PERSONAL_VALUES])
 
 
+class _Personal:
+    """A message's personal values, collected and compiled only when something is first
+    redacted while it is handled (most messages log nothing that needs it)."""
+
+    __slots__ = ("_pattern", "_source")
+
+    def __init__(self, source: Any):
+        self._source = source
+        self._pattern: re.Pattern[str] | bool | None = False  # False: not compiled yet
+
+    def pattern(self) -> re.Pattern[str] | None:
+        if self._pattern is False:
+            values = self._source() if callable(self._source) else self._source
+            ordered = sorted(set(values), key=len, reverse=True)
+            self._pattern = (
+                re.compile(
+                    "|".join(rf"(?<!\w){re.escape(v)}(?!\w)" for v in ordered), re.IGNORECASE
+                )
+                if ordered
+                else None
+            )
+        return self._pattern  # type: ignore[return-value]
+
+
 @contextlib.contextmanager
 def personal_data(values: Iterable[str]) -> Iterator[None]:
     """Within this block, ``redact`` also removes these values wherever they appear."""
-    ordered = sorted(set(values), key=len, reverse=True)
-    pattern = (
-        re.compile("|".join(rf"(?<!\w){re.escape(v)}(?!\w)" for v in ordered), re.IGNORECASE)
-        if ordered
-        else None
-    )
-    token = _PERSONAL.set(pattern)
+    token = _PERSONAL.set(_Personal(list(values)))
     try:
         yield
     finally:
         _PERSONAL.reset(token)
 
 
+@contextlib.contextmanager
+def personal_data_of(data: Any) -> Iterator[None]:
+    """``personal_data`` for a decoded message's ``data``, collected lazily."""
+    token = _PERSONAL.set(_Personal(lambda: personal_values(data)))
+    try:
+        yield
+    finally:
+        _PERSONAL.reset(token)
+
+
+_SHAPED = re.compile(r"[0-9@]")  # every shape redacted holds a digit or an @
+
+
 def redact(text: str) -> str:
     known = _PERSONAL.get()
     if known is not None:
-        text = known.sub(REDACTED, text)
-    for pattern in _PATTERNS:
-        text = pattern.sub(REDACTED, text)
+        pattern = known.pattern()
+        if pattern is not None:
+            text = pattern.sub(REDACTED, text)
+    if _SHAPED.search(text) is None:
+        return text
+    for shape in _PATTERNS:
+        text = shape.sub(REDACTED, text)
     return text
 
 

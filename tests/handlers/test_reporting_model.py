@@ -1,0 +1,83 @@
+"""The reporting model, fed by outcomes' handlers, and rebuilt from outcomes' own tables
+with the same result."""
+
+from __future__ import annotations
+
+from services.outcomes.reporting.store import Projection, load
+
+from ..support import accepted, inbound, internal
+
+PCN = "U12345"
+
+
+def team(event_type: str, rid: str, **data) -> dict:
+    return inbound(event_type, PCN, referral_id=rid, **data)
+
+
+async def test_a_journey_is_in_the_model_and_a_rebuild_gives_the_same(harness):
+    outcomes = await harness("outcomes")
+    schema = outcomes.names.schema("reporting")
+    await outcomes.send(
+        internal(
+            "roster.changed.v1", producer="triage", link_worker_id="lw-1", capacity=5, active=True
+        )
+    )
+    ref = accepted(agency_type="police", needs=["loneliness", "housing"])
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    await outcomes.send(internal("referral.waitlisted.v1", producer="triage", referral_id=rid))
+    await outcomes.send(
+        internal("referral.assigned.v1", producer="triage", referral_id=rid, link_worker_id="lw-1")
+    )
+    await outcomes.send(team("contact.recorded.v1", rid, outcome="not_reached"))
+    await outcomes.send(team("contact.recorded.v1", rid, outcome="engaged"))
+    await outcomes.send(team("contact.recorded.v1", rid, outcome="engaged"))
+    await outcomes.send(
+        team(
+            "wellbeing.measured.v1",
+            rid,
+            instrument="swemwbs",
+            point="baseline",
+            items=[2, 2, 3, 2, 3, 3, 3],
+        )
+    )
+    await outcomes.send(
+        team(
+            "wellbeing.measured.v1",
+            rid,
+            instrument="swemwbs",
+            point="end",
+            items=[4, 3, 4, 3, 4, 4, 3],
+        )
+    )
+    await outcomes.send(team("referral.closed.v1", rid, reason="completed"))
+    declined = accepted(agency_type="self_referral")
+    await outcomes.send(declined)
+    await outcomes.send(
+        team("contact.recorded.v1", declined["data"]["referral_id"], outcome="declined")
+    )
+    await outcomes.send(
+        internal(
+            "referral.rejected.v1", agency_type="job_centre", pcn=PCN, registered_practice="A81001"
+        )
+    )
+
+    referrals, rejections, roster = await load(outcomes.conn, schema)
+    by_id = {r.referral_id: r for r in referrals}
+    row = by_id[rid]
+    assert (row.agency_type, row.pcn, row.needs) == ("police", PCN, ("loneliness", "housing"))
+    assert row.waitlisted_at is not None and row.assigned_at is not None
+    assert row.contacts == 2  # the attempt that did not reach the person does not count
+    assert row.first_contact_at is not None and row.coded_at == row.first_contact_at
+    assert (row.closed_at is not None, row.close_reason, row.completed) == (True, "completed", True)
+    assert (row.swemwbs_baseline, row.swemwbs_end) == (17.43, 22.35)
+    other = by_id[declined["data"]["referral_id"]]
+    assert other.declined_at is not None and other.coded_at is None
+    assert [(r.agency_type, r.reasons) for r in rejections] == [
+        ("job_centre", ("consent_missing",))
+    ]
+    assert [(r.link_worker_id, r.capacity, r.caseload) for r in roster] == [("lw-1", 5, 0)]
+
+    rebuilt = await Projection(outcomes.conn, schema).rebuild()
+    assert rebuilt == {"referrals": 2, "rejections": 1, "link workers": 1}
+    assert await load(outcomes.conn, schema) == (referrals, rejections, roster)
