@@ -27,6 +27,11 @@ def reason_for(error_type: str, loc: tuple[str | int, ...]) -> RejectionCode:
     return RejectionCode.SCHEMA_INVALID
 
 
+def _short(path: str) -> str | None:
+    """A field's dotted path, at most 200 characters (a sender chooses the keys)."""
+    return path[:200] or None
+
+
 def reasons_from(exc: ValidationError, prefix: str = "") -> list[Reason]:
     reasons = []
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
@@ -36,7 +41,7 @@ def reasons_from(exc: ValidationError, prefix: str = "") -> list[Reason]:
             Reason(
                 code=reason_for(err["type"], loc),
                 message=_FIXED_MESSAGES.get(str(loc[-1]) if loc else "", err["msg"]),
-                field=f"{prefix}{field}" if field else prefix.rstrip(".") or None,
+                field=_short(f"{prefix}{field}" if field else prefix.rstrip(".")),
             )
         )
     return reasons

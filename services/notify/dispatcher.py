@@ -114,6 +114,7 @@ class Dispatcher(Poller):
                 failed_at=datetime.now(UTC),
             )
         )
+        await uow.flush()
         GIVEN_UP.labels(pending.audience, pending.medium.value).inc()
         log.error(
             "notification_given_up",

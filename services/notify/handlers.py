@@ -118,6 +118,7 @@ async def send_later(
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
+    await uow.store.referrals.serialise(r.referral_id)
     added = await uow.store.referrals.add(
         r.referral_id,
         sender=r.sender,

@@ -267,7 +267,7 @@ def default_rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -
 
 
 def _reason(code: RejectionCode, message: str, field: str | None = None) -> Reason:
-    return Reason(code=code, message=_cut(message, 1000), field=field)
+    return Reason(code=code, message=_cut(message, 1000), field=field[:200] if field else None)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -34,6 +34,7 @@ from .admission import (
     event_id_of,
     printable,
 )
+from .batching import Batcher, Item, Outcome
 from .delivery import Delivery
 from .errors import BadMessage
 from .failpoints import failpoint
@@ -64,6 +65,7 @@ class Consumer:
         retry_delays: tuple[float, ...],
         deferred_limit: int,
         observe: Observer | None = None,
+        batch_size: int = 1,
     ):
         self.service = service
         self.names = names
@@ -77,6 +79,9 @@ class Consumer:
         self.retry_delays = retry_delays
         self.deferred_limit = deferred_limit
         self.observe = observe
+        self.batcher = (
+            Batcher(pool, unit_of_work, self.single, size=batch_size) if batch_size > 1 else None
+        )
 
     def label(self, delivery: Delivery) -> str:
         """A metrics label from a closed set: the type if this service handles it."""
@@ -105,9 +110,12 @@ class Consumer:
             except BadMessage as exc:
                 with personal_data_of((exc.raw or {}).get("data")):
                     return await self._refuse(raw, delivery, exc)
+            except Exception as exc:  # admission itself failed: never stall on a message
+                refusal = BadMessage("unreadable", describe(exc))
+                return await self._refuse(raw, delivery, refusal)
             with personal_data_of(admitted.raw.get("data")):
                 try:
-                    await self._handle(admitted.envelope, admitted.data)
+                    await self._handle(admitted.envelope, admitted.data, admitted.raw)
                 except BadMessage as exc:  # refused by a handler (not the sender's to send)
                     exc.raw = admitted.raw
                     return await self._refuse(raw, delivery, exc)
@@ -117,31 +125,42 @@ class Consumer:
 
     # -------------------------------------------------------------- handling
 
-    async def _handle(self, event: CloudEvent[Any], data: Any) -> None:
+    async def _handle(self, event: CloudEvent[Any], data: Any, raw: dict[str, Any]) -> None:
         started = time.perf_counter()
-        route = self.routes[event.type]
         correlation = correlation_for(event)
-        inside = not event.source.startswith("urn:linkwell:org:")
-        with structlog.contextvars.bound_contextvars(
-            event_id=event.id if inside else None,
-            event_type=event.type,
-            referral_id=_referral_id(event.subject),
-            correlation_id=correlation,
-        ):
-            async with transaction(self.pool, self.unit_of_work, correlation) as uow:
-                first = await handle(uow, route, event, data)
-            failpoint("after_commit")
-            if not first:
-                log.info("duplicate_dropped", emitted=[e.type for e in uow.emitted])
+        bindings = {
+            # a sender's own event id stays out of the logs (it may hold anything)
+            "event_id": event.id if correlation != _outside(event) else None,
+            "event_type": event.type,
+            "referral_id": _referral_id(event.subject),
+            "correlation_id": correlation,
+        }
+        item = Item(self.routes[event.type], event, data, raw, bindings)
+        with structlog.contextvars.bound_contextvars(**bindings):
+            if self.batcher is not None:
+                outcome = await self.batcher.handle(item)
+            else:
+                outcome = await self.single(item)
+            emitted = [e.type for e in outcome.emitted]
+            if not outcome.first:
+                log.info("duplicate_dropped", emitted=emitted)
                 metrics.HANDLED.labels(self.service, event.type, "duplicate").inc()
                 return
-            log.info("handled", emitted=[e.type for e in uow.emitted])
+            log.info("handled", emitted=emitted)
             metrics.HANDLED.labels(self.service, event.type, "handled").inc()
             metrics.LATENCY.labels(self.service, event.type).observe(time.perf_counter() - started)
-            for emitted in uow.emitted:
-                metrics.EMITTED.labels(self.service, emitted.type).inc()
-            if self.observe is not None and uow.emitted:
-                self.observe(uow.emitted)
+            for one in outcome.emitted:
+                metrics.EMITTED.labels(self.service, one.type).inc()
+            if self.observe is not None and outcome.emitted:
+                self.observe(outcome.emitted)
+
+    async def single(self, item: Item) -> Outcome:
+        """One delivery in a transaction of its own."""
+        correlation = correlation_for(item.event)
+        async with transaction(self.pool, self.unit_of_work, correlation) as uow:
+            first = await handle(uow, item.route, item.event, item.data)
+        failpoint("after_commit")
+        return Outcome(first, uow.emitted)
 
     # -------------------------------------------------------------- bad input
 
@@ -208,6 +227,11 @@ class Consumer:
             return False
         failpoint("after_park")
         return True
+
+
+def _outside(event: CloudEvent[Any]) -> str:
+    """The correlation id ``correlation_for`` gives an event from outside Linkwell."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}"))
 
 
 def _referral_id(subject: str | None) -> str | None:

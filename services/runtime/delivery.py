@@ -5,20 +5,21 @@ Read from every delivery (and nothing else; the body is admission's business):
 - ``exchange`` and ``routing_key``: set by the broker, so trusted. An inbound type must
   arrive from ``<ns>.inbound``, an emitted one from ``<ns>.events`` (``admission``).
 - ``user_id``: the broker refuses a message whose ``user_id`` is not the publishing
-  connection's user, so it names the real publisher (``docs/architecture/access.md``).
+  connection's user, so it names the real publisher
+  (``docs/architecture/access-and-sender-identity.md``).
 - ``headers['x-death']``: present when some queue dead-lettered the message into the
   exchange rather than a client publishing it; such messages skip the broker's publish
   checks and are refused.
-- ``type``: the AMQP type, used only to label metrics (from a closed set) before the body
-  is read.
+- ``type``: the AMQP type, used to label metrics (from a closed set) before the body is
+  read, and to name the refused event's type in an answer when the body does not.
 - Linkwell's own ``x-linkwell-*`` headers (attempts, waits, origin, publisher) are trusted
   only on messages that come back through the default exchange: from our delay queues or
   a replay, which no organisation may publish to. On anything else they are ignored.
 
 Never read: ``message_id``, ``correlation_id``, ``content_type``, ``content_encoding``,
 ``reply_to``, ``priority``, ``expiration``, ``timestamp``, ``app_id`` and other headers,
-which a sender sets freely. They are passed on unchanged when a message is parked, and
-never logged.
+which a sender sets freely; they are never logged. A parked copy keeps the body, the
+sender's headers, ``message_id``, ``correlation_id`` and ``type``; the rest are dropped.
 """
 
 from __future__ import annotations

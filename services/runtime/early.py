@@ -1,5 +1,6 @@
 """Early events: an event about a referral this service does not know yet is held, with its
-sender, and handled once the referral becomes known (``docs/architecture/ordering.md``).
+sender, and handled once the referral becomes known
+(``docs/architecture/ordering-and-early-events.md``).
 
 Events travel on separate queues, so a team's contact may reach outcomes before intake's
 announcement of the referral does; a closure may reach triage before the referral itself.
@@ -61,10 +62,12 @@ async def release(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> int:
     for row in sorted(rows, key=lambda r: (r["received_at"], r["event_id"])):
         route = uow.routes[row["event_type"]]
         event = parse_event(route.model, row["body"])
+        mark = uow.mark()
         try:
             async with uow.conn.transaction():  # a savepoint: a refusal undoes only this one
                 await route.handler(uow, event, event.data)
         except BadMessage as exc:
+            uow.rewind(mark)  # and what it emitted before it was refused
             refused += 1
             await refuse(uow, row, exc)
     return refused

@@ -2,7 +2,8 @@
 makes the process die (``os._exit``, as abrupt as kill -9) at that point with that
 probability. Unset, as in production, every failpoint is a dictionary miss.
 
-Points: ``after_claim`` (in the transaction, before the handler), ``before_commit``
+Points: ``after_claim`` (in the transaction, before the handler), ``mid_batch`` (half of
+a batch handled, in its transaction), ``before_commit``
 (handler done, not committed), ``after_commit`` (committed, not acked),
 ``after_publish`` (outbox rows published, not marked), ``after_park`` (a retry or
 dead-letter copy confirmed, original not acked).
@@ -14,7 +15,14 @@ import os
 import random
 import sys
 
-POINTS = ("after_claim", "before_commit", "after_commit", "after_publish", "after_park")
+POINTS = (
+    "after_claim",
+    "mid_batch",
+    "before_commit",
+    "after_commit",
+    "after_publish",
+    "after_park",
+)
 
 
 def _parse(spec: str) -> dict[str, float]:

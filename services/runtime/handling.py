@@ -23,7 +23,7 @@ from . import early
 from .failpoints import failpoint
 from .inbox import claim
 from .names import Names
-from .outbox import enqueue
+from .outbox import enqueue_many
 from .poller import notify_channel
 
 S = TypeVar("S")
@@ -68,18 +68,35 @@ class UnitOfWork(Generic[S]):
         self.correlation_id = correlation_id
         self.emitted: list[CloudEvent[Any]] = []
         self._notified: set[str] = set()
+        self._unsent: list[tuple[CloudEvent[Any], str]] = []
 
     async def emit(self, data: EventData) -> CloudEvent[Any]:
-        """Write an event to the outbox; it is published once this transaction commits."""
+        """An event for the outbox; it is published once this transaction commits. (Written
+        with every other event of the transaction, in one statement, by ``flush``.)"""
         if data.TYPE not in self._emits:
             raise UndeclaredEvent(f"{self.service} does not declare that it emits {data.TYPE}")
         event = data.envelope(
             source=self.names.source(self.service), correlationid=self.correlation_id
         )
-        await enqueue(self.conn, event, self.names.events, data.routing_key())
-        await self.wake("outbox")
+        self._unsent.append((event, data.routing_key()))
         self.emitted.append(event)
         return event
+
+    def mark(self) -> tuple[int, int]:
+        """Where the events emitted so far end (to undo what follows, with a savepoint)."""
+        return len(self._unsent), len(self.emitted)
+
+    def rewind(self, mark: tuple[int, int]) -> None:
+        """Forget the events emitted since ``mark`` (their savepoint was rolled back)."""
+        del self._unsent[mark[0] :]
+        del self.emitted[mark[1] :]
+
+    async def flush(self) -> None:
+        """Write the events emitted so far to the outbox (before the commit)."""
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            await enqueue_many(self.conn, self.names.events, unsent)
+            await self.wake("outbox")
 
     async def hold(self, referral_id: uuid.UUID, event: CloudEvent[Any]) -> None:
         """Keep an event about a referral not known yet, until it is (``early``)."""
@@ -117,7 +134,9 @@ async def transaction(
     pool: asyncpg.Pool, make: UnitOfWorkFactory, correlation_id: str | None
 ) -> AsyncIterator[UnitOfWork[Any]]:
     async with pool.acquire() as conn, conn.transaction():
-        yield make(conn, correlation_id)
+        uow = make(conn, correlation_id)
+        yield uow
+        await uow.flush()
 
 
 async def handle(uow: UnitOfWork[Any], route: Route, event: CloudEvent[Any], data: Any) -> bool:

@@ -19,3 +19,19 @@ async def claim(conn: asyncpg.Connection, source: str, event_id: str, event_type
         event_type,
     )
     return row is not None
+
+
+async def claim_many(
+    conn: asyncpg.Connection, events: list[tuple[str, str, str]]
+) -> set[tuple[str, str]]:
+    """Claim several events in one statement: the (source, id) of those seen for the first
+    time (an event listed twice is claimed once)."""
+    rows = await conn.fetch(
+        "INSERT INTO inbox (source, event_id, event_type)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+        " ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id",
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
+    )
+    return {(r["source"], r["event_id"]) for r in rows}

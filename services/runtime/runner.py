@@ -126,6 +126,7 @@ class Runner:
             retry_delays=self.settings.retry_delays,
             deferred_limit=self.settings.deferred_limit,
             observe=self.service.observe,
+            batch_size=self.settings.batch_size,
         )
 
     # -------------------------------------------------------------- life

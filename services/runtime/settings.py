@@ -43,6 +43,14 @@ class Settings(BaseSettings):
         description="Waits for an event another one depends on, at the longest retry delay.",
     )
     prefetch: int = Field(32, ge=1, validation_alias=_env("LINKWELL_PREFETCH"))
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=500,
+        validation_alias=_env("LINKWELL_BATCH_SIZE"),
+        description="Deliveries handled together in one transaction when they queue up "
+        "(1: one at a time).",
+    )
     db_pool_size: int = Field(8, ge=2, validation_alias=_env("LINKWELL_DB_POOL_SIZE"))
     outbox_batch: int = Field(200, ge=1, validation_alias=_env("LINKWELL_OUTBOX_BATCH"))
     poll_interval: float = Field(

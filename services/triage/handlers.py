@@ -83,6 +83,7 @@ async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
+    await uow.store.referrals.serialise(r.referral_id)  # then the PCN: always in this order
     await uow.store.roster.lock(r.pcn)
     referrals = uow.store.referrals
     episode = await referrals.open_episode(r.pcn, r.person_id) if r.person_id else None
@@ -192,7 +193,10 @@ async def on_worker_updated(uow: Uow, event: CloudEvent[Any], change: LinkWorker
 
 
 async def known(uow: Uow, event: CloudEvent[Any], referral_id: Any) -> Placement | None:
-    """The referral, locked with its PCN; None (and the event held) if not known yet."""
+    """The referral, locked with its PCN; None (and the event held) if not known yet. The
+    referral's own lock, taken first here and by its acceptance, makes a hold and the
+    acceptance's release see each other: neither can miss the other."""
+    await uow.store.referrals.serialise(referral_id)
     found = await uow.store.referrals.get(referral_id)
     if found is None:
         await uow.hold(referral_id, event)

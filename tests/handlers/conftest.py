@@ -85,6 +85,7 @@ class Harness:
         uow = self.uow()
         async with self.conn.transaction():  # a savepoint: as if its own transaction
             await handle(uow, self.service.routes[spec.type], admitted.envelope, admitted.data)
+            await uow.flush()
         self.emitted += uow.emitted
         return uow.emitted
 

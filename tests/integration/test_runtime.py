@@ -216,6 +216,7 @@ async def test_outbox_rows_committed_before_a_crash_are_published_on_restart(
                 waitlisted_at="2026-11-23T10:00:00Z",
             )
         )
+        await uow.flush()
     await pool.close()  # the process "dies" here, before any relay ran
 
     async with Tap(settings) as tap:
@@ -361,6 +362,7 @@ async def test_one_unpublishable_row_does_not_hold_up_the_outbox(settings, probe
                 )
                 for _ in range(3)
             ]
+            await uow.flush()
         refused = events[1]
         flaky = Flaky()
         relay = OutboxRelay(
