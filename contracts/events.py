@@ -7,6 +7,7 @@ routing key ``<type>.<suffix>``, the suffix being what subscribers filter on.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -70,6 +71,13 @@ WorkerId = Annotated[
 Needs = Annotated[list[Need], Field(min_length=1, max_length=len(Need))]
 
 
+@functools.cache
+def envelope_type(model: type[Any]) -> type[CloudEvent[Any]]:
+    """``CloudEvent[model]``, made once: pydantic keeps parametrised models only weakly, and
+    building one again costs a whole schema generation."""
+    return CloudEvent[model]  # type: ignore[valid-type]
+
+
 class Direction(StrEnum):
     INBOUND = "inbound"
     EMITTED = "emitted"
@@ -96,7 +104,7 @@ class EventData(BaseModel):
     def envelope(
         self, *, source: str, correlationid: str | None = None, event_id: str | None = None
     ) -> CloudEvent[Any]:
-        return CloudEvent[type(self)](  # type: ignore[misc]
+        return envelope_type(type(self))(
             specversion="1.0",
             id=event_id or new_event_id(),
             source=source,
@@ -722,7 +730,7 @@ M = TypeVar("M", bound=EventData)
 def parse_event(model: type[M], payload: bytes | str | dict[str, Any]) -> CloudEvent[M]:
     """Validate a whole envelope of a known type, strictly, as Linkwell validates what it
     receives: JSON types only (no number for a date, no "true" for true, no "3" for 3)."""
-    envelope = CloudEvent[model]  # type: ignore[valid-type]
+    envelope = envelope_type(model)
     if isinstance(payload, dict):
         payload = json.dumps(payload)
     return envelope.model_validate_json(payload, strict=True)

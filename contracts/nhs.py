@@ -8,6 +8,7 @@ it is normalised to the bare ten digits.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from typing import Annotated
@@ -71,6 +72,19 @@ def synthetic_nhs_number(rng: random.Random | None = None) -> str:
     rng = rng or random.Random()
     while True:
         first = "999" + "".join(rng.choice("0123456789") for _ in range(6))
+        check = nhs_check_digit(first)
+        if check is not None:
+            return first + str(check)
+
+
+_SEQUENCE = itertools.count(random.SystemRandom().randrange(0, 500_000))
+
+
+def unique_synthetic_nhs_number() -> str:
+    """A synthetic NHS number (999 range) never handed out before by this process: for
+    tests and benchmarks, where two referrals must not be the same person by chance."""
+    while True:
+        first = f"999{next(_SEQUENCE) % 1_000_000:06d}"
         check = nhs_check_digit(first)
         if check is not None:
             return first + str(check)

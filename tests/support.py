@@ -11,7 +11,7 @@ from typing import Any
 
 import aio_pika
 
-from contracts.nhs import synthetic_nhs_number
+from contracts.nhs import unique_synthetic_nhs_number
 from contracts.schema import example
 from services.ops.client import Tap, new_envelope, publish_inbound
 from services.runtime.settings import Settings
@@ -58,7 +58,7 @@ def submission(
     )
     env["data"]["referrer"]["agency_type"] = agency_type
     if "person" not in data_overrides:
-        env["data"]["person"]["nhs_number"] = synthetic_nhs_number()
+        env["data"]["person"]["nhs_number"] = unique_synthetic_nhs_number()
     return env
 
 

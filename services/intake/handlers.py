@@ -102,7 +102,7 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
                 pcn=referral.pcn,
             )
         )
-        log.info("referral_rejected", reasons=[r.code.value for r in decision.reasons])
+        log.debug("referral_rejected", reasons=[r.code.value for r in decision.reasons])
         return
 
     referral_id = uuid.uuid4()
@@ -161,7 +161,7 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
             gp_sharing=referral.gp_sharing,
         )
     )
-    log.info("referral_accepted", referral_id=str(referral_id))
+    log.debug("referral_accepted", referral_id=str(referral_id))
 
 
 async def on_resubmitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmitted) -> None:
@@ -201,4 +201,4 @@ async def tell_duplicate(
             received_at=datetime.now(UTC),
         )
     )
-    log.info("duplicate_referral_answered", referral_id=str(known.referral_id))
+    log.debug("duplicate_referral_answered", referral_id=str(known.referral_id))

@@ -1,6 +1,6 @@
-"""Delivery channels. A channel sends one message; the dispatcher retries on failure,
-so a channel may see a message more than once and should use ``key`` to deduplicate
-where its medium allows (the SMTP channel sends it as the Message-ID)."""
+"""Delivery channels. A channel sends a batch of messages; the dispatcher retries what
+failed, so a channel may see a message more than once and should use ``key`` to
+deduplicate where its medium allows (the SMTP channel sends it as the Message-ID)."""
 
 from __future__ import annotations
 
@@ -28,37 +28,56 @@ class Outgoing:
     body: str
 
 
+class NotTried(Exception):
+    """A channel stopped at an earlier failure: this message was not tried (no attempt
+    is counted; it is due again at once)."""
+
+
 class Channel(Protocol):
-    async def send(self, message: Outgoing) -> None: ...
+    async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
+        """Send in order; for each message None (sent) or why not. A channel may stop at
+        the first failure: the messages after it are then ``NotTried``."""
+        ...
 
 
 class FileChannel:
     """Appends each message as a JSON line to ``<dir>/<medium>.jsonl``: a spool another
-    process (a print room, an SMS gateway, a test) can read. fsynced before returning."""
+    process (a print room, an SMS gateway, a test) can read, deduplicating by ``key``.
+    A batch is written with one fsync per file before returning."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self._lock = asyncio.Lock()
 
-    def _write(self, message: Outgoing) -> None:
+    def _write(self, messages: list[Outgoing]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(
-            {
-                "key": message.key,
-                "to": message.address,
-                "subject": message.subject,
-                "body": message.body,
-                "queued_at": datetime.now(UTC).isoformat(),
-            }
-        )
-        with open(self.directory / f"{message.medium.value}.jsonl", "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        stamp = datetime.now(UTC).isoformat()
+        by_file: dict[str, list[str]] = {}
+        for message in messages:
+            by_file.setdefault(message.medium.value, []).append(
+                json.dumps(
+                    {
+                        "key": message.key,
+                        "to": message.address,
+                        "subject": message.subject,
+                        "body": message.body,
+                        "queued_at": stamp,
+                    }
+                )
+            )
+        for medium, lines in by_file.items():
+            with open(self.directory / f"{medium}.jsonl", "a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
+                f.flush()
+                os.fsync(f.fileno())
 
-    async def send(self, message: Outgoing) -> None:
+    async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
         async with self._lock:
-            await asyncio.to_thread(self._write, message)
+            try:
+                await asyncio.to_thread(self._write, messages)
+            except Exception as exc:
+                return [exc] * len(messages)
+        return [None] * len(messages)
 
 
 class SmtpChannel:
@@ -66,6 +85,20 @@ class SmtpChannel:
 
     def __init__(self, host: str, port: int, sender: str):
         self.host, self.port, self.sender = host, port, sender
+
+    async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
+        """One by one; a failure stops the rest (the relay is likely down)."""
+        out: list[Exception | None] = []
+        for message in messages:
+            if any(result is not None for result in out):
+                out.append(NotTried())
+                continue
+            try:
+                await self.send(message)
+                out.append(None)
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     async def send(self, message: Outgoing) -> None:
         if message.medium is not Medium.EMAIL:
@@ -93,5 +126,14 @@ class Router:
             email = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
         return cls({Medium.EMAIL: email, Medium.SMS: spool})
 
-    async def send(self, message: Outgoing) -> None:
-        await self.channels[message.medium].send(message)
+    async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
+        """Each message through its medium's channel; results in the messages' order."""
+        results: dict[int, Exception | None] = {}
+        by_channel: dict[int, tuple[Channel, list[int]]] = {}
+        for n, message in enumerate(messages):
+            channel = self.channels[message.medium]
+            by_channel.setdefault(id(channel), (channel, []))[1].append(n)
+        for channel, indexes in by_channel.values():
+            sent = await channel.send_many([messages[n] for n in indexes])
+            results.update(zip(indexes, sent, strict=True))
+        return [results[n] for n in range(len(messages))]

@@ -1,8 +1,9 @@
-"""The dispatcher: sends queued notifications, one per transaction (claim, send, mark).
-A crash re-sends at most the one message in hand (channels get its key to deduplicate).
-A failed send backs that message off (1, 2, 4... seconds, at most an hour) and ends the
-pass, since the channel is likely down; after ``LINKWELL_NOTIFY_MAX_ATTEMPTS`` it is given
-up: marked failed, counted, and the team told by ``notification.failed.v1``."""
+"""The dispatcher: sends queued notifications in batches, one transaction a batch (claim,
+send, mark). A crash re-sends at most the batch in hand (channels get each message's key
+to deduplicate). A failed send backs that message off (1, 2, 4... seconds, at most an
+hour), and a channel stops at its first failure, since it is likely down; after
+``LINKWELL_NOTIFY_MAX_ATTEMPTS`` a message is given up: marked failed, counted, and the
+team told by ``notification.failed.v1``."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from services.runtime.logs import get_logger
 from services.runtime.poller import Poller
 from services.runtime.redaction import redact
 
-from .channels import Outgoing, Router
+from .channels import NotTried, Outgoing, Router
 from .handlers import DISPATCH
 from .store import NotifyStore, Pending
 
 log = get_logger(__name__)
-SEND_TIMEOUT = 60.0
+SEND_TIMEOUT = 60.0  # for a whole batch
+BATCH = 50  # notifications per transaction
 MAX_BACKOFF = 3600.0
 
 SENT = Counter("linkwell_notifications_sent", "Notifications delivered.", ["audience", "medium"])
@@ -59,45 +61,43 @@ class Dispatcher(Poller):
         self.max_attempts = max_attempts
 
     async def work(self) -> bool:
-        for _ in range(self._batch):
-            outcome = await self.send_one()
-            if outcome != "sent":
-                return False
-        return True
-
-    async def send_one(self) -> str:
-        """Send the next due notification: "sent", "none" (nothing due), "failed" (to be
-        retried) or "given_up"."""
+        """One batch in one transaction: claim what is due, send it, mark it. True if the
+        batch was full (more may be due)."""
         async with self._pool.acquire() as conn, conn.transaction():
             uow = self.unit_of_work(conn, None)
-            pending = await uow.store.outgoing.next_due()
-            if pending is None:
-                return "none"
-            message = Outgoing(
-                pending.key, pending.medium, pending.address, pending.subject, pending.body
-            )
-            labels = (pending.audience, pending.medium.value)
+            due = await uow.store.outgoing.next_due(self._batch)
+            if not due:
+                return False
+            messages = [Outgoing(p.key, p.medium, p.address, p.subject, p.body) for p in due]
             try:
-                await asyncio.wait_for(self.router.send(message), SEND_TIMEOUT)
-            except Exception as exc:
-                FAILED.labels(*labels).inc()
-                error = redact(f"{type(exc).__name__}: {exc}")[:500]
-                made = pending.attempts + 1
-                if made >= self.max_attempts:
-                    await self.give_up(uow, pending, exc, error)
-                    return "given_up"
-                await uow.store.outgoing.failed(pending.id, error, backoff(made))
-                log.warning(
-                    "notification_failed",
-                    key=pending.key,
-                    attempts=made,
-                    retry_in=backoff(made),
-                    error=type(exc).__name__,
-                )
-                return "failed"
-            await uow.store.outgoing.sent(pending.id)
-            SENT.labels(*labels).inc()
-            return "sent"
+                results = await asyncio.wait_for(self.router.send_many(messages), SEND_TIMEOUT)
+            except Exception as exc:  # the whole batch timed out: each is a failure
+                results = [exc] * len(due)
+            sent = [p for p, result in zip(due, results, strict=True) if result is None]
+            await uow.store.outgoing.sent([p.id for p in sent])
+            for p in sent:
+                SENT.labels(p.audience, p.medium.value).inc()
+            for p, result in zip(due, results, strict=True):
+                if result is not None and not isinstance(result, NotTried):
+                    await self.failed(uow, p, result)
+            await uow.flush()
+            return len(due) == self._batch and len(sent) == len(due)
+
+    async def failed(self, uow: UnitOfWork[NotifyStore], p: Pending, exc: Exception) -> None:
+        FAILED.labels(p.audience, p.medium.value).inc()
+        error = redact(f"{type(exc).__name__}: {exc}")[:500]
+        made = p.attempts + 1
+        if made >= self.max_attempts:
+            await self.give_up(uow, p, exc, error)
+            return
+        await uow.store.outgoing.failed(p.id, error, backoff(made))
+        log.warning(
+            "notification_failed",
+            key=p.key,
+            attempts=made,
+            retry_in=backoff(made),
+            error=type(exc).__name__,
+        )
 
     async def give_up(
         self, uow: UnitOfWork[NotifyStore], pending: Pending, exc: Exception, error: str
@@ -114,7 +114,6 @@ class Dispatcher(Poller):
                 failed_at=datetime.now(UTC),
             )
         )
-        await uow.flush()
         GIVEN_UP.labels(pending.audience, pending.medium.value).inc()
         log.error(
             "notification_given_up",
@@ -131,5 +130,5 @@ def dispatcher(runner: Any) -> Dispatcher:
         Router.from_settings(settings, runner.settings.namespace),
         runner.unit_of_work,
         settings.notify_max_attempts,
-        **runner.poller_kwargs(DISPATCH),
+        **{**runner.poller_kwargs(DISPATCH), "batch": BATCH},
     )

@@ -110,7 +110,7 @@ async def send_later(
 ) -> None:
     """Queue a message for the dispatcher (once per event and audience)."""
     if message is None:
-        log.info("nothing_to_send_the_person")  # no address, or their team tells them
+        log.debug("nothing_to_send_the_person")  # no address, or their team tells them
         return
     key = f"{referral_id}.{event.id}.{message.audience.value}"
     if await uow.store.outgoing.add(key, referral_id, message):

@@ -158,34 +158,39 @@ class Outgoing:
         )
         return added is not None
 
-    async def next_due(self) -> Pending | None:
-        row = await self.conn.fetchrow(
+    async def next_due(self, limit: int) -> list[Pending]:
+        rows = await self.conn.fetch(
             "SELECT n.id, n.key, n.referral_id, r.pcn, n.audience, n.medium, n.address,"
             " n.subject, n.body, n.attempts FROM notification n"
             " JOIN referral r USING (referral_id)"
             " WHERE n.sent_at IS NULL AND n.failed_at IS NULL AND n.cancelled_at IS NULL"
             " AND n.next_attempt_at <= now()"
-            " ORDER BY n.id LIMIT 1 FOR UPDATE OF n SKIP LOCKED"
+            " ORDER BY n.id LIMIT $1 FOR UPDATE OF n SKIP LOCKED",
+            limit,
         )
-        if row is None:
-            return None
-        return Pending(
-            row["id"],
-            row["key"],
-            row["referral_id"],
-            row["pcn"],
-            row["audience"],
-            Medium(row["medium"]),
-            row["address"],
-            row["subject"],
-            row["body"],
-            row["attempts"],
-        )
+        return [
+            Pending(
+                row["id"],
+                row["key"],
+                row["referral_id"],
+                row["pcn"],
+                row["audience"],
+                Medium(row["medium"]),
+                row["address"],
+                row["subject"],
+                row["body"],
+                row["attempts"],
+            )
+            for row in rows
+        ]
 
-    async def sent(self, id: int) -> None:
-        await self.conn.execute(
-            "UPDATE notification SET sent_at = now(), attempts = attempts + 1 WHERE id = $1", id
-        )
+    async def sent(self, ids: list[int]) -> None:
+        if ids:
+            await self.conn.execute(
+                "UPDATE notification SET sent_at = now(), attempts = attempts + 1"
+                " WHERE id = ANY($1::bigint[])",
+                ids,
+            )
 
     async def given_up(self, id: int, error: str) -> None:
         await self.conn.execute(

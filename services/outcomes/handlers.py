@@ -96,7 +96,7 @@ async def write_due_entries(uow: Uow, referral_id: uuid.UUID) -> None:
         )
         codes = [c.code for c in entry.concepts]
         await uow.store.gp_record.written(referral_id, entry.fact.value, entry.key, event.id, codes)
-        log.info("gp_writeback", fact=entry.fact.value, codes=codes)
+        log.debug("gp_writeback", fact=entry.fact.value, codes=codes)
 
 
 async def tell(
@@ -153,12 +153,7 @@ def active(known: Known, what: str, at: datetime) -> None:
 async def reflect(uow: Uow, referral_id: uuid.UUID) -> None:
     """Bring the reporting model up to date for a referral, its episode and its members,
     in this transaction."""
-    referrals = uow.store.referrals
-    known = await referrals.known(referral_id)
-    ids = {referral_id}
-    if known is not None:
-        ids |= {known.episode_id, *(m for m, _ in await referrals.members(known.episode_id))}
-    await Projection(uow.conn, uow.names.schema(REPORTING)).referrals(*ids)
+    await Projection(uow.conn, uow.names.schema(REPORTING)).around(referral_id)
 
 
 # ------------------------------------------------------------------ from the pipeline

@@ -37,7 +37,7 @@ class Item:
     route: Route
     event: CloudEvent[Any]
     data: Any
-    raw: dict[str, Any]
+    personal: Callable[[], Any]  # the message's data, for redacting its personal values
     log: dict[str, Any] = field(default_factory=dict)  # what its log lines are bound to
     done: asyncio.Future[Outcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -55,7 +55,7 @@ def as_itself(item: Item) -> Iterator[None]:
     """Logs bound to this delivery, and its personal values redacted, while it is handled."""
     with (
         structlog.contextvars.bound_contextvars(**item.log),
-        personal_data_of(item.raw.get("data")),
+        personal_data_of(item.personal),
     ):
         yield
 

@@ -113,9 +113,13 @@ class Consumer:
             except Exception as exc:  # admission itself failed: never stall on a message
                 refusal = BadMessage("unreadable", describe(exc))
                 return await self._refuse(raw, delivery, refusal)
-            with personal_data_of(admitted.raw.get("data")):
+
+            def personal() -> Any:
+                return admitted.raw.get("data")  # parsed again only if something is redacted
+
+            with personal_data_of(personal):
                 try:
-                    await self._handle(admitted.envelope, admitted.data, admitted.raw)
+                    await self._handle(admitted.envelope, admitted.data, personal)
                 except BadMessage as exc:  # refused by a handler (not the sender's to send)
                     exc.raw = admitted.raw
                     return await self._refuse(raw, delivery, exc)
@@ -125,7 +129,7 @@ class Consumer:
 
     # -------------------------------------------------------------- handling
 
-    async def _handle(self, event: CloudEvent[Any], data: Any, raw: dict[str, Any]) -> None:
+    async def _handle(self, event: CloudEvent[Any], data: Any, personal: Callable[[], Any]) -> None:
         started = time.perf_counter()
         correlation = correlation_for(event)
         bindings = {
@@ -135,7 +139,7 @@ class Consumer:
             "referral_id": _referral_id(event.subject),
             "correlation_id": correlation,
         }
-        item = Item(self.routes[event.type], event, data, raw, bindings)
+        item = Item(self.routes[event.type], event, data, personal, bindings)
         with structlog.contextvars.bound_contextvars(**bindings):
             if self.batcher is not None:
                 outcome = await self.batcher.handle(item)
@@ -143,10 +147,10 @@ class Consumer:
                 outcome = await self.single(item)
             emitted = [e.type for e in outcome.emitted]
             if not outcome.first:
-                log.info("duplicate_dropped", emitted=emitted)
+                log.debug("duplicate_dropped", emitted=emitted)
                 metrics.HANDLED.labels(self.service, event.type, "duplicate").inc()
                 return
-            log.info("handled", emitted=emitted)
+            log.debug("handled", emitted=emitted)
             metrics.HANDLED.labels(self.service, event.type, "handled").inc()
             metrics.LATENCY.labels(self.service, event.type).observe(time.perf_counter() - started)
             for one in outcome.emitted:

@@ -132,8 +132,9 @@ def personal_data(values: Iterable[str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def personal_data_of(data: Any) -> Iterator[None]:
-    """``personal_data`` for a decoded message's ``data``, collected lazily."""
-    token = _PERSONAL.set(_Personal(lambda: personal_values(data)))
+    """``personal_data`` for a decoded message's ``data`` (or a function that returns it),
+    collected lazily."""
+    token = _PERSONAL.set(_Personal(lambda: personal_values(data() if callable(data) else data)))
     try:
         yield
     finally:

@@ -51,7 +51,7 @@ async def assign(
             transferred_from=moved_from,
         )
     )
-    log.info("referral_assigned", referral_id=str(p.referral_id), link_worker_id=worker_id)
+    log.debug("referral_assigned", referral_id=str(p.referral_id), link_worker_id=worker_id)
 
 
 async def roster_changed(uow: Uow, pcn: str, worker: str, capacity: int, active: bool) -> None:
@@ -101,7 +101,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
         worker_id=episode.link_worker_id if episode else None,
     )
     if not added:
-        log.info("already_known")
+        log.debug("already_known")
         return
     if episode is not None:  # already supported in this PCN: no second place
         await uow.emit(
@@ -115,7 +115,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
                 joined_at=datetime.now(UTC),
             )
         )
-        log.info("referral_joined_open_episode", episode=str(episode.referral_id))
+        log.debug("referral_joined_open_episode", episode=str(episode.referral_id))
         await uow.release(r.referral_id)
         return
     # events that came before the referral (a closure, a withdrawal) are judged now
@@ -133,7 +133,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
                 waitlisted_at=datetime.now(UTC),
             )
         )
-        log.info("referral_waitlisted")
+        log.debug("referral_waitlisted")
 
 
 async def on_registered(uow: Uow, event: CloudEvent[Any], worker: LinkWorkerRegistered) -> None:
@@ -210,7 +210,7 @@ async def end(uow: Uow, p: Placement, status: str, at: datetime, reason: str) ->
     if p.status in ("closed", "withdrawn"):
         return
     await uow.store.referrals.end(p.referral_id, status, at, reason)
-    log.info(f"referral_{status}", was=p.status)
+    log.debug(f"referral_{status}", was=p.status)
     if p.status == "assigned":
         await place_waiting(uow, p.pcn)
 

@@ -30,7 +30,7 @@ import aio_pika
 import httpx
 import pytest
 
-from contracts.nhs import synthetic_nhs_number
+from contracts.nhs import unique_synthetic_nhs_number
 from services.ops.client import new_envelope
 
 from .stack import SERVICES, ComposeStack, run
@@ -151,7 +151,7 @@ class Organisation:
         )
         env["data"]["referrer"]["agency_type"] = AGENCIES[self.user]
         # a different person each time (one already supported would join their episode)
-        env["data"]["person"]["nhs_number"] = synthetic_nhs_number()
+        env["data"]["person"]["nhs_number"] = unique_synthetic_nhs_number()
         return env
 
 

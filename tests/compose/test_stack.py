@@ -28,7 +28,7 @@ import aio_pika
 import httpx
 import pytest
 
-from contracts.nhs import synthetic_nhs_number
+from contracts.nhs import unique_synthetic_nhs_number
 from services.ops.client import new_envelope
 
 from .stack import ComposeStack, run
@@ -132,7 +132,7 @@ class Organisation:
             registered_practice=PRACTICE,
         )
         env["data"]["referrer"]["agency_type"] = AGENCIES[self.user]
-        env["data"]["person"]["nhs_number"] = synthetic_nhs_number()  # a person each
+        env["data"]["person"]["nhs_number"] = unique_synthetic_nhs_number()  # a person each
         return env
 
 

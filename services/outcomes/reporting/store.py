@@ -61,7 +61,7 @@ SELECT r.referral_id, r.person_id, r.sender, r.agency_type, r.registered_practic
                        count(*) FILTER (WHERE detail->>'outcome' <> 'not_reached') AS contacts
                   FROM timeline t
                  WHERE t.referral_id = r.referral_id AND t.event_type = 'contact.recorded.v1') c
- WHERE r.referral_id = ANY($1::uuid[]) AND r.accepted_at IS NOT NULL
+ WHERE {where} AND r.accepted_at IS NOT NULL
 ON CONFLICT (referral_id) DO UPDATE SET {updates}
 """
 
@@ -73,15 +73,29 @@ class Projection:
         self.conn = conn
         self.schema = f'"{schema}"'
 
-    async def referrals(self, *referral_ids: uuid.UUID) -> None:
+    def _sql(self, where: str) -> str:
         updates = ", ".join(
             f"{c.strip()} = excluded.{c.strip()}" for c in _REFERRAL_COLUMNS.split(",")[1:]
         )
+        return _PROJECT_REFERRAL.format(
+            schema=self.schema, columns=_REFERRAL_COLUMNS, updates=updates, where=where
+        )
+
+    async def referrals(self, *referral_ids: uuid.UUID) -> None:
+        await self.conn.execute(self._sql("r.referral_id = ANY($1::uuid[])"), list(referral_ids))
+
+    async def around(self, referral_id: uuid.UUID) -> None:
+        """A referral, the episode it belongs to, and the episode's other referrals: one
+        statement."""
         await self.conn.execute(
-            _PROJECT_REFERRAL.format(
-                schema=self.schema, columns=_REFERRAL_COLUMNS, updates=updates
+            self._sql(
+                "(r.referral_id = $1 OR r.referral_id = e.id OR r.episode_referral_id = e.id)"
+            ).replace(
+                "  FROM referral r,",
+                "  FROM (SELECT coalesce(max(episode_referral_id::text)::uuid, $1) AS id"
+                " FROM referral WHERE referral_id = $1) e, referral r,",
             ),
-            list(referral_ids),
+            referral_id,
         )
 
     async def rejection(self, source: str, submission_id: str) -> None:
