@@ -21,6 +21,7 @@ from services.ops.access_cli import app as access_app
 from services.ops.asyncapi_cli import app as asyncapi_app
 from services.ops.client import publish_inbound
 from services.ops.dlq_cli import app as dlq_app
+from services.ops.report_cli import app as report_app
 from services.registry import SERVICE_DEFS
 from services.runtime import topology as topo
 from services.runtime.logs import configure
@@ -43,6 +44,18 @@ docs_app = typer.Typer(
     help="Documentation generated from the code (the README's type table).",
 )
 app.add_typer(docs_app, name="docs", short_help="Print documentation made from the code.")
+app.add_typer(report_app, name="report", short_help="Figures for practices, PCNs, commissioners.")
+
+
+@app.command(short_help="Serve the dashboard for PCN teams and commissioners.")
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+) -> None:
+    """Serve the dashboard: server-rendered pages, access by tokens (linkwell access token)."""
+    from services.ops.report_cli import serve
+
+    serve(host, port)
 
 
 @docs_app.command("types")
