@@ -1055,6 +1055,13 @@ def print_report(result: dict[str, Any]) -> None:
             f"{k} {v.get('VmHWM_kb', 0) / 1024:.0f} MiB" for k, v in result["memory"].items()
         )
         print(f"\npeak RSS (VmHWM): {mem}")
+    if result.get("import"):
+        i = result["import"]
+        print(
+            f"import: {i['rows']} rows sent at {fmt(i['sent_per_s'])}/s by linkwell import; "
+            f"intake accepted {i['accepted']} after {fmt(i['accepted_after_s'])} s "
+            f"({fmt(i['accepted_per_s'])}/s)"
+        )
     for service, info in (result.get("logs") or {}).items():
         if info["warnings_and_errors"] or info["non_json_lines"]:
             extra = f"; non-JSON lines {info['non_json_lines']}" if info["non_json_lines"] else ""
@@ -1142,6 +1149,13 @@ async def main(args: argparse.Namespace) -> int:
         pcns = [f"U{code}" for code in sorted(random.sample(range(10000, 100000), args.pcns))]
         p = await pipeline(settings, args.n, args, stack, pcns)
         result["pipeline"] = p
+        if args.import_n:
+            result["import"] = await import_phase(settings, args.import_n, log_dir, pcns)
+            i = result["import"]
+            log(
+                f"import: {i['rows']} rows sent at {fmt(i['sent_per_s'])}/s, all accepted "
+                f"after {fmt(i['accepted_after_s'])} s ({fmt(i['accepted_per_s'])}/s)"
+            )
         result["memory"] = {name: memory_of(proc.pid) for name, proc in stack.procs.items()}
         result["memory"]["bench"] = {"VmHWM_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
         try:
@@ -1193,6 +1207,52 @@ async def main(args: argparse.Namespace) -> int:
     return code
 
 
+async def import_phase(
+    settings: Settings, n: int, log_dir: Path, pcns: list[str]
+) -> dict[str, Any]:
+    """``linkwell import`` of a file of ``n`` referrals into the running pipeline: the rate
+    it publishes at, and how soon intake has accepted them all."""
+    from services.ops.importer import run_import
+
+    path = log_dir / "import.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                submission(f"IMPORT-{i:06d}", org="IMPORT-1", pcn=pcns[i % len(pcns)])["data"]
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
+    connection = await aio_pika.connect(settings.amqp_url)
+    accepted = 0
+    done = asyncio.Event()
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(settings.names.events, "referral.accepted.v1.IMPORT-1")
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal accepted
+            accepted += 1
+            if accepted >= n:
+                done.set()
+
+        await queue.consume(on_message, no_ack=True)
+        t0 = now()
+        outcome = await run_import(settings, path, "IMPORT-1", report=lambda _: None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 300)
+        accepted_after = now() - t0
+    return {
+        "rows": n,
+        "sent_per_s": round(outcome.rate, 1),
+        "accepted": accepted,
+        "accepted_after_s": round(accepted_after, 2),
+        "accepted_per_s": round(accepted / accepted_after, 1) if accepted_after else None,
+    }
+
+
 def places_per_worker(n: int, pcns: int, workers: int) -> int:
     """Room for every referral plus the warm-ups (one per PCN), with a little slack."""
     return math.ceil((n + pcns) / (pcns * workers)) + 2
@@ -1217,6 +1277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--hops", default="1,2,3,4", help="baseline chain lengths, comma separated")
     ap.add_argument("--pcns", type=int, default=5)
+    ap.add_argument(
+        "--import-n", type=int, default=0, help="also time `linkwell import` of this many rows"
+    )
     ap.add_argument("--workers", type=int, default=2, help="link workers per PCN")
     ap.add_argument(
         "--prefetch",

@@ -47,6 +47,31 @@ app.add_typer(docs_app, name="docs", short_help="Print documentation made from t
 app.add_typer(report_app, name="report", short_help="Figures for practices, PCNs, commissioners.")
 
 
+@app.command("import", short_help="Publish a file of referrals, resumably.")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl or .csv")],
+    org: Annotated[str, typer.Option(help="The organisation that sends them (its code).")],
+) -> None:
+    """Publish a file of referrals as one organisation, with progress; run it again after an
+    interruption and it carries on, never sending a referral twice.
+
+    JSON lines: one referral's data per line (the contract's fields); CSV: the columns
+    listed in services/ops/importer.py. Rows that do not meet the contract are reported by
+    line and field, never sent."""
+    from services.ops.importer import run_import
+
+    outcome = asyncio.run(run_import(Settings(), file, org, report=typer.echo))
+    typer.echo(
+        f"sent {outcome.sent:,} in {outcome.seconds:.1f} s ({outcome.rate:,.0f}/s); "
+        f"{outcome.skipped:,} already sent before; {len(outcome.invalid)} invalid"
+    )
+    for line, fields in outcome.invalid[:20]:
+        typer.echo(f"  line {line}: {', '.join(fields)}")
+    if len(outcome.invalid) > 20:
+        typer.echo(f"  ... and {len(outcome.invalid) - 20} more")
+    raise typer.Exit(1 if outcome.invalid else 0)
+
+
 @app.command(short_help="Serve the dashboard for PCN teams and commissioners.")
 def dashboard(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
