@@ -1,6 +1,8 @@
 """Size limits and character rules for everything that arrives from outside.
 
-A message larger than ``MAX_BODY_BYTES`` is refused before it is parsed. Identifiers are
+A message larger than ``MAX_BODY_BYTES`` is refused before it is parsed; one nested deeper
+than the JSON decoder allows (about 1,000 levels; no event needs more than 6) is not JSON.
+Identifiers are
 printable ASCII without spaces; references also have a fixed alphabet; free text may hold
 any printable Unicode, new lines and tabs, but never other control characters (NUL
 included) or unpaired surrogates, which PostgreSQL and JSON encoders refuse.
@@ -15,8 +17,6 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 MAX_BODY_BYTES = 256 * 1024  # a referral is about 1 kB; a long plan about 20 kB
-MAX_DEPTH = 32  # JSON nesting: no event needs more than 6
-
 ID_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
 # control characters other than tab, new line and carriage return; unpaired surrogates
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")

@@ -168,7 +168,7 @@ async def on_duplicate(uow: Uow, event: CloudEvent[Any], d: ReferralDuplicate) -
         Step.DUPLICATE,
         s.task_status,
         status_text(Step.DUPLICATE),
-        reason=f"already received as {d.original_submission_event_id}; last step: {s.step}",
+        reason=f"already received as event {d.original_submission_event_id}; last step: {s.step}",
         submission_event_id=d.submission_event_id,
     )
 

@@ -125,7 +125,7 @@ def check(
     typer.echo(f"{committed} is up to date")
 
 
-@app.command("apply")
+@app.command("apply", short_help="Create the users and set what each may do.")
 def apply_(
     organisations: OrgsOption = ORGANISATIONS,
     reset_passwords: Annotated[
@@ -180,7 +180,7 @@ def apply_(
         typer.echo(f"password {name} {shown}")
 
 
-@app.command()
+@app.command(short_help="Each user and what it may publish and receive.")
 def show(organisations: OrgsOption = ORGANISATIONS) -> None:
     """Each user, its kind, and the routing keys it may publish and bind."""
     for p in plan(Settings(), organisations).principals():

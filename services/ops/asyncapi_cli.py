@@ -26,14 +26,14 @@ Directory = Annotated[
 ]
 
 
-@app.command()
+@app.command(short_help="Regenerate every service's AsyncAPI document.")
 def write(directory: Directory = asyncapi.DOCS_DIR) -> None:
     """Regenerate every service's AsyncAPI document (namespace linkwell, placeholder server)."""
     for path in asyncapi.write(SERVICE_DEFS.values(), directory):
         typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(short_help="Fail if a committed document is stale.")
 def check(directory: Directory = asyncapi.DOCS_DIR) -> None:
     """Fail if any committed AsyncAPI document differs from a freshly generated one."""
     stale = asyncapi.stale(SERVICE_DEFS.values(), directory)

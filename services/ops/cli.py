@@ -83,7 +83,7 @@ def dashboard(
     serve(host, port)
 
 
-@docs_app.command("types")
+@docs_app.command("types", short_help="The README's table of event types.")
 def docs_types() -> None:
     """Print the README's table of event types, generated from the services' declarations."""
     from services.ops.catalogue import type_table

@@ -221,7 +221,7 @@ def describe_answers(got: list[dict[str, Any]], within: float) -> tuple[bool, li
                 lines.append(f"accepted: referral {rid} (reference {reference})")
             case "referral.duplicate.v1":
                 lines.append(
-                    f"duplicate: already received as {data['original_submission_event_id']}, "
+                    f"duplicate: already received as event {data['original_submission_event_id']}, "
                     f"referral {data['referral_id']}; no second referral was made"
                 )
             case "referral.status.v1" if data["status"] == "duplicate":

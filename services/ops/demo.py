@@ -321,7 +321,10 @@ def _path(tap: Tap, case: Case) -> list[str]:
             case "referral.accepted.v1":
                 out.append(f"accepted as {case.referral_id} ({key})")
             case "referral.duplicate.v1":
-                out.append(f"resent: a duplicate of {data['original_submission_event_id']}")
+                out.append(
+                    f"resent as event {data['submission_event_id']}: a duplicate of event "
+                    f"{data['original_submission_event_id']}, no second referral"
+                )
             case "referral.waitlisted.v1":
                 out.append(f"waitlisted in {data['pcn']} ({key})")
             case "referral.assigned.v1":

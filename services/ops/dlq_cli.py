@@ -141,7 +141,7 @@ def list_(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(short_help="Send chosen dead letters back to their service.")
 def replay(
     service: Annotated[str, typer.Option("--service", "-s", help="The service whose DLQ.")],
     ids: Annotated[

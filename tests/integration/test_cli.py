@@ -76,9 +76,17 @@ async def test_help_lists_every_command_in_one_clean_line(settings):
         "asyncapi",
         "docs",
         "report",
+        "import",
+        "dashboard",
     ):
         assert f" {command} " in out, command
     assert "`" not in out and "<bool>" not in out
+    # every group's commands too, each summary whole (click cuts a long one with "...")
+    for group in ("access", "access token", "dlq", "asyncapi", "docs", "report"):
+        code, out = await linkwell(settings, *group.split(), "--help")
+        assert code == 0, group
+        listed = out.split("Commands:")[1]
+        assert "..." not in listed and "`" not in listed, (group, listed)
 
 
 async def test_run_all_writes_whole_json_lines(settings):
