@@ -95,8 +95,7 @@ class UnitOfWork(Generic[S]):
         """Write the events emitted so far to the outbox (before the commit)."""
         if self._unsent:
             unsent, self._unsent = self._unsent, []
-            await enqueue_many(self.conn, self.names.events, unsent)
-            await self.wake("outbox")
+            await enqueue_many(self.conn, self.names.events, unsent, self._to_wake("outbox"))
 
     async def hold(self, referral_id: uuid.UUID, event: CloudEvent[Any]) -> None:
         """Keep an event about a referral not known yet, until it is (``early``)."""
@@ -109,10 +108,16 @@ class UnitOfWork(Generic[S]):
     async def wake(self, what: str) -> None:
         """NOTIFY a poller (outbox relay, dispatcher). NOTIFY is transactional: the poller
         wakes only once this transaction commits, and at most once per transaction."""
-        if what not in self._notified:
-            self._notified.add(what)
-            channel = notify_channel(self.names.schema(self.service), what)
+        channel = self._to_wake(what)
+        if channel is not None:
             await self.conn.execute("SELECT pg_notify($1, '')", channel)
+
+    def _to_wake(self, what: str) -> str | None:
+        """The channel to NOTIFY, the first time in this transaction; else None."""
+        if what in self._notified:
+            return None
+        self._notified.add(what)
+        return notify_channel(self.names.schema(self.service), what)
 
 
 def correlation_for(event: CloudEvent[Any]) -> str:

@@ -46,20 +46,32 @@ async def enqueue(
     )
 
 
+_INSERT_MANY = (
+    "INSERT INTO outbox (event_id, event_type, exchange, routing_key, correlation_id, body)"
+    " SELECT e, t, $1, k, c, b FROM unnest($2::text[], $3::text[], $4::text[],"
+    " $5::text[], $6::bytea[]) WITH ORDINALITY AS u(e, t, k, c, b, n) ORDER BY n"
+)
+# the same, and the relay woken on commit, still one round trip
+_INSERT_MANY_AND_WAKE = f"WITH written AS ({_INSERT_MANY} RETURNING 1) SELECT pg_notify($7, '')"
+
+
 async def enqueue_many(
-    conn: asyncpg.Connection, exchange: str, events: list[tuple[CloudEvent[Any], str]]
+    conn: asyncpg.Connection,
+    exchange: str,
+    events: list[tuple[CloudEvent[Any], str]],
+    wake: str | None = None,
 ) -> None:
-    """Several events in one statement (one round trip), in order."""
+    """Several events in one statement (one round trip), in order; with ``wake``, that
+    statement also NOTIFYs this channel (delivered when the transaction commits)."""
     await conn.execute(
-        "INSERT INTO outbox (event_id, event_type, exchange, routing_key, correlation_id, body)"
-        " SELECT e, t, $1, k, c, b FROM unnest($2::text[], $3::text[], $4::text[],"
-        " $5::text[], $6::bytea[]) WITH ORDINALITY AS u(e, t, k, c, b, n) ORDER BY n",
+        _INSERT_MANY if wake is None else _INSERT_MANY_AND_WAKE,
         exchange,
         [event.id for event, _ in events],
         [event.type for event, _ in events],
         [key for _, key in events],
         [event.correlationid for event, _ in events],
         [event.to_json() for event, _ in events],
+        *(() if wake is None else (wake,)),
     )
 
 

@@ -292,5 +292,18 @@ def _entry(consumer: Consumer, broker: RabbitBroker) -> Callable[[], Awaitable[N
 def run(service: ServiceDef, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure(service.name, settings.log_level)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Runner(service, settings).run_until_signalled())
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner,
+    ):
+        runner.run(Runner(service, settings).run_until_signalled())
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's loop (libuv underneath: the same asyncio API for less CPU per message), or
+    Python's own."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     )
     graceful_timeout: float = Field(20.0, validation_alias=_env("LINKWELL_GRACEFUL_TIMEOUT"))
     log_level: str = Field("INFO", validation_alias=_env("LINKWELL_LOG_LEVEL"))
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        validation_alias=_env("LINKWELL_EVENT_LOOP"),
+        description="The services' event loop: uvloop (libuv, less CPU per message) or "
+        "Python's own asyncio loop.",
+    )
     trusted_users: Annotated[frozenset[str], NoDecode] = Field(
         frozenset({"guest"}),
         validation_alias=_env("LINKWELL_TRUSTED_USERS"),
