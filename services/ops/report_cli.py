@@ -18,7 +18,7 @@ import asyncpg
 import typer
 
 from contracts import UK
-from services.outcomes.reporting import figures, plots, render
+from services.outcomes.reporting import figures, render
 from services.outcomes.reporting.store import Projection, load
 from services.runtime.db import init_connection
 from services.runtime.settings import Settings
@@ -121,6 +121,8 @@ def report(
     write = {"table": render.table, "csv": render.to_csv, "json": render.to_json}[output]
     typer.echo(write(rows, bool(compare), exact=exact), nl=False)
     if plot is not None:
+        from services.outcomes.reporting import plots  # matplotlib: only when drawing
+
         plots.plot(referrals, window, plot, exact)
         typer.echo(f"pictures: {plot}", err=True)
 

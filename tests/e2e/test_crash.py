@@ -196,3 +196,42 @@ async def test_crashes_at_every_commit_boundary_lose_nothing(settings, tmp_path:
         stack.stop_all()
     assert sum(stack.restarts.values()) >= 3, f"too few crashes to mean much: {stack.restarts}"
     assert_exactly_once(tap, closed)
+
+
+async def test_a_crash_in_the_middle_of_a_batch_loses_and_duplicates_nothing(
+    settings, tmp_path: Path
+):
+    """Referrals that queued up while intake was away are handled in batches; intake dies
+    half-way through its first batch of several (failpoint ``mid_batch``, certain), with
+    some of the batch's handlers run and nothing committed. Started again without the
+    failpoint, it accepts every referral exactly once."""
+    n = 40
+    stack = ProcessStack(settings, tmp_path, services=("intake",))
+    await stack.start_all()  # its schema and queues
+    assert stack.terminate("intake") == 0
+    async with Tap(settings, "referral.accepted.v1.#") as tap:
+        refs = [submission() for _ in range(n)]
+        for ref in refs:
+            await publish(settings, ref)
+        stack.env["LINKWELL_FAILPOINTS"] = "mid_batch=1"
+        stack.start("intake")
+        crashed = stack.procs["intake"].wait(60)
+        assert crashed == 137, stack.tail("intake")
+        assert '"point": "mid_batch"' in stack.tail("intake")
+        before = len(tap.events("referral.accepted.v1"))
+        assert before < n  # the batch's referrals were not accepted before the crash
+
+        stack.env.pop("LINKWELL_FAILPOINTS")
+        stack.start("intake")
+        try:
+            await tap.wait_for(
+                lambda t: len(t.events("referral.accepted.v1")) >= n, 60, "every referral"
+            )
+            await asyncio.sleep(1.0)  # time for a duplicate to show
+        finally:
+            stack.stop_all()
+    accepted = defaultdict(set)
+    for event in tap.events("referral.accepted.v1"):
+        accepted[event["data"]["sender_reference"]].add(event["data"]["referral_id"])
+    assert set(accepted) == {r["data"]["sender_reference"] for r in refs}
+    assert all(len(ids) == 1 for ids in accepted.values()), "a referral was accepted twice"

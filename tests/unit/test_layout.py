@@ -54,3 +54,18 @@ def test_a_running_service_loads_none_of_them():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "", out.stdout
+
+
+def test_the_command_a_service_runs_under_loads_no_plotting_library():
+    """Services run as ``linkwell run <service>``: the command loads matplotlib only to
+    draw a report (it cost every service process about 40 MiB)."""
+    code = (
+        "import sys\n"
+        "import services.ops.cli\n"
+        "print(','.join(m for m in ('matplotlib', 'numpy', 'PIL', 'playwright') "
+        "if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "", out.stdout

@@ -42,3 +42,22 @@ def test_every_setting_is_documented(settings):
         env = str(aliases[0])
         prefix = env.rsplit("_", 1)[0] + "_" if env.startswith("LINKWELL_SMTP_") else env
         assert f"`{prefix}" in README, f"README configuration table lacks {env}"
+
+
+@pytest.mark.parametrize("program", ["agency.py", "team.py"])
+def test_readme_shows_the_tested_programs_as_they_are(program):
+    """The README's snippets are docs/examples/, which tests/integration/test_snippets.py
+    runs: what integrators copy is what CI ran."""
+    text = (Path(__file__).parents[2] / "docs" / "examples" / program).read_text()
+    code = text[text.index("\nimport ") + 1 :].rstrip("\n")
+    assert f"```python\n{code}\n```" in README, f"README's copy of docs/examples/{program} is stale"
+
+
+def test_links_in_the_documentation_resolve():
+    import re
+
+    root = Path(__file__).parents[2]
+    pages = [root / "README.md", root / "deploy" / "README.md", *root.glob("docs/**/*.md")]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), (page.relative_to(root), target)
