@@ -95,6 +95,7 @@ def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     env.update(
         LINKWELL_AMQP_PORT=str(stack.amqp_port),
         LINKWELL_MANAGEMENT_PORT=str(stack.management_port),
+        LINKWELL_DASHBOARD_PORT=str(free_port()),
         # quicker retries than production's 0.5,5,30, so a retried message never
         # holds the test up for long
         LINKWELL_RETRY_DELAYS="0.5,1,2",
@@ -152,6 +153,7 @@ def cluster_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     env.update(
         LINKWELL_AMQP_PORT=str(stack.amqp_port),
         LINKWELL_MANAGEMENT_PORT=str(stack.management_port),
+        LINKWELL_DASHBOARD_PORT=str(free_port()),
         LINKWELL_RETRY_DELAYS="0.5,1,2",
         # all three nodes on the image deploy/docker/build.sh makes, with this run's
         # own Erlang cookie

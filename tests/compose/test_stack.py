@@ -406,6 +406,18 @@ async def test_compose_stack_from_outside_scaled_and_killed(compose_stack: Compo
         stack, "exec", "-T", "notify", "sh", "-c", "cat /var/lib/linkwell/notifications/*/*.jsonl"
     )
     assert len(spool.splitlines()) >= len(everyone)
+
+    # the dashboard: a team's token, issued in a container, shows its own roster and figures
+    await asyncio.to_thread(stack.wait_healthy, ("dashboard",))
+    issue = ("linkwell", "access", "token", "issue", "team", "--pcn", PCN)
+    token = await compose(stack, "exec", "-T", "outcomes", *issue)
+    dashboard = f"http://127.0.0.1:{stack.env['LINKWELL_DASHBOARD_PORT']}/"
+    async with httpx.AsyncClient(timeout=10) as http:
+        anonymous = await http.get(dashboard)
+        assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+        own = await http.get(dashboard, headers={"authorization": f"Bearer {token.split()[-1]}"})
+    assert own.status_code == 200, own.text[:300]
+    assert PCN in own.text and all(worker in own.text for worker in WORKERS)
     print(
         f"compose scenario: {len(everyone)} referrals, {len(set(waitlisted))} via the waitlist, "
         f"{rounds} rounds, outcomes restarted by {restarted_by}, "

@@ -166,6 +166,33 @@ async def test_exhausted_retries_dead_letter_with_reason_and_never_block(setting
     assert probe.calls.count(poison["id"]) == 1 + len(settings.retry_delays)
 
 
+async def test_a_failing_delivery_in_a_batch_costs_the_others_nothing(settings, runner, probe):
+    """Deliveries that queue up are handled in one transaction; when one handler fails, the
+    batch rolls back and each is handled again on its own: the others commit once, the
+    failing one takes the usual retries to the dead-letter queue."""
+    assert runner.settings.batch_size > 1
+    probe.delay = 0.02  # slow enough for deliveries to queue up behind the first
+    burst = [contact() for _ in range(30)]
+    poison = burst[15]
+    probe.poison.add(poison["id"])
+    async with Tap(settings) as tap:
+        for event in burst:
+            await publish(settings, event)
+        await tap.wait_count("referral.waitlisted.v1", len(burst) - 1, within=30)
+    good = {e["id"] for e in burst} - {poison["id"]}
+    done = await effects(settings)
+    assert sorted(done) == sorted(good)  # each once (the table's key would refuse twice)
+    # some were handled twice: in the batch that rolled back, then on their own
+    again = {i for i in good if probe.calls.count(i) > 1}
+    assert again, "no batch of several formed"
+    for _ in range(100):
+        dead = await drain(settings, settings.names.dead_letter_queue("probe"))
+        if dead:
+            break
+        await asyncio.sleep(0.5)
+    assert [json.loads(d.body)["id"] for d in dead] == [poison["id"]]
+
+
 async def test_unreadable_messages_are_dead_lettered_at_once(settings, runner, probe):
     await publish(settings, b"\x00not json", routing_key="contact.recorded.v1")
     invalid = contact(outcome="telepathy")
