@@ -19,28 +19,22 @@ then opens a fresh channel (services/runtime/publisher.py), with no restart.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import uuid
 from collections import Counter
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
-from contracts.nhs import unique_synthetic_nhs_number
 from services.ops.client import new_envelope
 
+from .organisations import PCN, Observer, Organisation
 from .stack import SERVICES, ComposeStack, run
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
 
-INBOUND = "linkwell.inbound"
-PCN = "U12345"
-PRACTICE = "A81001"
-AGENCIES = {"A81001": "general_practice", "FNX01": "fire_service"}
 WORKERS = {"lw-cluster-1": 5, "lw-cluster-2": 5, "lw-cluster-3": 4}  # 14 places
 BURST = 40  # one place is taken before the burst: 13 assigned, 27 waitlisted
 KILL_AT = BURST // 3
@@ -58,101 +52,6 @@ async def api(stack: ComposeStack, path: str) -> Any:
         response = await client.get(f"{stack.management_url}/api/{path}")
         response.raise_for_status()
         return response.json()
-
-
-class Observer:
-    """A broker user reading its own queue, ``linkwell.org.<user>``, acknowledging each
-    message once recorded (so a message in flight when a queue's leader dies is delivered
-    again, not lost). Keeps every event once per event id."""
-
-    def __init__(self, stack: ComposeStack, user: str):
-        self.url = stack.amqp_url(user)
-        self.queue_name = f"linkwell.org.{user}"
-        self.by_id: dict[str, dict[str, Any]] = {}
-        self.order: list[str] = []
-        self.heard_again = 0  # the same event id more than once
-
-    async def __aenter__(self) -> Observer:
-        self.connection = await aio_pika.connect(self.url)
-        channel = await self.connection.channel()
-        await channel.set_qos(prefetch_count=200)
-        queue = await channel.get_queue(self.queue_name, ensure=False)
-        await queue.consume(self._on_message, exclusive=True)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.connection.close()
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        event = json.loads(message.body)
-        if event["id"] in self.by_id:
-            self.heard_again += 1
-        else:
-            self.by_id[event["id"]] = event
-            self.order.append(event["id"])
-        await message.ack()
-
-    def events(self, event_type: str) -> list[dict[str, Any]]:
-        return [self.by_id[i] for i in self.order if self.by_id[i]["type"] == event_type]
-
-    async def wait(self, what: str, predicate, within: float = 120.0) -> None:
-        deadline = time.monotonic() + within
-        while not predicate():
-            if time.monotonic() > deadline:
-                heard = Counter(self.by_id[i]["type"] for i in self.order)
-                raise AssertionError(f"timed out waiting for {what}; heard {dict(heard)}")
-            await asyncio.sleep(0.1)
-
-
-class Organisation:
-    """An outside organisation publishing to linkwell.inbound as itself, with publisher
-    confirms. A message the broker does not confirm (refused, or no answer in 10 s while a
-    queue elects a leader) is sent again, the same envelope: intake drops the copy."""
-
-    def __init__(self, stack: ComposeStack, user: str):
-        self.user = user
-        self.url = stack.amqp_url(user)
-        self.resent = 0
-
-    async def __aenter__(self) -> Organisation:
-        self.connection = await aio_pika.connect(self.url)
-        channel = await self.connection.channel()
-        self.exchange = await channel.get_exchange(INBOUND, ensure=False)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.connection.close()
-
-    async def publish(self, envelope: dict[str, Any]) -> None:
-        message = aio_pika.Message(
-            json.dumps(envelope).encode(),
-            user_id=self.user,
-            message_id=envelope["id"],
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            type=envelope["type"],
-        )
-        for attempt in range(10):
-            try:
-                await self.exchange.publish(message, routing_key=envelope["type"], timeout=10)
-                return
-            except (aio_pika.exceptions.DeliveryError, TimeoutError):
-                self.resent += 1
-                await asyncio.sleep(0.5 * (attempt + 1))
-        raise AssertionError(f"{self.user}: {envelope['id']} never confirmed")
-
-    def referral(self, reference: str) -> dict[str, Any]:
-        env = new_envelope(
-            "referral.submitted.v1",
-            self.user,
-            sender_reference=reference,
-            pcn=PCN,
-            registered_practice=PRACTICE,
-        )
-        env["data"]["referrer"]["agency_type"] = AGENCIES[self.user]
-        # a different person each time (one already supported would join their episode)
-        env["data"]["person"]["nhs_number"] = unique_synthetic_nhs_number()
-        return env
 
 
 async def docker(stack: ComposeStack, *args: str) -> str:

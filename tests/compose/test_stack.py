@@ -16,7 +16,6 @@ every referral is still assigned and written back to the GP record exactly once 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -24,116 +23,19 @@ import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
-from contracts.nhs import unique_synthetic_nhs_number
 from services.ops.client import new_envelope
 
+from .organisations import PCN, PRACTICE, Observer, Organisation
 from .stack import ComposeStack, run
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
 EVENTS = "linkwell.events"
-INBOUND = "linkwell.inbound"
-PCN = "U12345"
-PRACTICE = "A81001"
-AGENCIES = {"A81001": "general_practice", "FNX01": "fire_service"}
 WORKERS = {"lw-compose-1": 5, "lw-compose-2": 5, "lw-compose-3": 4}  # 14 places
 BURST = 30  # more than the places: 14 assigned, 16 waitlisted
-
-
-class Observer:
-    """One broker user reading its own queue, ``linkwell.org.<user>`` (made and bound to
-    that user's events by `linkwell topology` in the migrate step: organisations declare
-    and bind nothing). Keeps every event once per event id (Linkwell re-publishes an
-    event after a crash only ever with the same id)."""
-
-    def __init__(self, stack: ComposeStack, user: str):
-        self.url = stack.amqp_url(user)
-        self.queue_name = f"linkwell.org.{user}"
-        self.by_id: dict[str, dict[str, Any]] = {}
-        self.routing_keys: dict[str, str] = {}
-        self.order: list[str] = []  # event ids, in the order first heard
-        self.redelivered = 0
-
-    async def __aenter__(self) -> Observer:
-        self.connection = await aio_pika.connect(self.url)
-        channel = await self.connection.channel()
-        queue = await channel.get_queue(self.queue_name, ensure=False)
-        await queue.consume(self._on_message, no_ack=True, exclusive=True)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.connection.close()
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        event = json.loads(message.body)
-        if event["id"] in self.by_id:
-            self.redelivered += 1
-            return
-        self.by_id[event["id"]] = event
-        self.routing_keys[event["id"]] = message.routing_key or ""
-        self.order.append(event["id"])
-
-    def events(self, event_type: str) -> list[dict[str, Any]]:
-        return [self.by_id[i] for i in self.order if self.by_id[i]["type"] == event_type]
-
-    def keys_of(self, event_type: str) -> set[str]:
-        return {self.routing_keys[e["id"]] for e in self.events(event_type)}
-
-    async def wait(self, what: str, predicate, within: float = 60.0) -> None:
-        deadline = time.monotonic() + within
-        while not predicate():
-            if time.monotonic() > deadline:
-                heard = Counter(self.by_id[i]["type"] for i in self.order)
-                raise AssertionError(f"timed out waiting for {what}; heard {dict(heard)}")
-            await asyncio.sleep(0.1)
-
-
-class Organisation:
-    """An outside organisation publishing to linkwell.inbound as itself: the broker checks
-    the user_id property against the connection's user, intake checks it against the
-    envelope's source."""
-
-    def __init__(self, stack: ComposeStack, user: str):
-        self.user = user
-        self.url = stack.amqp_url(user)
-
-    async def __aenter__(self) -> Organisation:
-        self.connection = await aio_pika.connect(self.url)
-        channel = await self.connection.channel()  # publisher confirms
-        self.exchange = await channel.get_exchange(INBOUND, ensure=False)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.connection.close()
-
-    async def publish(self, envelope: dict[str, Any]) -> None:
-        await self.exchange.publish(
-            aio_pika.Message(
-                json.dumps(envelope).encode(),
-                user_id=self.user,
-                message_id=envelope["id"],
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                type=envelope["type"],
-            ),
-            routing_key=envelope["type"],
-        )
-
-    def referral(self, reference: str) -> dict[str, Any]:
-        env = new_envelope(
-            "referral.submitted.v1",
-            self.user,
-            sender_reference=reference,
-            pcn=PCN,
-            registered_practice=PRACTICE,
-        )
-        env["data"]["referrer"]["agency_type"] = AGENCIES[self.user]
-        env["data"]["person"]["nhs_number"] = unique_synthetic_nhs_number()  # a person each
-        return env
 
 
 async def queue_info(stack: ComposeStack, queue: str) -> dict[str, Any]:
