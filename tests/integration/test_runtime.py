@@ -37,12 +37,16 @@ class Probe:
         self.poison: set[str] = set()
         self.delay = 0.0
         self.started = asyncio.Event()
+        self.gated: set[str] = set()  # these wait for the gate to open
+        self.gate = asyncio.Event()
 
     async def handle(self, uow, event, data) -> None:
         self.calls.append(event.id)
         self.started.set()
         if self.delay:
             await asyncio.sleep(self.delay)
+        if event.id in self.gated:
+            await self.gate.wait()
         if event.id in self.poison:
             raise RuntimeError("still broken: call 07700 900123 or mail someone@example.org")
         if self.always_fail or len(self.calls) <= self.fail_first:
@@ -171,14 +175,30 @@ async def test_a_failing_delivery_in_a_batch_costs_the_others_nothing(settings, 
     batch rolls back and each is handled again on its own: the others commit once, the
     failing one takes the usual retries to the dead-letter queue."""
     assert runner.settings.batch_size > 1
-    probe.delay = 0.02  # slow enough for deliveries to queue up behind the first
-    burst = [contact() for _ in range(30)]
-    poison = burst[15]
+    # two deliveries hold the batcher's two workers until the rest have queued up behind
+    blockers = [contact(), contact()]
+    probe.gated.update(e["id"] for e in blockers)
+    burst = [contact() for _ in range(24)]
+    poison = burst[12]
     probe.poison.add(poison["id"])
     async with Tap(settings) as tap:
+        for n, event in enumerate(blockers, 1):  # one at a time: a worker each
+            await publish(settings, event)
+            for _ in range(200):
+                if len(probe.calls) == n:
+                    break
+                await asyncio.sleep(0.05)
+        assert len(probe.calls) == 2, probe.calls
         for event in burst:
             await publish(settings, event)
-        await tap.wait_count("referral.waitlisted.v1", len(burst) - 1, within=30)
+        for _ in range(100):  # all delivered (prefetch 32), waiting for a worker
+            if await queue_depth(settings, settings.names.queue("probe")) == 0:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        probe.gate.set()
+        await tap.wait_count("referral.waitlisted.v1", len(blockers) + len(burst) - 1, within=30)
+    burst += blockers
     good = {e["id"] for e in burst} - {poison["id"]}
     done = await effects(settings)
     assert sorted(done) == sorted(good)  # each once (the table's key would refuse twice)
