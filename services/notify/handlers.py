@@ -37,6 +37,7 @@ Step = ReferralStatusValue
 
 
 async def standing(uow: Uow, referral_id: uuid.UUID) -> Standing:
+    await uow.serialise(referral_id)  # an acceptance still committing: wait for it
     found = await uow.store.referrals.standing(referral_id)
     if found is None:
         # referral.accepted.v1 was delayed (retrying): come back to this one later.
@@ -118,7 +119,7 @@ async def send_later(
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
-    await uow.store.referrals.serialise(r.referral_id)
+    await uow.serialise(r.referral_id)
     added = await uow.store.referrals.add(
         r.referral_id,
         sender=r.sender,

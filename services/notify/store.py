@@ -72,16 +72,8 @@ class Referrals:
         )
         return added is not None
 
-    async def serialise(self, referral_id: uuid.UUID) -> None:
-        """A lock on the referral id, known or not, until the transaction ends: an event
-        handled while the referral's acceptance is still being committed waits for it."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))", str(referral_id)
-        )
-
     async def standing(self, referral_id: uuid.UUID) -> Standing | None:
         """The referral, locked; None if notify has not heard of it yet."""
-        await self.serialise(referral_id)
         row = await self.conn.fetchrow(
             "SELECT * FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
         )

@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+async def serialise(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> None:
+    """Lock ``referral_id`` in this service, known here or not, until the transaction
+    ends. Taken before deciding to hold an event and before making the referral known
+    (and releasing), it keeps the two from missing each other: whichever comes second
+    waits for the first to commit, then sees it."""
+    key = f"{uow.names.schema(uow.service)}#{referral_id}"
+    await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
 async def hold(uow: UnitOfWork[Any], referral_id: uuid.UUID, event: CloudEvent[Any]) -> None:
     """Keep ``event`` until ``referral_id`` is known; it is not acted on before."""
     await uow.conn.execute(

@@ -97,6 +97,10 @@ class UnitOfWork(Generic[S]):
             unsent, self._unsent = self._unsent, []
             await enqueue_many(self.conn, self.names.events, unsent, self._to_wake("outbox"))
 
+    async def serialise(self, referral_id: uuid.UUID) -> None:
+        """Lock the referral id, known or not, until the transaction ends (``early``)."""
+        await early.serialise(self, referral_id)
+
     async def hold(self, referral_id: uuid.UUID, event: CloudEvent[Any]) -> None:
         """Keep an event about a referral not known yet, until it is (``early``)."""
         await early.hold(self, referral_id, event)

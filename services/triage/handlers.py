@@ -83,7 +83,7 @@ async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
-    await uow.store.referrals.serialise(r.referral_id)  # then the PCN: always in this order
+    await uow.serialise(r.referral_id)  # then the PCN: always in this order
     await uow.store.roster.lock(r.pcn)
     referrals = uow.store.referrals
     episode = await referrals.open_episode(r.pcn, r.person_id) if r.person_id else None
@@ -196,7 +196,7 @@ async def known(uow: Uow, event: CloudEvent[Any], referral_id: Any) -> Placement
     """The referral, locked with its PCN; None (and the event held) if not known yet. The
     referral's own lock, taken first here and by its acceptance, makes a hold and the
     acceptance's release see each other: neither can miss the other."""
-    await uow.store.referrals.serialise(referral_id)
+    await uow.serialise(referral_id)
     found = await uow.store.referrals.get(referral_id)
     if found is None:
         await uow.hold(referral_id, event)

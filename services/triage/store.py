@@ -146,12 +146,6 @@ class Referrals:
         )
         return added is not None
 
-    async def serialise(self, referral_id: uuid.UUID) -> None:
-        """A lock on the referral id, known or not, until the transaction ends."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(referral_id)
-        )
-
     async def open_episode(self, pcn: str, person_id: uuid.UUID) -> Placement | None:
         """The person's open referral in the PCN (waiting or assigned), if any."""
         row = await self.conn.fetchrow(

@@ -73,8 +73,14 @@ def _docker_ready() -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+def _running(
+    request: pytest.FixtureRequest,
+    label: str,
+    files: tuple[str, ...],
+    settings: dict[str, str],
+) -> Iterator[ComposeStack]:
+    """Build the images, start a stack of these compose files under a project of its own
+    with free host ports, yield it once healthy, and remove it with its volumes."""
     failed_before = request.session.testsfailed
     started = time.monotonic()
     _docker_ready()
@@ -86,11 +92,12 @@ def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
         if k in HOST_SETTINGS or not (k.startswith(STACK_PREFIXES) or k in STACK_NAMES)
     }
     stack = ComposeStack(
-        project=f"lwtest-{uuid.uuid4().hex[:8]}",
+        project=f"lwtest-{label}{uuid.uuid4().hex[:8]}",
         amqp_port=free_port(),
         management_port=free_port(),
         env=env,
         timings=timings,
+        files=files,
     )
     env.update(
         LINKWELL_AMQP_PORT=str(stack.amqp_port),
@@ -99,6 +106,7 @@ def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
         # quicker retries than production's 0.5,5,30, so a retried message never
         # holds the test up for long
         LINKWELL_RETRY_DELAYS="0.5,1,2",
+        **settings,
     )
 
     t = time.monotonic()
@@ -121,7 +129,12 @@ def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
         down = stack.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
         if down.returncode != 0:
             print(f"docker compose down failed: {down.stderr}")
-        print(f"compose stack timings: {timings}")
+        print(f"{label or 'compose '}stack timings: {timings}")
+
+
+@pytest.fixture(scope="module")
+def compose_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+    yield from _running(request, "", ("compose.yaml", "compose.test.yaml"), {})
 
 
 # The three-node RabbitMQ cluster of deploy/compose.cluster.yaml, with the local images.
@@ -132,56 +145,17 @@ CLUSTER_FILES = ("compose.yaml", "compose.test.yaml", "compose.cluster.yaml")
 def cluster_stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     """The compose stack with RabbitMQ as a three-node cluster (deploy/compose.cluster.yaml),
     started and removed as ``compose_stack`` is."""
-    failed_before = request.session.testsfailed
-    started = time.monotonic()
-    _docker_ready()
-    timings = {"docker_ready_s": time.monotonic() - started}
-
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k in HOST_SETTINGS or not (k.startswith(STACK_PREFIXES) or k in STACK_NAMES)
-    }
-    stack = ComposeStack(
-        project=f"lwtest-cluster-{uuid.uuid4().hex[:8]}",
-        amqp_port=free_port(),
-        management_port=free_port(),
-        env=env,
-        timings=timings,
-        files=CLUSTER_FILES,
+    yield from _running(
+        request,
+        "cluster-",
+        CLUSTER_FILES,
+        {
+            # all three nodes on the image deploy/docker/build.sh makes, with this run's
+            # own Erlang cookie
+            "RABBITMQ_IMAGE": "linkwell/rabbitmq:local",
+            "RABBITMQ_HEALTHCHECK_INTERVAL": "2s",
+            "LINKWELL_ERLANG_COOKIE": uuid.uuid4().hex,
+            # gauges read from the database (triage's capacity: the roster is in) every second
+            "LINKWELL_METRICS_INTERVAL": "1",
+        },
     )
-    env.update(
-        LINKWELL_AMQP_PORT=str(stack.amqp_port),
-        LINKWELL_MANAGEMENT_PORT=str(stack.management_port),
-        LINKWELL_DASHBOARD_PORT=str(free_port()),
-        LINKWELL_RETRY_DELAYS="0.5,1,2",
-        # all three nodes on the image deploy/docker/build.sh makes, with this run's
-        # own Erlang cookie
-        RABBITMQ_IMAGE="linkwell/rabbitmq:local",
-        RABBITMQ_HEALTHCHECK_INTERVAL="2s",
-        LINKWELL_ERLANG_COOKIE=uuid.uuid4().hex,
-        # gauges read from the database (triage's capacity: the roster is in) every second
-        LINKWELL_METRICS_INTERVAL="1",
-    )
-
-    t = time.monotonic()
-    run(["bash", str(DEPLOY / "docker" / "build.sh")], env=env, timeout=1800)
-    timings["build_s"] = time.monotonic() - t
-
-    t = time.monotonic()
-    try:
-        up = stack.compose("up", "-d", check=False, timeout=300)
-        if up.returncode != 0:
-            raise AssertionError(
-                f"docker compose up failed:\n{tail(up.stderr)}\n{stack.diagnostics()}"
-            )
-        stack.wait_healthy()
-        timings["up_s"] = time.monotonic() - t
-        yield stack
-    finally:
-        if request.session.testsfailed > failed_before:
-            print(stack.diagnostics())
-        down = stack.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
-        if down.returncode != 0:
-            print(f"docker compose down failed: {down.stderr}")
-        print(f"cluster stack timings: {timings}")

@@ -4,6 +4,7 @@ their health."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -132,3 +134,20 @@ def run(
             f"{tail(result.stdout)}\n{tail(result.stderr)}"
         )
     return result
+
+
+async def api(stack: ComposeStack, path: str) -> Any:
+    """GET from the management API the stack publishes, as its administrator (in a
+    cluster, node rabbitmq-1's, which shows the whole cluster)."""
+    import httpx
+
+    auth = ("linkwell-admin", "dev-linkwell-admin")
+    async with httpx.AsyncClient(auth=auth, timeout=10) as client:
+        response = await client.get(f"{stack.management_url}/api/{path}")
+        response.raise_for_status()
+        return response.json()
+
+
+async def docker(stack: ComposeStack, *args: str) -> str:
+    result = await asyncio.to_thread(run, ["docker", *args], env=stack.env)
+    return result.stdout.strip()

@@ -31,7 +31,7 @@ import pytest
 from services.ops.client import new_envelope
 
 from .organisations import PCN, Observer, Organisation
-from .stack import SERVICES, ComposeStack, run
+from .stack import SERVICES, ComposeStack, api, docker
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
 
@@ -43,20 +43,6 @@ SERVICE_QUEUES = tuple(f"linkwell.{s}" for s in SERVICES)
 # (the outside clients' node: never killed here); either of the other two may be.
 NODES = ("rabbit@rabbitmq-1", "rabbit@rabbitmq-2", "rabbit@rabbitmq-3")
 KILLABLE = {"rabbit@rabbitmq-2": "rabbitmq-2", "rabbit@rabbitmq-3": "rabbitmq-3"}
-
-
-async def api(stack: ComposeStack, path: str) -> Any:
-    """The management API (node rabbitmq-1's, which shows the whole cluster)."""
-    auth = ("linkwell-admin", "dev-linkwell-admin")
-    async with httpx.AsyncClient(auth=auth, timeout=10) as client:
-        response = await client.get(f"{stack.management_url}/api/{path}")
-        response.raise_for_status()
-        return response.json()
-
-
-async def docker(stack: ComposeStack, *args: str) -> str:
-    result = await asyncio.to_thread(run, ["docker", *args], env=stack.env)
-    return result.stdout.strip()
 
 
 async def until(

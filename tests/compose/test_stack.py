@@ -29,26 +29,13 @@ import pytest
 from services.ops.client import new_envelope
 
 from .organisations import PCN, PRACTICE, Observer, Organisation
-from .stack import ComposeStack, run
+from .stack import ComposeStack, api, docker
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
 EVENTS = "linkwell.events"
 WORKERS = {"lw-compose-1": 5, "lw-compose-2": 5, "lw-compose-3": 4}  # 14 places
 BURST = 30  # more than the places: 14 assigned, 16 waitlisted
-
-
-async def queue_info(stack: ComposeStack, queue: str) -> dict[str, Any]:
-    """The queue as the management API (published on the host) shows it to ops."""
-    async with httpx.AsyncClient(auth=("linkwell-admin", "dev-linkwell-admin")) as client:
-        response = await client.get(f"{stack.management_url}/api/queues/%2F/{queue}")
-        response.raise_for_status()
-        return response.json()
-
-
-async def docker(stack: ComposeStack, *args: str) -> str:
-    result = await asyncio.to_thread(run, ["docker", *args], env=stack.env)
-    return result.stdout.strip()
 
 
 async def compose(stack: ComposeStack, *args: str) -> str:
@@ -177,7 +164,7 @@ async def test_compose_stack_from_outside_scaled_and_killed(compose_stack: Compo
         # referral's closure included: the whole roster is free again)
         deadline = time.monotonic() + 60
         while True:
-            info = await queue_info(stack, "linkwell.triage")
+            info = await api(stack, "queues/%2F/linkwell.triage")
             if info.get("consumers") == 3 and info.get("messages") == 0:
                 break
             assert time.monotonic() < deadline, f"triage replicas not all consuming: {info}"
