@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from fractions import Fraction
 
+from contracts.enums import RejectionCode
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerLoad:
@@ -78,23 +80,15 @@ def rehome(workers: Iterable[WorkerLoad], people: Sequence[str]) -> list[tuple[s
     """Where the people of a worker who leaves go (``workers`` are the colleagues who
     stay): each to the colleague the assignment rule picks while anyone has room, the rest
     to the head of the waitlist (None). Nobody is dropped; everybody gets a decision."""
-    loads = {w.link_worker_id: w for w in workers}
-    out: list[tuple[str, str | None]] = []
-    for referral_id in people:
-        worker = choose_worker(loads.values())
-        if worker is None:
-            out.append((referral_id, None))
-            continue
-        out.append((referral_id, worker.link_worker_id))
-        loads[worker.link_worker_id] = replace(worker, active=worker.active + 1)
-    return out
+    placed: list[tuple[str, str | None]] = [*plan(workers, people)]
+    return placed + [(referral_id, None) for referral_id in people[len(placed) :]]
 
 
-def transfer_refusal(workers: Iterable[WorkerLoad], to: str) -> str | None:
+def transfer_refusal(workers: Iterable[WorkerLoad], to: str) -> RejectionCode | None:
     """Why a referral may not move to worker ``to``: unknown, or no room; None if it may."""
     target = next((w for w in workers if w.link_worker_id == to), None)
     if target is None:
-        return "unknown_link_worker"
+        return RejectionCode.UNKNOWN_LINK_WORKER
     if target.free == 0:
-        return "at_capacity"
+        return RejectionCode.AT_CAPACITY
     return None

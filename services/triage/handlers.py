@@ -139,9 +139,11 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
 async def on_registered(uow: Uow, event: CloudEvent[Any], worker: LinkWorkerRegistered) -> None:
     require_own(event.sender_org, worker.pcn, "the roster")
     await uow.store.roster.lock(worker.pcn)
-    await uow.store.roster.register(
+    if not await uow.store.roster.register(
         worker.pcn, worker.link_worker_id, worker.capacity, worker.registered_at
-    )
+    ):
+        log.info("older_registration_ignored", link_worker_id=worker.link_worker_id)
+        return
     await roster_changed(uow, worker.pcn, worker.link_worker_id, worker.capacity, True)
     placed = await place_waiting(uow, worker.pcn)
     log.info(
@@ -156,23 +158,24 @@ async def on_worker_updated(uow: Uow, event: CloudEvent[Any], change: LinkWorker
     require_own(event.sender_org, change.pcn, "the roster")
     roster, pcn, worker_id = uow.store.roster, change.pcn, change.link_worker_id
     await roster.lock(pcn)
-    if not await roster.exists(pcn, worker_id):
-        raise refuse(
-            RejectionCode.UNKNOWN_LINK_WORKER,
-            f"{worker_id} is not on PCN {pcn}'s roster",
-            "data.link_worker_id",
-        )
+    unknown = refuse(
+        RejectionCode.UNKNOWN_LINK_WORKER,
+        f"{worker_id} is not on PCN {pcn}'s roster",
+        "data.link_worker_id",
+    )
     if change.capacity is not None:
         # lower than the caseload: nobody is dropped, the worker takes nobody new for now
-        await roster.set_capacity(pcn, worker_id, change.capacity)
+        if not await roster.set_capacity(pcn, worker_id, change.capacity):
+            raise unknown
         await roster_changed(uow, pcn, worker_id, change.capacity, True)
         await place_waiting(uow, pcn)
         log.info("capacity_changed", link_worker_id=worker_id, capacity=change.capacity)
         return
+    if not await roster.leave(pcn, worker_id):
+        raise unknown
     people = await uow.store.referrals.assigned_to(pcn, worker_id)
-    await roster.leave(pcn, worker_id)
     await roster_changed(uow, pcn, worker_id, 0, False)
-    colleagues = await roster.loads(pcn, leaving=worker_id)
+    colleagues = await roster.loads(pcn)  # without the one who left
     by_id = {str(p.referral_id): p for p in people}
     for referral_id, to in rehome(colleagues, list(by_id)):
         p = by_id[referral_id]
@@ -245,16 +248,12 @@ async def on_transferred(uow: Uow, event: CloudEvent[Any], t: ReferralTransferre
     if p.link_worker_id == t.to_link_worker_id:
         return
     why = transfer_refusal(await uow.store.roster.loads(p.pcn), t.to_link_worker_id)
-    if why == "unknown_link_worker":
-        raise refuse(
-            RejectionCode.UNKNOWN_LINK_WORKER,
-            f"{t.to_link_worker_id} is not on PCN {p.pcn}'s roster",
-            "data.to_link_worker_id",
+    if why is not None:
+        to = t.to_link_worker_id
+        message = (
+            f"{to} has no room: their caseload is full"
+            if why is RejectionCode.AT_CAPACITY
+            else f"{to} is not on PCN {p.pcn}'s roster"
         )
-    if why == "at_capacity":
-        raise refuse(
-            RejectionCode.AT_CAPACITY,
-            f"{t.to_link_worker_id} has no room: their caseload is full",
-            "data.to_link_worker_id",
-        )
+        raise refuse(why, message, "data.to_link_worker_id")
     await assign(uow, p, t.to_link_worker_id, from_waitlist=False, moved_from=p.link_worker_id)

@@ -23,7 +23,6 @@ class Placement:
     status: str  # waiting, assigned, joined, closed, withdrawn
     link_worker_id: str | None
     sender: str | None
-    episode_referral_id: uuid.UUID | None
 
 
 class Roster:
@@ -36,60 +35,56 @@ class Roster:
         await self.conn.execute("INSERT INTO pcn (pcn) VALUES ($1) ON CONFLICT DO NOTHING", pcn)
         await self.conn.execute("SELECT 1 FROM pcn WHERE pcn = $1 FOR UPDATE", pcn)
 
-    async def loads(self, pcn: str, *, leaving: str | None = None) -> list[WorkerLoad]:
-        """Every active worker of the PCN with their caseload (but ``leaving``)."""
+    async def loads(self, pcn: str) -> list[WorkerLoad]:
+        """Every active worker of the PCN with their caseload."""
         rows = await self.conn.fetch(
             "SELECT w.link_worker_id, w.capacity, w.registered_at,"
             " (SELECT count(*) FROM referral r WHERE r.pcn = w.pcn"
             "   AND r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
-            " FROM link_worker w WHERE w.pcn = $1 AND w.active"
-            " AND w.link_worker_id IS DISTINCT FROM $2",
+            " FROM link_worker w WHERE w.pcn = $1 AND w.active",
             pcn,
-            leaving,
         )
         return [
             WorkerLoad(r["link_worker_id"], r["capacity"], r["active"], r["registered_at"])
             for r in rows
         ]
 
-    async def register(self, pcn: str, worker_id: str, capacity: int, at: datetime) -> None:
-        """Add a worker (or bring one back), or update their capacity; a later change wins."""
-        await self.conn.execute(
+    async def register(self, pcn: str, worker_id: str, capacity: int, at: datetime) -> bool:
+        """Add a worker (or bring one back), or update their capacity; a later change wins.
+        False if this registration is older than the one kept (nothing changed)."""
+        changed = await self.conn.fetchval(
             "INSERT INTO link_worker (link_worker_id, pcn, capacity, registered_at)"
             " VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (pcn, link_worker_id) DO UPDATE SET capacity = excluded.capacity,"
             " registered_at = excluded.registered_at, active = true, updated_at = now()"
-            " WHERE link_worker.registered_at <= excluded.registered_at",
+            " WHERE link_worker.registered_at <= excluded.registered_at RETURNING 1",
             worker_id,
             pcn,
             capacity,
             at,
         )
+        return changed is not None
 
-    async def exists(self, pcn: str, worker_id: str) -> bool:
-        found = await self.conn.fetchval(
-            "SELECT 1 FROM link_worker WHERE pcn = $1 AND link_worker_id = $2 AND active",
-            pcn,
-            worker_id,
-        )
-        return found is not None
-
-    async def set_capacity(self, pcn: str, worker_id: str, capacity: int) -> None:
-        await self.conn.execute(
+    async def set_capacity(self, pcn: str, worker_id: str, capacity: int) -> bool:
+        """False if the worker is not on the PCN's roster."""
+        changed = await self.conn.fetchval(
             "UPDATE link_worker SET capacity = $3, updated_at = now()"
-            " WHERE pcn = $1 AND link_worker_id = $2",
+            " WHERE pcn = $1 AND link_worker_id = $2 AND active RETURNING 1",
             pcn,
             worker_id,
             capacity,
         )
+        return changed is not None
 
-    async def leave(self, pcn: str, worker_id: str) -> None:
-        await self.conn.execute(
+    async def leave(self, pcn: str, worker_id: str) -> bool:
+        """False if the worker is not on the PCN's roster."""
+        changed = await self.conn.fetchval(
             "UPDATE link_worker SET active = false, capacity = 0, updated_at = now()"
-            " WHERE pcn = $1 AND link_worker_id = $2",
+            " WHERE pcn = $1 AND link_worker_id = $2 AND active RETURNING 1",
             pcn,
             worker_id,
         )
+        return changed is not None
 
 
 class Waitlist:
@@ -208,10 +203,7 @@ class TriageStore:
         self.referrals = Referrals(conn)
 
 
-_PLACEMENT = (
-    "referral_id, pcn, registered_practice, needs, pathway, status, link_worker_id, sender,"
-    " episode_referral_id"
-)
+_PLACEMENT = "referral_id, pcn, registered_practice, needs, pathway, status, link_worker_id, sender"
 
 
 def _placement(row: asyncpg.Record) -> Placement:
@@ -224,7 +216,6 @@ def _placement(row: asyncpg.Record) -> Placement:
         row["status"],
         row["link_worker_id"],
         row["sender"],
-        row["episode_referral_id"],
     )
 
 

@@ -138,3 +138,17 @@ async def test_internal_types_only_from_the_events_exchange(harness):
         await triage.send(internal("referral.assigned.v1", producer="triage"))
     assert own.value.reason == "unsupported_type"
     assert await triage.value("SELECT count(*) FROM referral") == 0
+
+
+async def test_an_older_registration_changes_nothing_and_announces_nothing(harness):
+    """Registrations can arrive out of order: the later one wins, and one older than the
+    roster's is not announced to outcomes as if it had changed the roster."""
+    triage = await harness("triage")
+    newer = worker("U12345", "lw-a", 3)
+    older = worker("U12345", "lw-a", 1)
+    newer["data"]["registered_at"] = (T0 + timedelta(days=1)).isoformat()
+    older["data"]["registered_at"] = T0.isoformat()
+    await triage.send(newer)
+    await triage.send(older)
+    assert await triage.value("SELECT capacity FROM link_worker") == 3
+    assert [e.data.capacity for e in triage.of("roster.changed.v1")] == [3]
