@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -86,19 +87,23 @@ class SmtpChannel:
     def __init__(self, host: str, port: int, sender: str):
         self.host, self.port, self.sender = host, port, sender
 
+    BUDGET = 60.0  # seconds a batch may take: the rest wait for the next one
+
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
-        """One by one; a failure stops the rest (the relay is likely down)."""
+        """One by one, each with its own timeout; a failure stops the rest (the relay is
+        likely down), as does the batch's time budget. What was sent stays sent."""
         out: list[Exception | None] = []
+        deadline = time.monotonic() + self.BUDGET
         for message in messages:
-            if any(result is not None for result in out):
-                out.append(NotTried())
-                continue
+            if time.monotonic() > deadline:
+                break
             try:
                 await self.send(message)
-                out.append(None)
             except Exception as exc:
                 out.append(exc)
-        return out
+                break
+            out.append(None)
+        return out + [NotTried()] * (len(messages) - len(out))
 
     async def send(self, message: Outgoing) -> None:
         if message.medium is not Medium.EMAIL:
