@@ -166,7 +166,7 @@ class AccessPlan:
             kind=kind,
             configure=NOTHING,
             write=_exact(n.inbound) if publishes else NOTHING,
-            read=_exact(queue, f"{queue}.dead-letter"),  # and what its consumer rejected
+            read=_exact(queue, n.dead_letter_of(queue)),  # and what its consumer rejected
             topics=(
                 TopicPermission(n.inbound, _keys(publishes) if publishes else NOTHING, NOTHING),
                 TopicPermission(n.events, NOTHING, NOTHING),

@@ -27,7 +27,7 @@ import structlog
 from contracts import CloudEvent
 
 from .failpoints import failpoint
-from .handling import Route, UnitOfWork, correlation_for
+from .handling import Route, UnitOfWorkFactory, correlation_for
 from .inbox import claim_many
 from .redaction import personal_data_of
 
@@ -60,7 +60,6 @@ def as_itself(item: Item) -> Iterator[None]:
         yield
 
 
-UnitOfWorkFactory = Callable[[asyncpg.Connection, str | None], UnitOfWork[Any]]
 Single = Callable[[Item], Awaitable[Outcome]]
 
 
@@ -84,6 +83,7 @@ class Batcher:
         self.workers = workers
         self.waiting: list[Item] = []
         self.running = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps tasks only weakly
         # batches run in a context of their own (the service's, no delivery's): each item's
         # log bindings and personal values are set around its own handling
         self.context = contextvars.copy_context()
@@ -94,7 +94,11 @@ class Batcher:
         self.waiting.append(item)
         if self.running < self.workers:
             self.running += 1
-            asyncio.get_running_loop().create_task(self._drain(), context=self.context.copy())
+            task = asyncio.get_running_loop().create_task(
+                self._drain(), context=self.context.copy()
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await item.done
 
     async def _drain(self) -> None:

@@ -38,7 +38,14 @@ from .batching import Batcher, Item, Outcome
 from .delivery import Delivery
 from .errors import BadMessage
 from .failpoints import failpoint
-from .handling import Route, UnitOfWork, correlation_for, handle, transaction
+from .handling import (
+    Route,
+    UnitOfWorkFactory,
+    correlation_for,
+    from_outside,
+    handle,
+    transaction,
+)
 from .logs import get_logger
 from .names import Names
 from .recovery import GiveUp, Parking, decide, describe
@@ -47,7 +54,6 @@ from .redaction import personal_data_of
 log = get_logger(__name__)
 
 Observer = Callable[[list[CloudEvent[Any]]], None]
-UnitOfWorkFactory = Callable[[asyncpg.Connection, str | None], UnitOfWork[Any]]
 
 
 class Consumer:
@@ -134,7 +140,7 @@ class Consumer:
         correlation = correlation_for(event)
         bindings = {
             # a sender's own event id stays out of the logs (it may hold anything)
-            "event_id": event.id if correlation != _outside(event) else None,
+            "event_id": None if from_outside(event) else event.id,
             "event_type": event.type,
             "referral_id": _referral_id(event.subject),
             "correlation_id": correlation,
@@ -231,11 +237,6 @@ class Consumer:
             return False
         failpoint("after_park")
         return True
-
-
-def _outside(event: CloudEvent[Any]) -> str:
-    """The correlation id ``correlation_for`` gives an event from outside Linkwell."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}"))
 
 
 def _referral_id(subject: str | None) -> str | None:

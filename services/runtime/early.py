@@ -59,15 +59,14 @@ async def hold(uow: UnitOfWork[Any], referral_id: uuid.UUID, event: CloudEvent[A
     log.info("held_until_referral_known", referral_id=str(referral_id))
 
 
-async def release(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> int:
-    """Handle every event held for ``referral_id``, oldest first; returns how many were
-    refused. Call once the referral is known, in the transaction that made it known."""
+async def release(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> None:
+    """Handle every event held for ``referral_id``, oldest first. Call once the referral
+    is known, in the transaction that made it known."""
     rows = await uow.conn.fetch(
         "DELETE FROM early_event WHERE referral_id = $1"
         " RETURNING source, event_id, event_type, sender, body, received_at",
         referral_id,
     )
-    refused = 0
     for row in sorted(rows, key=lambda r: (r["received_at"], r["event_id"])):
         route = uow.routes[row["event_type"]]
         event = parse_event(route.model, row["body"])
@@ -77,9 +76,7 @@ async def release(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> int:
                 await route.handler(uow, event, event.data)
         except BadMessage as exc:
             uow.rewind(mark)  # and what it emitted before it was refused
-            refused += 1
             await refuse(uow, row, exc)
-    return refused
 
 
 async def refuse(uow: UnitOfWork[Any], row: Any, exc: BadMessage) -> None:

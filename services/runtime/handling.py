@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from contracts import CloudEvent, EventData
+from contracts.envelope import ORG_SOURCE_PREFIX
 
 from . import early
 from .failpoints import failpoint
@@ -105,9 +106,9 @@ class UnitOfWork(Generic[S]):
         """Keep an event about a referral not known yet, until it is (``early``)."""
         await early.hold(self, referral_id, event)
 
-    async def release(self, referral_id: uuid.UUID) -> int:
+    async def release(self, referral_id: uuid.UUID) -> None:
         """Handle the events held for a referral that is now known (``early``)."""
-        return await early.release(self, referral_id)
+        await early.release(self, referral_id)
 
     async def wake(self, what: str) -> None:
         """NOTIFY a poller (outbox relay, dispatcher). NOTIFY is transactional: the poller
@@ -124,13 +125,18 @@ class UnitOfWork(Generic[S]):
         return notify_channel(self.names.schema(self.service), what)
 
 
+def from_outside(event: CloudEvent[Any]) -> bool:
+    """Whether an organisation, not a Linkwell service, sent the event."""
+    return not event.source.startswith("urn:linkwell:") or event.source.startswith(
+        ORG_SOURCE_PREFIX
+    )
+
+
 def correlation_for(event: CloudEvent[Any]) -> str:
     """The chain's id in every log and downstream event: an inside event's own correlation
     id; for an event from outside, an id derived from its (source, id), so that a sender's
     choice of id (which may hold anything) never travels into other services' logs."""
-    if event.source.startswith("urn:linkwell:") and not event.source.startswith(
-        "urn:linkwell:org:"
-    ):
+    if not from_outside(event):
         return event.correlationid or event.id
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}"))
 

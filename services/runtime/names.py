@@ -26,7 +26,7 @@ class Names:
 
     @property
     def unrouted(self) -> str:
-        """Alternate exchange and queue of inbound messages no service binds."""
+        """Alternate exchange of inbound messages no service binds (intake answers them)."""
         return f"{self.ns}.unrouted"
 
     @property
@@ -47,6 +47,11 @@ class Names:
     def organisation_queue(self, user: str) -> str:
         """The queue an organisation consumes its own events from."""
         return f"{self.ns}.org.{user}"
+
+    @staticmethod
+    def dead_letter_of(queue: str) -> str:
+        """Where an organisation's queue puts what its consumer rejects."""
+        return f"{queue}.dead-letter"
 
     def dead_letter_queue(self, service: str) -> str:
         return f"{self.ns}.{service}.dead-letter"

@@ -47,9 +47,6 @@ class Poller(ABC):
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
-    def wake(self) -> None:
-        self._wake.set()
-
     async def stop(self) -> None:
         """Stop after a last pass, so that work committed before shutdown is not left behind."""
         self._stopping = True

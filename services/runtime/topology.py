@@ -63,7 +63,6 @@ async def _catch_all(channel: AbstractChannel, name: str, arguments: dict[str, o
 
 
 async def declare_exchanges(channel: AbstractChannel, names: Names) -> None:
-    # Inbound messages no service binds (an unsupported version, a typo): kept for ops.
     # Inbound messages no service binds (an unsupported version, a typo) go to the service
     # that answers them (intake's queue is bound here), never dropped.
     await channel.declare_exchange(names.unrouted, ExchangeType.FANOUT, durable=True)
@@ -152,7 +151,7 @@ async def declare_organisation_queues(
         channel = await connection.channel()
         await declare_exchanges(channel, settings.names)
         for name, keys in queues.items():
-            dead = f"{name}.dead-letter"
+            dead = settings.names.dead_letter_of(name)
             await channel.declare_queue(dead, durable=True, arguments=QUORUM)
             arguments = {
                 **QUORUM,
@@ -192,7 +191,7 @@ async def delete(settings: Settings, services: Iterable[ServiceTopology]) -> Non
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
-        queues = [names.unrouted, names.events_unrouted]
+        queues = [names.events_unrouted]
         for service in services:
             queues += [names.queue(service.name), names.dead_letter_queue(service.name)]
             queues += [names.retry_queue(service.name, d) for d in settings.retry_delays]
