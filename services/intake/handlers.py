@@ -4,15 +4,19 @@ the referral it already made (notify follows with its current status)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from contracts import UK, CloudEvent
 from contracts.enums import AgencyType
 from contracts.events import (
+    PcnCode,
+    PracticeCode,
     Reason,
+    Reference,
     ReferralAccepted,
     ReferralDuplicate,
     ReferralRejected,
@@ -23,13 +27,14 @@ from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
 from .domain import CRISIS, Reject, assess
-from .store import IntakeStore
+from .store import IntakeStore, Known
 
 log = get_logger(__name__)
 Uow = UnitOfWork[IntakeStore]
-_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
-_PRACTICE = re.compile(r"^[A-Z][0-9]{5}$")
-_PCN = re.compile(r"^U[0-9]{5}$")
+# the contract's own field types: what is echoed back is checked as the contract checks it
+_REFERENCE: TypeAdapter[str] = TypeAdapter(Reference)
+_PRACTICE: TypeAdapter[str] = TypeAdapter(PracticeCode)
+_PCN: TypeAdapter[str] = TypeAdapter(PcnCode)
 
 
 def rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -> ReferralRejected:
@@ -44,15 +49,13 @@ def rejection(raw: dict[str, Any], sender: str, reasons: list[Reason]) -> Referr
     return ReferralRejected(
         submission_event_id=str(raw.get("id")),
         sender=sender,
-        sender_reference=reference
-        if isinstance(reference, str) and _REFERENCE.match(reference)
-        else None,
+        sender_reference=_valid(_REFERENCE, reference),
         reasons=reasons,
         rejected_at=datetime.now(UTC),
         # for the figures on refusals, where well formed
         agency_type=_member(AgencyType, referrer.get("agency_type")),
-        registered_practice=_matching(_PRACTICE, data.get("registered_practice")),
-        pcn=_matching(_PCN, data.get("pcn")),
+        registered_practice=_valid(_PRACTICE, data.get("registered_practice")),
+        pcn=_valid(_PCN, data.get("pcn")),
     )
 
 
@@ -63,8 +66,14 @@ def _member(enum: type[AgencyType], value: object) -> AgencyType | None:
         return None
 
 
-def _matching(pattern: re.Pattern[str], value: object) -> str | None:
-    return value if isinstance(value, str) and pattern.match(value) else None
+def _valid(field: TypeAdapter[str], value: object) -> str | None:
+    """The value if it is well formed for its contract type, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return field.validate_python(value)
+    except ValidationError:
+        return None
 
 
 def sender_of(event: CloudEvent[Any]) -> str:
@@ -171,10 +180,8 @@ async def on_resubmitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSub
     if submission is None:
         return  # handled before this audit existed
     sender = sender_of(event)
-    if submission.referral_id is not None:
-        known = await uow.store.referrals.get(submission.referral_id)
-        if known is not None:
-            await tell_duplicate(uow, event, sender, referral.sender_reference, known)
+    if submission.referral is not None:
+        await tell_duplicate(uow, event, sender, referral.sender_reference, submission.referral)
         return
     if submission.reasons:
         await uow.emit(
@@ -189,7 +196,7 @@ async def on_resubmitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSub
 
 
 async def tell_duplicate(
-    uow: Uow, event: CloudEvent[Any], sender: str, reference: str, known: Any
+    uow: Uow, event: CloudEvent[Any], sender: str, reference: str, known: Known
 ) -> None:
     await uow.emit(
         ReferralDuplicate(

@@ -13,17 +13,17 @@ import asyncpg
 
 
 @dataclass(frozen=True)
-class Submission:
-    outcome: str  # accepted, rejected, duplicate
-    referral_id: uuid.UUID | None
-    reference: str | None
-    reasons: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
 class Known:
     referral_id: uuid.UUID
     submission_event_id: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a submission came to: the referral it made, or the reasons it was refused."""
+
+    referral: Known | None
+    reasons: list[dict[str, Any]]
 
 
 class People:
@@ -33,14 +33,13 @@ class People:
         self.conn = conn
 
     async def id_for(self, nhs_number: str) -> uuid.UUID:
-        await self.conn.execute(
+        """The person's id, made the first time they are referred (one statement)."""
+        return await self.conn.fetchval(
             "INSERT INTO person (person_id, nhs_number) VALUES ($1, $2)"
-            " ON CONFLICT (nhs_number) DO NOTHING",
+            " ON CONFLICT (nhs_number) DO UPDATE SET nhs_number = excluded.nhs_number"
+            " RETURNING person_id",
             uuid.uuid4(),
             nhs_number,
-        )
-        return await self.conn.fetchval(
-            "SELECT person_id FROM person WHERE nhs_number = $1", nhs_number
         )
 
 
@@ -94,13 +93,6 @@ class Referrals:
         )
         return Known(row["referral_id"], row["submission_event_id"]) if row else None
 
-    async def get(self, referral_id: uuid.UUID) -> Known | None:
-        row = await self.conn.fetchrow(
-            "SELECT referral_id, submission_event_id FROM referral WHERE referral_id = $1",
-            referral_id,
-        )
-        return Known(row["referral_id"], row["submission_event_id"]) if row else None
-
 
 class Submissions:
     def __init__(self, conn: asyncpg.Connection):
@@ -133,16 +125,16 @@ class Submissions:
 
     async def get(self, source: str, event_id: str) -> Submission | None:
         row = await self.conn.fetchrow(
-            "SELECT outcome, referral_id, sender_reference, reasons FROM submission"
-            " WHERE source = $1 AND event_id = $2",
+            "SELECT s.reasons, r.referral_id, r.submission_event_id FROM submission s"
+            " LEFT JOIN referral r ON r.referral_id = s.referral_id"
+            " WHERE s.source = $1 AND s.event_id = $2",
             source,
             event_id,
         )
         if row is None:
             return None
-        return Submission(
-            row["outcome"], row["referral_id"], row["sender_reference"], row["reasons"]
-        )
+        made = row["referral_id"]
+        return Submission(Known(made, row["submission_event_id"]) if made else None, row["reasons"])
 
 
 class IntakeStore:

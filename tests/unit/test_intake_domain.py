@@ -127,3 +127,30 @@ def test_29_february_child_moves_to_adult_pathway_on_1_march_of_a_common_year() 
     born = date(2008, 2, 29)
     assert pathway_for(born, date(2026, 2, 28)) is Pathway.CHILDREN_AND_YOUNG_PEOPLE
     assert pathway_for(born, date(2026, 3, 1)) is Pathway.ADULT
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("registered_practice", "A81001\n"),
+        ("pcn", "U12345\n"),
+        ("registered_practice", "a81001"),
+        ("pcn", "U1234"),
+    ],
+)
+def test_a_refusal_never_copies_a_code_that_failed_validation(field: str, value: str) -> None:
+    """Python's ``$`` matches before a trailing newline; the contract's pattern does not.
+    The answer is built only from values valid as the contract checks them, so it can
+    always be built (it once failed validation itself and the sender never heard)."""
+    from contracts.enums import RejectionCode
+    from contracts.events import Reason
+    from services.intake.handlers import rejection
+
+    raw: dict[str, Any] = {"id": "ev-1", "data": copy.deepcopy(EXAMPLE)}
+    raw["data"][field] = value
+    raw["data"]["sender_reference"] = "ref\n"
+    reason = Reason(code=RejectionCode.SCHEMA_INVALID, message="bad", field=f"data.{field}")
+    answer = rejection(raw, "A81001", [reason])
+    assert getattr(answer, field) is None
+    assert answer.sender_reference is None
+    assert answer.reasons == [reason]
