@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import UK, CloudEvent
-from contracts.enums import AgencyType
+from contracts.enums import AgencyType, RejectionCode
 from contracts.events import (
     PcnCode,
     PracticeCode,
@@ -79,8 +79,11 @@ def _valid(field: TypeAdapter[str], value: object) -> str | None:
 def sender_of(event: CloudEvent[Any]) -> str:
     sender = event.sender_org
     if sender is None:
+        message = "source must be urn:linkwell:org:<ORG CODE> for a referral"
         raise BadMessage(
-            "source_invalid", "source must be urn:linkwell:org:<ORG CODE> for a referral"
+            "source_invalid",
+            message,
+            [Reason(code=RejectionCode.ENVELOPE_INVALID, message=message, field="source")],
         )
     return sender
 

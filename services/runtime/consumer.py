@@ -34,6 +34,7 @@ from .admission import (
     event_id_of,
     printable,
 )
+from .answers import answer
 from .batching import Batcher, Item, Outcome
 from .delivery import Delivery
 from .errors import BadMessage
@@ -194,14 +195,15 @@ class Consumer:
         body = exc.raw or {}
         source = printable(body.get("source"), 256)
         sender = answer_to(self.names, self.trusted, delivery, source)
-        if sender is None or not exc.reasons:
+        if sender is None:
             return False
         event_id = event_id_of(exc.raw, raw.body)
         event_type = printable(body.get("type")) or delivery.amqp_type or "unknown"
         answered = {**body, "id": event_id, "type": event_type}
         build = self.rejections.get(event_type, default_rejection)
+        reply = answer(build, default_rejection, answered, sender, exc.reasons)
         async with transaction(self.pool, self.unit_of_work, None) as uow:
-            await uow.emit(build(answered, sender, exc.reasons))
+            await uow.emit(reply)
         return True
 
     # -------------------------------------------------------------- failures

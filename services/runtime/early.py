@@ -23,6 +23,7 @@ from contracts.events import parse_event
 
 from . import metrics
 from .admission import default_rejection
+from .answers import answer
 from .delivery import ORIGIN_EXCHANGE, ORIGIN_KEY, USER_HEADER
 from .errors import BadMessage
 from .logs import get_logger
@@ -82,9 +83,9 @@ async def release(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> None:
 async def refuse(uow: UnitOfWork[Any], row: Any, exc: BadMessage) -> None:
     """Answer the sender of a held event and dead-letter it, through the outbox."""
     sender = row["sender"]
-    if sender is not None and exc.reasons:
+    if sender is not None:
         raw = {"id": row["event_id"], "type": row["event_type"], "source": row["source"]}
-        await uow.emit(default_rejection(raw, sender, exc.reasons))
+        await uow.emit(answer(default_rejection, default_rejection, raw, sender, exc.reasons))
     letter_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row['source']}#{row['event_id']}#dead"))
     spec = EVENTS[row["event_type"]]
     marker = CloudEvent[dict[str, Any]](

@@ -254,3 +254,48 @@ def test_hostile_header_values_do_not_break_a_redelivery():
         None,
         "",
     )
+
+
+def test_an_answer_is_built_from_less_when_what_it_copies_is_bad():
+    """An answer never depends on the refused input being valid: a builder that cannot
+    use what it copies is asked again with the id and type alone, then the generic
+    ``event.rejected.v1`` stands in; a refusal with no reasons still says why."""
+    from contracts.enums import RejectionCode
+    from contracts.events import EventRejected, Reason, ReferralRejected
+    from services.intake.handlers import rejection
+    from services.runtime.admission import default_rejection
+    from services.runtime.answers import UNREADABLE, answer
+
+    reason = Reason(code=RejectionCode.SCHEMA_INVALID, message="bad", field="data.pcn")
+    calls: list[dict] = []
+
+    def strict(raw: dict, sender: str, reasons: list) -> ReferralRejected:
+        calls.append(raw)
+        if "data" in raw:  # as a builder would that trusts a copied value
+            ReferralRejected.model_validate({"pcn": raw["data"]["pcn"]})
+        return rejection(raw, sender, reasons)
+
+    raw = {"id": "ev-1", "type": "referral.submitted.v1", "data": {"pcn": "U12345\n"}}
+    built = answer(strict, default_rejection, raw, "A81001", [reason])
+    assert isinstance(built, ReferralRejected)
+    assert (built.submission_event_id, built.pcn, built.reasons) == ("ev-1", None, [reason])
+    assert calls[1] == {"id": "ev-1", "type": "referral.submitted.v1"}
+
+    def broken(raw: dict, sender: str, reasons: list) -> ReferralRejected:
+        raise ValueError("cannot")
+
+    generic = answer(broken, default_rejection, raw, "A81001", [])
+    assert isinstance(generic, EventRejected)
+    assert generic.rejected_event_id == "ev-1"
+    assert generic.reasons == [UNREADABLE]
+
+
+@pytest.mark.parametrize("value", [1, "a\x01"])
+def test_a_bad_field_at_a_very_long_path_is_refused_by_a_cut_path(value):
+    """A sender chooses the keys: a path past a reason's 200-character field limit is cut,
+    so admission still refuses with a reason instead of failing to build one."""
+    body = registration()
+    body["data"]["k" * 300] = value
+    refused = inbound(body)
+    assert isinstance(refused, BadMessage)
+    assert refused.reasons and len(refused.reasons[0].field) == 200
