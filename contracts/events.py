@@ -539,6 +539,12 @@ class ReferralStatus(EventData):
     submission_event_id: Annotated[str | None, Field(max_length=128)] = Field(
         default=None, description="The id of the submission this answers."
     )
+    step_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the step happened (``at`` is when it was told). Steps can reach "
+        "Linkwell out of order: each is told once, and one that happened before a step "
+        "already told carries the referral's current task_status, never an older one.",
+    )
 
 
 class Observation(BaseModel):

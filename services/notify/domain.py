@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from contracts.enums import ContactPreference, ReferralStatusValue, TaskStatus
@@ -62,6 +63,42 @@ TASK_STATUS: dict[ReferralStatusValue, TaskStatus] = {
 }
 # After these, the person is never contacted again.
 FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED})
+
+# How far along the Gravity task lifecycle a status is: a referrer's task status never goes
+# back down this order (on-hold and in-progress alternate at one rank; the ends are last).
+_RANK = {
+    TaskStatus.RECEIVED: 0,
+    TaskStatus.ACCEPTED: 1,
+    TaskStatus.IN_PROGRESS: 2,
+    TaskStatus.ON_HOLD: 2,
+    TaskStatus.COMPLETED: 3,
+    TaskStatus.CANCELLED: 3,
+    TaskStatus.FAILED: 3,
+    TaskStatus.REJECTED: 3,
+}
+
+
+@dataclass(frozen=True)
+class Told:
+    """How a step is told: with which task status, and whether it is now the referral's
+    latest step (False: it happened before one already told, and arrived late)."""
+
+    task_status: TaskStatus
+    latest: bool
+
+
+def telling(
+    current: TaskStatus, current_at: datetime | None, step: TaskStatus, at: datetime
+) -> Told:
+    """Every step is told once, whatever order the events arrive in. A step dated before
+    the latest one told is still told, with the task status the referral has now; a newer
+    step moves the task status on, never back (a person waitlisted again when their worker
+    left stays ``accepted``; nothing follows an end)."""
+    if current_at is not None and at < current_at:
+        return Told(current, latest=False)
+    if current in FINAL or _RANK[step] < _RANK[current]:
+        return Told(current, latest=True)
+    return Told(step, latest=True)
 
 
 def status_text(

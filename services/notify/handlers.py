@@ -1,8 +1,9 @@
 """notify's handlers: decide who is told what (``domain``), queue it (``store``), and emit
 the referrer's status; the dispatcher sends the queued messages after the commit.
 
-Every status carries the Gravity task status and the submission it answers. A step older
-than the last one told (a late waitlisting after an assignment) tells nobody anything."""
+Every status carries the Gravity task status and the submission it answers. Every step is
+told to the referrer once, whatever order it arrives in; one that arrives after a later
+step is told with the task status the referral has now, and tells the person nothing."""
 
 from __future__ import annotations
 
@@ -26,7 +27,15 @@ from services.runtime.errors import Deferred
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import FINAL, TASK_STATUS, Message, for_person, for_team, status_text
+from .domain import (
+    FINAL,
+    TASK_STATUS,
+    Message,
+    for_person,
+    for_team,
+    status_text,
+    telling,
+)
 from .settings import NotifySettings
 from .store import NotifyStore, Standing
 
@@ -56,6 +65,7 @@ async def tell_referrer(
     *,
     reason: str | None = None,
     submission_event_id: str | None = None,
+    step_at: datetime | None = None,
 ) -> None:
     await uow.emit(
         ReferralStatus(
@@ -68,6 +78,7 @@ async def tell_referrer(
             task_status=task,
             reason=reason,
             submission_event_id=submission_event_id,
+            step_at=step_at,
         )
     )
 
@@ -83,27 +94,31 @@ async def advance(
     *,
     placed: bool = False,
 ) -> bool:
-    """Tell the referrer of a step, unless a later one was told already. False if stale."""
-    if s.status_at is not None and at < s.status_at:
-        log.info("stale_step_ignored", step=step.value)
-        return False
+    """Tell the referrer of a step, once (the inbox sees to that), whatever order steps
+    arrive in: with the task status the referral now has (``domain.telling``). True if
+    it is the referral's latest step; False if a later one was told already."""
+    told = telling(s.task_status, s.status_at, task, at)
     rid = uuid.UUID(s.known.referral_id)
-    await uow.store.referrals.stand(rid, step, task, at, placed=placed)
+    if told.latest:
+        await uow.store.referrals.stand(rid, step, told.task_status, at, placed=placed)
+    else:
+        log.info("late_step_told", step=step.value, task_status=told.task_status.value)
     await tell_referrer(
         uow,
         rid,
         s.known.sender,
         s.known.sender_reference,
         step,
-        task,
+        told.task_status,
         text,
         reason=reason,
         submission_event_id=s.submission_event_id,
+        step_at=at,
     )
-    if task in FINAL or step is Step.WITHDRAWN:
+    if told.latest and (told.task_status in FINAL or step is Step.WITHDRAWN):
         cancelled = await uow.store.referrals.stop_contact(rid)
         log.info("person_not_to_be_contacted", cancelled=cancelled)
-    return True
+    return told.latest
 
 
 async def send_later(
@@ -140,6 +155,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
         TaskStatus.RECEIVED,
         status_text(Step.ACCEPTED, r.pcn),
         submission_event_id=r.submission_event_id,
+        step_at=r.accepted_at,
     )
 
 
@@ -155,6 +171,7 @@ async def on_rejected(uow: Uow, event: CloudEvent[Any], r: ReferralRejected) -> 
         status_text(Step.REJECTED, reasons=r.reasons),
         reason=codes,
         submission_event_id=r.submission_event_id,
+        step_at=r.rejected_at,
     )
 
 
@@ -181,14 +198,13 @@ async def placed(
     step: Step,
     at: datetime,
 ) -> Standing | None:
-    """Tell the referrer and the person where the referral now stands, unless they have
-    already heard of a later step. Returns what notify knows, or None if stale."""
+    """Tell the referrer where the referral now stands, and the person, unless they have
+    already heard of a later step (never "waiting list" after "a link worker will contact
+    you"). Returns what notify knows, or None if the step arrived after a later one (the
+    referrer is still told of it, with the current task status)."""
     s = await standing(uow, r.referral_id)
-    if s.placed_at is not None and at <= s.placed_at:
-        log.info("stale_placement_ignored", step=step.value)
-        return None
     reason = getattr(r, "reason", None)
-    if not await advance(
+    latest = await advance(
         uow,
         s,
         step,
@@ -197,7 +213,8 @@ async def placed(
         status_text(step, r.pcn, reason=reason),
         reason,
         placed=True,
-    ):
+    )
+    if not latest or (s.placed_at is not None and at <= s.placed_at):
         return None
     if s.contact_allowed:
         await send_later(uow, event, r.referral_id, for_person(s.known, r))

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -100,10 +101,20 @@ async def run_scenario(
                 {s["data"]["referral_id"] for s in t.events("referral.status.v1", status=status)}
             )
 
+        def placements(t: Tap, event_type: str) -> int:
+            return len({e["data"]["referral_id"] for e in t.events(event_type)})
+
         await tap.wait_for(
-            lambda t: told(t, "in_progress") >= len(assigned) and told(t, "closed") >= len(closing),
+            lambda t: (
+                told(t, "in_progress") >= len(assigned)
+                and told(t, "closed") >= len(closing)
+                # each closure frees a place that the head of the waitlist takes
+                and placements(t, "referral.assigned.v1") >= 2 * CAPACITY + len(closing)
+                and told(t, "assigned") >= placements(t, "referral.assigned.v1")
+                and told(t, "waitlisted") >= placements(t, "referral.waitlisted.v1")
+            ),
             120,
-            "every referrer told of take-up and closure",
+            "every referrer told of every placement, take-up and closure",
         )
         await asyncio.sleep(1.5)  # anything sent twice would have arrived by now
     return tap, {rid: event["data"]["link_worker_id"] for rid, event in closing}
@@ -161,6 +172,41 @@ def assert_exactly_once(tap: Tap, closed: dict[str, str]) -> None:
     assert not twice, f"a referrer was told a step twice: {twice}"  # (each resend is answered)
     assert sum(1 for _rid, status in steps if status == "in_progress") == journeys
     assert {rid for rid, status in steps if status == "closed"} == set(closed)
+    assert_every_step_told_in_order(tap, set(assignments), set(waitlistings), closed)
+
+
+# the Gravity task lifecycle: a referrer's task status never goes back down it
+_RANK = {"received": 0, "accepted": 1, "in-progress": 2, "on-hold": 2, "completed": 3}
+
+
+def assert_every_step_told_in_order(
+    tap: Tap, assigned: set[str], waitlisted: set[str], closed: dict[str, str]
+) -> None:
+    """Each referrer was told every step of its referral (however the crashes reordered
+    the events that carried them), and in the order it was told, the task status never
+    went backwards."""
+    journeyed = {
+        e["data"]["referral_id"]
+        for e in tap.events("referral.updated.v1")
+        if e["data"]["step"] == "in_progress"
+    }
+    told: dict[str, list[dict]] = defaultdict(list)
+    seen: set[str] = set()
+    for s in tap.events("referral.status.v1"):
+        if s["data"]["status"] != "duplicate" and s["id"] not in seen:
+            seen.add(s["id"])  # the outbox may publish an event again: with the same id
+            told[s["data"]["referral_id"]].append(s["data"])
+    for rid in assigned | waitlisted:
+        expected = {"accepted"}
+        expected |= {"assigned"} if rid in assigned else set()
+        expected |= {"waitlisted"} if rid in waitlisted else set()
+        expected |= {"in_progress"} if rid in journeyed else set()
+        expected |= {"closed"} if rid in closed else set()
+        steps = [d["status"] for d in told[rid]]
+        assert sorted(steps) == sorted(expected), f"{rid}: told {steps}, happened {expected}"
+        in_telling_order = sorted(told[rid], key=lambda d: datetime.fromisoformat(d["at"]))
+        ranks = [_RANK[d["task_status"]] for d in in_telling_order]
+        assert ranks == sorted(ranks), f"{rid}: task status went back: {in_telling_order}"
 
 
 async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(settings, stack):

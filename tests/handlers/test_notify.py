@@ -3,6 +3,8 @@ told, and never out of order."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.runtime.errors import Deferred
@@ -38,7 +40,26 @@ async def test_referrer_person_and_team_are_told_in_order(harness):
     assert "waiting list" in bodies[0] and "will contact you" in bodies[1]
 
 
-async def test_a_waitlisting_after_the_assignment_tells_nobody(harness):
+def told(harness) -> list[tuple[str, str]]:
+    return [
+        (e.data.status.value, e.data.task_status.value) for e in harness.of("referral.status.v1")
+    ]
+
+
+def step(rid: str, name: str, task: str, at: datetime) -> dict:
+    return internal(
+        "referral.updated.v1",
+        producer="outcomes",
+        referral_id=rid,
+        step=name,
+        task_status=task,
+        at=at.isoformat(),
+    )
+
+
+async def test_a_waitlisting_after_the_assignment_is_told_late_and_tells_the_person_nothing(
+    harness,
+):
     notify = await harness("notify")
     ref = accepted()
     rid = ref["data"]["referral_id"]
@@ -46,9 +67,82 @@ async def test_a_waitlisting_after_the_assignment_tells_nobody(harness):
     assigned = internal("referral.assigned.v1", producer="triage", referral_id=rid)
     await notify.send(ref)
     await notify.send(assigned)
-    assert await notify.send(waitlisted) == []  # it happened first, but came late
-    assert statuses(notify) == ["accepted", "assigned"]
+    await notify.send(waitlisted)  # it happened first, but came late
+    # told once, with where the referral stands now: its task status never goes back
+    assert told(notify) == [
+        ("accepted", "received"),
+        ("assigned", "accepted"),
+        ("waitlisted", "accepted"),
+    ]
+    late = notify.of("referral.status.v1")[-1].data
+    assert late.step_at.isoformat() == waitlisted["data"]["waitlisted_at"]
     assert await notify.value("SELECT count(*) FROM notification WHERE audience = 'person'") == 1
+    assert await notify.value("SELECT step FROM referral") == "assigned"
+
+
+async def test_steps_out_of_order_are_each_told_once_and_the_task_status_never_goes_back(
+    harness,
+):
+    """A crash redelivers: the first contact's in_progress reaches notify before the
+    assignment, a pause comes after its resumption. Every step is still told, once."""
+    notify = await harness("notify")
+    t0 = datetime.now(UTC)
+    ref = accepted(at=t0)
+    rid = ref["data"]["referral_id"]
+    at = {
+        name: t0 + timedelta(minutes=i)
+        for i, name in enumerate(["assigned", "in_progress", "on_hold", "resumed", "closed"], 1)
+    }
+    await notify.send(ref)
+    await notify.send(step(rid, "in_progress", "in-progress", at["in_progress"]))
+    await notify.send(
+        internal(
+            "referral.assigned.v1",
+            producer="triage",
+            referral_id=rid,
+            assigned_at=at["assigned"].isoformat(),
+        )
+    )
+    await notify.send(step(rid, "resumed", "in-progress", at["resumed"]))
+    await notify.send(step(rid, "on_hold", "on-hold", at["on_hold"]))
+    await notify.send(step(rid, "closed", "completed", at["closed"]))
+    assert told(notify) == [
+        ("accepted", "received"),
+        ("in_progress", "in-progress"),
+        ("assigned", "in-progress"),  # late: the current task status, not "accepted"
+        ("resumed", "in-progress"),
+        ("on_hold", "in-progress"),  # late: support had already resumed
+        ("closed", "completed"),
+    ]
+    statuses_told = notify.of("referral.status.v1")
+    assert [s.data.step_at for s in statuses_told] == [
+        t0,
+        at["in_progress"],
+        at["assigned"],
+        at["resumed"],
+        at["on_hold"],
+        at["closed"],
+    ]
+    # nobody is messaged for a late assignment: the team already met the person
+    assert await notify.value("SELECT count(*) FROM notification") == 0
+
+
+async def test_a_newer_waitlisting_keeps_the_task_accepted(harness):
+    """A person whose worker left is waitlisted again: still accepted by the service."""
+    notify = await harness("notify")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    await notify.send(ref)
+    await notify.send(internal("referral.assigned.v1", producer="triage", referral_id=rid))
+    await notify.send(
+        internal(
+            "referral.waitlisted.v1",
+            producer="triage",
+            referral_id=rid,
+            reason="the link worker left",
+        )
+    )
+    assert told(notify)[-1] == ("waitlisted", "accepted")
 
 
 async def test_an_assignment_before_the_acceptance_waits(harness):

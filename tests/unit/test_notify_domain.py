@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from contracts.enums import ContactPreference, ReferralStatusValue, RejectionCode
+from contracts.enums import ContactPreference, ReferralStatusValue, RejectionCode, TaskStatus
 from contracts.events import PersonContact, Reason, ReferralAssigned, ReferralWaitlisted
 from contracts.schema import EXAMPLES_DIR
 from services.notify.domain import (
     Audience,
     Known,
     Medium,
+    Told,
     for_person,
     for_team,
     person_address,
     status_text,
+    telling,
 )
 
 PHONE = "07700 900123"
@@ -203,3 +208,58 @@ def test_every_status_has_a_distinct_text(status: ReferralStatusValue) -> None:
     assert text
     others = {status_text(s, pcn="U12345", reasons=[]) for s in ReferralStatusValue if s != status}
     assert text not in others
+
+
+# ---------------------------------------------------------------- steps in any order
+
+_T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+_JOURNEY = [  # a referral's steps, in the order they happened
+    TaskStatus.RECEIVED,  # waitlisted
+    TaskStatus.ACCEPTED,  # assigned
+    TaskStatus.IN_PROGRESS,
+    TaskStatus.ON_HOLD,
+    TaskStatus.IN_PROGRESS,  # resumed
+    TaskStatus.RECEIVED,  # waitlisted again: the worker left
+    TaskStatus.ACCEPTED,  # assigned again
+    TaskStatus.COMPLETED,
+]
+_ORDER = [TaskStatus.RECEIVED, TaskStatus.ACCEPTED, TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED]
+
+
+def _rank(task: TaskStatus) -> int:
+    return _ORDER.index(TaskStatus.IN_PROGRESS if task is TaskStatus.ON_HOLD else task)
+
+
+def test_a_late_step_is_told_with_the_current_task_status() -> None:
+    told = telling(TaskStatus.IN_PROGRESS, _T0, TaskStatus.ACCEPTED, _T0 - timedelta(seconds=1))
+    assert told == Told(TaskStatus.IN_PROGRESS, latest=False)
+
+
+def test_a_newer_step_moves_on_and_never_back() -> None:
+    later = _T0 + timedelta(seconds=1)
+    assert telling(TaskStatus.ACCEPTED, _T0, TaskStatus.IN_PROGRESS, later) == Told(
+        TaskStatus.IN_PROGRESS, latest=True
+    )
+    assert telling(TaskStatus.IN_PROGRESS, _T0, TaskStatus.ON_HOLD, later).task_status is (
+        TaskStatus.ON_HOLD
+    )
+    assert telling(TaskStatus.ACCEPTED, _T0, TaskStatus.RECEIVED, later) == Told(
+        TaskStatus.ACCEPTED, latest=True
+    )
+    assert telling(TaskStatus.COMPLETED, _T0, TaskStatus.IN_PROGRESS, later).task_status is (
+        TaskStatus.COMPLETED
+    )
+
+
+@given(st.permutations(range(len(_JOURNEY))))
+def test_in_any_arrival_order_every_step_is_told_and_the_status_never_goes_back(order) -> None:
+    current, current_at = TaskStatus.RECEIVED, None
+    ranks = []
+    for i in order:
+        told = telling(current, current_at, _JOURNEY[i], _T0 + timedelta(minutes=i))
+        ranks.append(_rank(told.task_status))
+        if told.latest:
+            current, current_at = told.task_status, _T0 + timedelta(minutes=i)
+    assert len(ranks) == len(_JOURNEY)  # every step told
+    assert ranks == sorted(ranks)  # in arrival order, never backwards
+    assert current is TaskStatus.COMPLETED  # wherever it ends, it ends where it really did
