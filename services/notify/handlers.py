@@ -23,7 +23,6 @@ from contracts.events import (
     ReferralUpdated,
     ReferralWaitlisted,
 )
-from services.runtime.errors import Deferred
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
@@ -45,12 +44,14 @@ DISPATCH = "dispatch"  # the dispatcher's wake-up channel
 Step = ReferralStatusValue
 
 
-async def standing(uow: Uow, referral_id: uuid.UUID) -> Standing:
+async def standing(uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID) -> Standing | None:
+    """Where the referral stands, locked; None if notify has not heard of it yet: then
+    the event is held, and handled (told) once referral.accepted.v1 arrives, however long
+    that takes (``services/runtime/early.py``)."""
     await uow.serialise(referral_id)  # an acceptance still committing: wait for it
     found = await uow.store.referrals.standing(referral_id)
     if found is None:
-        # referral.accepted.v1 was delayed (retrying): come back to this one later.
-        raise Deferred(f"referral {referral_id} not yet known to notify")
+        await uow.hold(referral_id, event)
     return found
 
 
@@ -157,6 +158,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
         submission_event_id=r.submission_event_id,
         step_at=r.accepted_at,
     )
+    await uow.release(r.referral_id)  # steps that arrived before the acceptance
 
 
 async def on_rejected(uow: Uow, event: CloudEvent[Any], r: ReferralRejected) -> None:
@@ -177,7 +179,9 @@ async def on_rejected(uow: Uow, event: CloudEvent[Any], r: ReferralRejected) -> 
 
 async def on_duplicate(uow: Uow, event: CloudEvent[Any], d: ReferralDuplicate) -> None:
     """A resend: the answer is where the referral stands now."""
-    s = await standing(uow, d.referral_id)
+    s = await standing(uow, event, d.referral_id)
+    if s is None:
+        return
     await tell_referrer(
         uow,
         d.referral_id,
@@ -202,7 +206,9 @@ async def placed(
     already heard of a later step (never "waiting list" after "a link worker will contact
     you"). Returns what notify knows, or None if the step arrived after a later one (the
     referrer is still told of it, with the current task status)."""
-    s = await standing(uow, r.referral_id)
+    s = await standing(uow, event, r.referral_id)
+    if s is None:
+        return None
     reason = getattr(r, "reason", None)
     latest = await advance(
         uow,
@@ -236,7 +242,9 @@ async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> 
 async def on_joined(uow: Uow, event: CloudEvent[Any], j: ReferralJoined) -> None:
     """The person already has support in the PCN: no second place, and the person is not
     told again; the referrer learns it joined (never whose referral it joined)."""
-    s = await standing(uow, j.referral_id)
+    s = await standing(uow, event, j.referral_id)
+    if s is None:
+        return
     task = TaskStatus.ACCEPTED if j.link_worker_id else TaskStatus.RECEIVED
     await advance(
         uow,
@@ -252,7 +260,9 @@ async def on_joined(uow: Uow, event: CloudEvent[Any], j: ReferralJoined) -> None
 
 async def on_updated(uow: Uow, event: CloudEvent[Any], u: ReferralUpdated) -> None:
     """A step after assignment, from outcomes: told to this referral's referrer."""
-    s = await standing(uow, u.referral_id)
+    s = await standing(uow, event, u.referral_id)
+    if s is None:
+        return
     await advance(
         uow, s, u.step, u.task_status, u.at, status_text(u.step, u.pcn, reason=u.reason), u.reason
     )

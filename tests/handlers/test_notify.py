@@ -5,10 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from services.runtime.errors import Deferred
-
 from ..support import accepted, internal
 
 
@@ -145,11 +141,25 @@ async def test_a_newer_waitlisting_keeps_the_task_accepted(harness):
     assert told(notify)[-1] == ("waitlisted", "accepted")
 
 
-async def test_an_assignment_before_the_acceptance_waits(harness):
+async def test_steps_before_the_acceptance_are_held_then_told_in_turn(harness):
+    """A crash can delay referral.accepted.v1 for as long as an outage lasts: what comes
+    before it is held (no retry budget to run out of) and told once it arrives."""
     notify = await harness("notify")
-    with pytest.raises(Deferred):
-        await notify.send(internal("referral.assigned.v1", producer="triage"))
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    assert (
+        await notify.send(internal("referral.assigned.v1", producer="triage", referral_id=rid))
+        == []
+    )
     assert await notify.value("SELECT count(*) FROM notification") == 0
+    assert await notify.value("SELECT count(*) FROM early_event") == 1
+    await notify.send(ref)
+    assert told(notify) == [("accepted", "received"), ("assigned", "accepted")]
+    assert await notify.value("SELECT count(*) FROM early_event") == 0
+    assert [r["audience"] for r in await notify.rows("SELECT audience FROM notification")] == [
+        "person",
+        "team",
+    ]
 
 
 async def test_a_person_who_asked_for_letters_is_not_texted(harness):
