@@ -125,7 +125,7 @@ class ReferralStatusValue(StrEnum):
     REJECTED = "rejected"
     WAITLISTED = "waitlisted"
     ASSIGNED = "assigned"
-    JOINED = "joined"  # the person's open episode in the PCN took this referral in
+    JOINED = "joined"  # (v1, no longer told: a joined referral is told assigned or waitlisted)
     DUPLICATE = "duplicate"  # a resend: the answer is the referral's current status
     IN_PROGRESS = "in_progress"  # the person took up support at a first contact
     ON_HOLD = "on_hold"

@@ -241,20 +241,15 @@ async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> 
 
 async def on_joined(uow: Uow, event: CloudEvent[Any], j: ReferralJoined) -> None:
     """The person already has support in the PCN: no second place, and the person is not
-    told again; the referrer learns it joined (never whose referral it joined)."""
+    told again. The referrer is answered as for any placement, assigned if the episode
+    has a link worker, else waitlisted, in the same words: whether someone is already
+    supported, and by whose referral, is not another organisation's to learn."""
     s = await standing(uow, event, j.referral_id)
     if s is None:
         return
-    task = TaskStatus.ACCEPTED if j.link_worker_id else TaskStatus.RECEIVED
+    step = Step.ASSIGNED if j.link_worker_id else Step.WAITLISTED
     await advance(
-        uow,
-        s,
-        Step.JOINED,
-        task,
-        j.joined_at,
-        status_text(Step.JOINED, j.pcn),
-        "the person is already supported in this PCN",
-        placed=True,
+        uow, s, step, TASK_STATUS[step], j.joined_at, status_text(step, j.pcn), placed=True
     )
 
 

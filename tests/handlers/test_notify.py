@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ..support import accepted, internal
 
 
@@ -176,3 +178,42 @@ async def test_a_rejection_tells_the_referrer(harness):
     notify = await harness("notify")
     [status] = await notify.send(internal("referral.rejected.v1"))
     assert status.data.status.value == "rejected" and status.data.referral_id is None
+
+
+@pytest.mark.parametrize(
+    ("worker", "step", "task"), [("lw-1", "assigned", "accepted"), (None, "waitlisted", "received")]
+)
+async def test_a_referral_that_joined_an_open_episode_is_answered_like_any_other(
+    harness, worker, step, task
+):
+    """A second agency learns nothing from Linkwell of the person's existing support: its
+    referral is told assigned (or waitlisted) in the words any placement gets."""
+    notify = await harness("notify")
+    first, second = accepted(sender="A81001"), accepted(sender="B82005")
+    for ref in (first, second):
+        await notify.send(ref)
+    await notify.send(
+        internal(
+            "referral.assigned.v1", producer="triage", referral_id=first["data"]["referral_id"]
+        )
+    )
+    placed = "referral.assigned.v1" if worker else "referral.waitlisted.v1"
+    plain = accepted(sender="C83001")
+    await notify.send(plain)
+    await notify.send(internal(placed, producer="triage", referral_id=plain["data"]["referral_id"]))
+    await notify.send(
+        internal(
+            "referral.joined.v1",
+            producer="triage",
+            referral_id=second["data"]["referral_id"],
+            episode_referral_id=first["data"]["referral_id"],
+            link_worker_id=worker,
+        )
+    )
+    by_sender = {}
+    for s in notify.of("referral.status.v1"):
+        by_sender.setdefault(s.data.sender, []).append(s.data)
+    joined, ordinary = by_sender["B82005"][-1], by_sender["C83001"][-1]
+    assert (joined.status.value, joined.task_status.value) == (step, task)
+    assert (joined.message, joined.reason) == (ordinary.message, ordinary.reason)
+    assert "already" not in joined.message and first["data"]["sender"] not in joined.message
