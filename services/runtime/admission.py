@@ -261,13 +261,15 @@ def _invalid(
 def answer_to(
     names: Names, trusted: frozenset[str], delivery: Delivery, source: str | None
 ) -> str | None:
-    """Who hears of a refusal: the organisation the broker says published it; the claimed
-    source only if the publisher is trusted or did not say who it is (an honest sender
-    who forgot ``user_id`` hears why; a spoofer's victim is never told of what it did not
-    send when the broker knows better)."""
+    """Who hears of a refusal: only the organisation the broker says published it. The
+    claimed source only for a trusted publisher (it speaks for others) or for Linkwell's
+    own events; an inbound message without ``user_id`` is answered to nobody (anyone could
+    name a victim as its source), only dead-lettered."""
     user = delivery.user_id
-    if delivery.exchange != names.inbound or not user or user in trusted:
+    if delivery.exchange != names.inbound or (user is not None and user in trusted):
         return org_from_source(source)
+    if not user:
+        return None
     return org_from_source(source_of(user))  # None for a user that is not an organisation
 
 

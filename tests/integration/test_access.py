@@ -15,7 +15,7 @@ from contracts import org_source
 from services.intake.app import SERVICE as INTAKE
 from services.triage.app import SERVICE as TRIAGE
 
-from ..support import Tap, submission, worker
+from ..support import Tap, drain, submission, worker
 from .conftest import asyncpg_connect, running
 
 pytestmark = pytest.mark.integration
@@ -195,16 +195,19 @@ async def test_intake_takes_the_sender_from_the_broker_not_the_envelope(settings
         honest = submission(org=orgs.agency)
         spoofed = submission(org=orgs.other_agency)
         unsigned = submission(org=orgs.agency)
+        unsigned_spoof = submission(org=orgs.other_agency)  # names a victim, unattested
+        await send(unsigned)
+        await send(unsigned_spoof)
         await send(honest, user_id=orgs.agency)
         await send(spoofed, user_id=orgs.agency)
-        await send(unsigned)
 
         async with queue.iterator() as messages:
             async for message in messages:
                 await message.ack()
                 answers.append((message.routing_key, json.loads(message.body)))
-                if len(answers) == 3:
+                if len(answers) == 2:
                     break
+        dead = await drain(settings, n.dead_letter_queue("intake"), within=10, count=3)
 
         by_event = {body["data"].get("submission_event_id"): (key, body) for key, body in answers}
         key, body = by_event[honest["id"]]
@@ -212,10 +215,16 @@ async def test_intake_takes_the_sender_from_the_broker_not_the_envelope(settings
         key, body = by_event[spoofed["id"]]
         assert key == f"referral.rejected.v1.{orgs.agency}"  # told to the real sender
         assert [r["code"] for r in body["data"]["reasons"]] == ["source_mismatch"]
-        key, body = by_event[unsigned["id"]]
-        assert [r["code"] for r in body["data"]["reasons"]] == ["sender_unverified"]
+        # without user_id the broker names nobody: answered to nobody, only dead-lettered
+        assert unsigned["id"] not in by_event and unsigned_spoof["id"] not in by_event
+        assert sorted(m.headers["x-linkwell-reason"] for m in dead) == [
+            "sender_unverified",
+            "sender_unverified",
+            "source_mismatch",
+        ]
         await asyncio.sleep(0.5)
-        assert victim.messages == []  # the organisation named in the forgery hears nothing
+        assert victim.messages == []  # the organisation named in a forgery hears nothing
+        assert await queue.get(fail=False) is None  # and the unsigned got no answer
 
 
 async def test_a_team_cannot_act_on_another_pcn(settings, orgs):
