@@ -110,12 +110,13 @@ async def test_a_whole_journey_reaches_the_gp_and_the_referrer(harness):
 
 async def test_a_revised_plan_is_written_again_as_a_revision(harness):
     outcomes = await harness("outcomes")
-    rid = await started(outcomes)
-    await outcomes.send(plan(rid, agreed_at=(T0 + timedelta(days=30)).isoformat()))
+    received = datetime.now(UTC) - timedelta(days=90)  # times in the past, after the referral
+    rid = await started(outcomes, at=received)
+    await outcomes.send(plan(rid, agreed_at=(received + timedelta(days=30)).isoformat()))
     await outcomes.send(
         plan(
             rid,
-            agreed_at=(T0 + timedelta(days=60)).isoformat(),
+            agreed_at=(received + timedelta(days=60)).isoformat(),
             what_matters="Back at the allotment.",
         )
     )
