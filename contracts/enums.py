@@ -115,6 +115,7 @@ class RejectionCode(StrEnum):
     AT_CAPACITY = "at_capacity"
     UNKNOWN_LINK_WORKER = "unknown_link_worker"
     NOT_ACTIVE = "not_active"
+    TIME_IMPLAUSIBLE = "time_implausible"
 
 
 class ReferralStatusValue(StrEnum):

@@ -73,7 +73,7 @@ def internal(event_type: str, *, producer: str = "intake", **data: Any) -> dict[
     env["source"] = f"urn:linkwell:linkwell:{producer}"
     env["time"] = datetime.now(UTC).isoformat()
     for key in env["data"]:
-        if key.endswith("_at"):  # it happens now, unless the test says when
+        if key.endswith("_at") or key == "at":  # it happens now, unless the test says when
             env["data"][key] = env["time"]
     env["data"].update({k: str(v) if isinstance(v, uuid.UUID) else v for k, v in data.items()})
     if "referral_id" in env["data"]:

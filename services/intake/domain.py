@@ -7,10 +7,11 @@ these are the rules that need the whole, well-formed referral.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from contracts.enums import Pathway, RejectionCode
 from contracts.events import Reason, ReferralSubmitted
+from contracts.times import implausible
 
 ADULT_AGE = 18
 
@@ -55,13 +56,23 @@ def pathway_for(born: date, today: date) -> Pathway:
     return Pathway.ADULT
 
 
-def assess(referral: ReferralSubmitted, today: date) -> Accept | Reject:
-    """Crisis first: the sender must act on it before anything else."""
+def assess(
+    referral: ReferralSubmitted,
+    today: date,
+    *,
+    now: datetime | None = None,
+    sent: datetime | None = None,
+) -> Accept | Reject:
+    """Crisis first: the sender must act on it before anything else. Given ``now``, a
+    referral dated in the future (its ``submitted_at``, its consent, or ``sent``: the
+    envelope's time) is refused as ``time_implausible`` (``contracts.times``)."""
     reasons = []
     if referral.in_crisis:
         reasons.append(CRISIS)
     if not referral.consent.given:
         reasons.append(NO_CONSENT)
+    if now is not None:
+        reasons.extend(implausible(sent or now, referral, now))
     if reasons:
         return Reject(tuple(reasons))
     return Accept(pathway_for(referral.person.date_of_birth, today))

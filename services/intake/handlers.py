@@ -91,7 +91,7 @@ def sender_of(event: CloudEvent[Any]) -> str:
 async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmitted) -> None:
     sender = sender_of(event)
     now = datetime.now(UTC)
-    decision = assess(referral, now.astimezone(UK).date())
+    decision = assess(referral, now.astimezone(UK).date(), now=now, sent=event.time)
     record = uow.store.submissions.record
     if isinstance(decision, Reject):
         await record(

@@ -7,7 +7,7 @@ a team may act only on its own PCN's referrals, an agency only withdraw its own.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from contracts import CloudEvent
@@ -33,7 +33,9 @@ from contracts.events import (
     RosterChanged,
     WellbeingMeasured,
 )
+from contracts.times import implausible, summary
 from services.runtime.admission import refuse, require_own
+from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
@@ -121,12 +123,23 @@ async def tell(
         )
 
 
+def believable(event: CloudEvent[Any], received_at: datetime | None = None) -> None:
+    """Refused (``time_implausible``) if the event is dated in the future or, given the
+    referral's receipt, before it (``contracts.times``)."""
+    reasons = implausible(event.time, event.data, datetime.now(UTC), received_at)
+    if reasons:
+        raise BadMessage(RejectionCode.TIME_IMPLAUSIBLE.value, summary(reasons), reasons)
+
+
 async def own_referral(
     uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID, *, referrer_too: bool = False
 ) -> Known | None:
     """The episode the event is about, locked, if the sender may act on it: its PCN's team
-    (or, with ``referrer_too``, the agency that sent it). None if the referral is not known
-    yet: the event is then held until it is. Refused (``not_permitted``) otherwise."""
+    (or, with ``referrer_too``, the agency that sent it), and its times are believable.
+    None if the referral is not known yet: the event is then held until it is (one dated
+    in the future is refused first, never held). Refused (``not_permitted``,
+    ``time_implausible``) otherwise."""
+    believable(event)
     referrals = uow.store.referrals
     await referrals.lock(referral_id)
     known = await referrals.known(referral_id)
@@ -135,6 +148,7 @@ async def own_referral(
         return None
     also = (known.sender,) if referrer_too else ()
     require_own(event.sender_org, known.pcn, "this referral", *also)
+    believable(event, known.received_at)  # the referral named, not its episode
     if known.episode_id != known.referral_id:  # a joined referral: its episode's
         await referrals.lock(known.episode_id)
         found = await referrals.known(known.episode_id)
@@ -316,12 +330,14 @@ async def on_closed(uow: Uow, event: CloudEvent[Any], c: ReferralClosed) -> None
 
 
 async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -> None:
+    believable(event)
     referrals = uow.store.referrals
     await referrals.lock(w.referral_id)
     own = await referrals.known(w.referral_id)
     if own is not None and own.pcn is not None and own.episode_id != own.referral_id:
         # a referral that joined someone's episode leaves it; the episode goes on
         require_own(event.sender_org, own.pcn, "this referral", own.sender)
+        believable(event, own.received_at)
         await on_timeline(uow, event, own.referral_id, w.withdrawn_at, by=w.by.value)
         if await referrals.end(own.referral_id, w.withdrawn_at, WITHDRAWN, w.by.value, w.reason):
             await uow.emit(

@@ -41,6 +41,7 @@ class Known:
     closed_at: datetime | None
     held: bool
     in_progress: bool
+    received_at: datetime | None = None  # when intake accepted it (Linkwell received it)
 
     @property
     def closed(self) -> bool:
@@ -65,8 +66,8 @@ class Referrals:
         row = await self.conn.fetchrow(
             "SELECT referral_id, coalesce(episode_referral_id, referral_id) AS episode_id, pcn,"
             " sender, accepted_at IS NOT NULL AS accepted, closed_at,"
-            " held_at IS NOT NULL AS held, in_progress_at IS NOT NULL AS in_progress"
-            " FROM referral WHERE referral_id = $1",
+            " held_at IS NOT NULL AS held, in_progress_at IS NOT NULL AS in_progress,"
+            " accepted_at AS received_at FROM referral WHERE referral_id = $1",
             referral_id,
         )
         return Known(**dict(row)) if row else None

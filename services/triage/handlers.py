@@ -21,7 +21,9 @@ from contracts.events import (
     ReferralWithdrawn,
     RosterChanged,
 )
+from contracts.times import implausible, summary
 from services.runtime.admission import refuse, require_own
+from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
@@ -136,8 +138,18 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
         log.debug("referral_waitlisted")
 
 
+def believable(event: CloudEvent[Any], received_at: datetime | None = None) -> None:
+    """Refused (``time_implausible``) if the event is dated in the future or, given the
+    referral's receipt, before it (``contracts.times``). A registration dated ahead would
+    otherwise win over every correction until then (a later registration wins)."""
+    reasons = implausible(event.time, event.data, datetime.now(UTC), received_at)
+    if reasons:
+        raise BadMessage(RejectionCode.TIME_IMPLAUSIBLE.value, summary(reasons), reasons)
+
+
 async def on_registered(uow: Uow, event: CloudEvent[Any], worker: LinkWorkerRegistered) -> None:
     require_own(event.sender_org, worker.pcn, "the roster")
+    believable(event)
     await uow.store.roster.lock(worker.pcn)
     if not await uow.store.roster.register(
         worker.pcn, worker.link_worker_id, worker.capacity, worker.registered_at
@@ -156,6 +168,7 @@ async def on_registered(uow: Uow, event: CloudEvent[Any], worker: LinkWorkerRegi
 
 async def on_worker_updated(uow: Uow, event: CloudEvent[Any], change: LinkWorkerUpdated) -> None:
     require_own(event.sender_org, change.pcn, "the roster")
+    believable(event)
     roster, pcn, worker_id = uow.store.roster, change.pcn, change.link_worker_id
     await roster.lock(pcn)
     unknown = refuse(
@@ -198,7 +211,10 @@ async def on_worker_updated(uow: Uow, event: CloudEvent[Any], change: LinkWorker
 async def known(uow: Uow, event: CloudEvent[Any], referral_id: Any) -> Placement | None:
     """The referral, locked with its PCN; None (and the event held) if not known yet. The
     referral's own lock, taken first here and by its acceptance, makes a hold and the
-    acceptance's release see each other: neither can miss the other."""
+    acceptance's release see each other: neither can miss the other. An event dated in
+    the future is refused first, never held; the caller judges it against the referral's
+    receipt once its sender may act on it."""
+    believable(event)
     await uow.serialise(referral_id)
     found = await uow.store.referrals.get(referral_id)
     if found is None:
@@ -223,6 +239,7 @@ async def on_closed(uow: Uow, event: CloudEvent[Any], closed: ReferralClosed) ->
     if p is None:
         return
     require_own(event.sender_org, p.pcn, "this referral")
+    believable(event, p.received_at)
     await end(uow, p, "closed", closed.closed_at, closed.reason.value)
 
 
@@ -231,6 +248,7 @@ async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -
     if p is None:
         return
     require_own(event.sender_org, p.pcn, "this referral", p.sender)
+    believable(event, p.received_at)
     await end(uow, p, "withdrawn", w.withdrawn_at, f"withdrawn by the {w.by.value}")
 
 
@@ -239,6 +257,7 @@ async def on_transferred(uow: Uow, event: CloudEvent[Any], t: ReferralTransferre
     if p is None:
         return
     require_own(event.sender_org, p.pcn, "this referral")
+    believable(event, p.received_at)
     if p.status != "assigned":
         raise refuse(
             RejectionCode.NOT_ACTIVE,

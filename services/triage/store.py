@@ -23,6 +23,7 @@ class Placement:
     status: str  # waiting, assigned, joined, closed, withdrawn
     link_worker_id: str | None
     sender: str | None
+    received_at: datetime | None = None  # when intake accepted it (Linkwell received it)
 
 
 class Roster:
@@ -203,7 +204,10 @@ class TriageStore:
         self.referrals = Referrals(conn)
 
 
-_PLACEMENT = "referral_id, pcn, registered_practice, needs, pathway, status, link_worker_id, sender"
+_PLACEMENT = (
+    "referral_id, pcn, registered_practice, needs, pathway, status, link_worker_id, sender,"
+    " accepted_at"
+)
 
 
 def _placement(row: asyncpg.Record) -> Placement:
@@ -216,6 +220,7 @@ def _placement(row: asyncpg.Record) -> Placement:
         row["status"],
         row["link_worker_id"],
         row["sender"],
+        row["accepted_at"],
     )
 
 

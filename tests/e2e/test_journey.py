@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -86,3 +87,61 @@ async def test_one_person_from_referral_to_closing_summary(settings, stack):
         in (closing["data"]["summary"])
     )
     assert {w["data"]["nhs_number"] for w in sent} == {referral["data"]["person"]["nhs_number"]}
+
+
+async def test_times_nobody_could_have_meant_change_nothing_across_the_services(settings, stack):
+    """A contact dated before the referral reached Linkwell, and a closure dated an hour
+    ahead, are answered to the team as ``time_implausible`` and change nothing: the GP
+    record gets only the believable contact, the referrer never hears of a closure."""
+    pcn = "U45679"
+    async with (
+        Tap(settings, f"referral.status.v1.{AGENCY}") as sender,
+        Tap(settings, f"gp.writeback.v1.{PRACTICE}") as practice,
+        Tap(settings, f"referral.assigned.v1.{pcn}") as team,
+        Tap(settings, f"event.rejected.v1.{pcn}") as refusals,
+    ):
+        await publish(settings, worker(pcn, "lw-times", 3))
+        await asyncio.sleep(0.5)
+        await publish(settings, submission(org=AGENCY, pcn=pcn, practice=PRACTICE))
+        [assigned] = await team.wait_count("referral.assigned.v1", 1)
+        rid = assigned["data"]["referral_id"]
+        now = datetime.now(UTC)
+        before = inbound(
+            "contact.recorded.v1",
+            pcn,
+            referral_id=rid,
+            outcome="engaged",
+            occurred_at=(now - timedelta(days=1)).isoformat(),
+        )
+        ahead = inbound(
+            "referral.closed.v1",
+            pcn,
+            referral_id=rid,
+            reason="completed",
+            closed_at=(now + timedelta(hours=1)).isoformat(),
+        )
+        good = inbound("contact.recorded.v1", pcn, referral_id=rid, outcome="engaged")
+        for env in (before, ahead, good):
+            await publish(settings, env)
+        # the contact: outcomes; the closure: triage and outcomes, each answering
+        answers = await refusals.wait_count("event.rejected.v1", 3)
+        await practice.wait_count("gp.writeback.v1", 1, referral_id=rid)
+        await sender.wait_count("referral.status.v1", 3, referral_id=rid)
+        await asyncio.sleep(1.5)  # anything else would have arrived by now
+
+    assert sorted(
+        (a["data"]["rejected_event_id"], r["code"], r["field"])
+        for a in answers
+        for r in a["data"]["reasons"]
+    ) == sorted(
+        [
+            (before["id"], "time_implausible", "data.occurred_at"),
+            (ahead["id"], "time_implausible", "data.closed_at"),
+            (ahead["id"], "time_implausible", "data.closed_at"),
+        ]
+    )
+    [written] = practice.events("gp.writeback.v1", referral_id=rid)
+    assert written["data"]["fact"] == "accepted"
+    assert written["data"]["effective_at"] == good["data"]["occurred_at"].replace("+00:00", "Z")
+    statuses = sender.events("referral.status.v1", referral_id=rid)
+    assert [s["data"]["task_status"] for s in statuses] == ["received", "accepted", "in-progress"]

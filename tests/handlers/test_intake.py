@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.runtime.errors import BadMessage
@@ -82,3 +84,28 @@ async def test_consent_must_be_an_explicit_true(harness, consent):
         await intake.send(referral)
     assert [r.code.value for r in refused.value.reasons] == ["consent_missing"]
     assert await intake.value("SELECT count(*) FROM submission") == 0
+
+
+@pytest.mark.parametrize("field", ["data.submitted_at", "data.consent.recorded_at", "time"])
+async def test_a_referral_dated_an_hour_ahead_is_refused_and_makes_no_referral(harness, field):
+    intake = await harness("intake")
+    referral = submission(org="A81001")
+    *parents, last = field.split(".")
+    node = referral
+    for part in parents:
+        node = node[part]
+    node[last] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    [rejected] = await intake.send(referral)
+    assert rejected.type == "referral.rejected.v1"
+    assert rejected.data.sender == "A81001"
+    assert [(r.code.value, r.field) for r in rejected.data.reasons] == [("time_implausible", field)]
+    assert await intake.value("SELECT count(*) FROM referral") == 0
+    assert await intake.value("SELECT reason_codes FROM submission") == ["time_implausible"]
+
+
+async def test_a_referral_dated_a_few_minutes_ahead_is_believed(harness):
+    intake = await harness("intake")
+    referral = submission(org="A81001")
+    referral["data"]["submitted_at"] = (datetime.now(UTC) + timedelta(minutes=4)).isoformat()
+    [accepted] = await intake.send(referral)
+    assert accepted.type == "referral.accepted.v1"

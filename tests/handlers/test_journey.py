@@ -110,12 +110,13 @@ async def test_a_whole_journey_reaches_the_gp_and_the_referrer(harness):
 
 async def test_a_revised_plan_is_written_again_as_a_revision(harness):
     outcomes = await harness("outcomes")
-    rid = await started(outcomes)
-    await outcomes.send(plan(rid, agreed_at=(T0 + timedelta(days=30)).isoformat()))
+    received = datetime.now(UTC) - timedelta(days=90)  # times in the past, after the referral
+    rid = await started(outcomes, at=received)
+    await outcomes.send(plan(rid, agreed_at=(received + timedelta(days=30)).isoformat()))
     await outcomes.send(
         plan(
             rid,
-            agreed_at=(T0 + timedelta(days=60)).isoformat(),
+            agreed_at=(received + timedelta(days=60)).isoformat(),
             what_matters="Back at the allotment.",
         )
     )
@@ -234,6 +235,51 @@ async def test_a_joined_referral_follows_its_episode_and_is_never_coded_itself(h
     await outcomes.send(team("referral.held.v1", rid, reason="away"))
     assert updates(outcomes, sid) == [("on_hold", "on-hold")]  # the second referrer hears too
     assert {str(w.data.referral_id) for w in writebacks(outcomes)} == {rid}
+
+
+async def test_a_joined_referral_is_judged_by_its_own_receipt_not_its_episodes(harness):
+    """A withdrawal of the second referral dated after the episode began but before that
+    referral was received is refused, and the episode goes on; one dated after is kept."""
+    outcomes = await harness("outcomes")
+    now = datetime.now(UTC)
+    rid = await started(outcomes, at=now - timedelta(days=30))
+    second = accepted(sender="B82005", at=now - timedelta(days=1))
+    sid = second["data"]["referral_id"]
+    await outcomes.send(second)
+    await outcomes.send(
+        internal("referral.joined.v1", producer="triage", referral_id=sid, episode_referral_id=rid)
+    )
+    before = inbound(
+        "referral.withdrawn.v1",
+        "B82005",
+        referral_id=sid,
+        withdrawn_at=(now - timedelta(days=2)).isoformat(),
+    )
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(before)
+    assert [(r.code.value, r.field) for r in refused.value.reasons] == [
+        ("time_implausible", "data.withdrawn_at")
+    ]
+    assert updates(outcomes, sid) == []
+    # the same time on an event naming the first referral is believed
+    await outcomes.send(
+        team("contact.recorded.v1", rid, occurred_at=(now - timedelta(days=2)).isoformat())
+    )
+    await outcomes.send(inbound("referral.withdrawn.v1", "B82005", referral_id=sid))
+    assert updates(outcomes, sid) == [("withdrawn", "cancelled")]
+
+
+async def test_a_plan_from_an_hour_ahead_is_refused_and_never_reaches_the_gp(harness):
+    outcomes = await harness("outcomes")
+    rid = await started(outcomes)
+    coded = len(writebacks(outcomes))
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(
+            plan(rid, agreed_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+        )
+    assert refused.value.reasons[0].field == "data.agreed_at"
+    assert refused.value.reasons[0].code.value == "time_implausible"
+    assert len(writebacks(outcomes)) == coded
 
 
 # ---------------------------------------------------------------- triage

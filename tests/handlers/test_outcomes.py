@@ -3,7 +3,9 @@ order events arrive in, and never from another PCN's team."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -121,3 +123,130 @@ async def test_placements_join_the_timeline(harness):
         r["event_type"] for r in await outcomes.rows("SELECT event_type FROM timeline ORDER BY id")
     ]
     assert types == ["referral.accepted.v1", "referral.waitlisted.v1", "referral.assigned.v1"]
+
+
+# ---------------------------------------------------------------- times nobody could have meant
+
+HOUR = timedelta(hours=1)
+TEAM_EVENTS = [  # every team event outcomes acts on, with the time it states
+    ("contact.recorded.v1", "occurred_at", {"outcome": "engaged"}),
+    ("plan.agreed.v1", "agreed_at", {}),
+    ("wellbeing.measured.v1", "taken_at", {}),
+    ("note.shared.v1", "shared_at", {}),
+    ("referral.held.v1", "held_at", {}),
+    ("referral.resumed.v1", "resumed_at", {}),
+    ("referral.closed.v1", "closed_at", {}),
+    ("referral.withdrawn.v1", "withdrawn_at", {}),
+]
+
+
+def dated(event_type: str, rid: str, field: str, at: datetime, **data) -> dict:
+    return inbound(event_type, "U12345", referral_id=rid, **{field: at.isoformat()}, **data)
+
+
+async def nothing_acted_on(outcomes, rid: str) -> None:
+    assert facts(outcomes) == {}  # never written to the GP record
+    assert outcomes.of("referral.updated.v1") == []  # nor told to the referrer
+    steps = await outcomes.rows(
+        "SELECT event_type FROM timeline WHERE referral_id = $1", uuid.UUID(rid)
+    )
+    assert [s["event_type"] for s in steps] == ["referral.accepted.v1"]
+    row = await outcomes.rows(
+        "SELECT in_progress_at, held_at, closed_at FROM referral WHERE referral_id = $1",
+        uuid.UUID(rid),
+    )
+    assert tuple(row[0]) == (None, None, None)
+
+
+def time_refusal(refused: pytest.ExceptionInfo[BadMessage], field: str) -> None:
+    assert refused.value.reason == "time_implausible"
+    assert [(r.code.value, r.field) for r in refused.value.reasons] == [("time_implausible", field)]
+
+
+@pytest.mark.parametrize(("event_type", "field", "data"), TEAM_EVENTS)
+async def test_a_team_event_dated_before_the_referral_was_received_is_refused(
+    harness, event_type, field, data
+):
+    outcomes = await harness("outcomes")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    received = datetime.fromisoformat(ref["data"]["accepted_at"])
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(dated(event_type, rid, field, received - timedelta(days=3), **data))
+    time_refusal(refused, f"data.{field}")
+    assert "before Linkwell received this referral" in refused.value.reasons[0].message
+    await nothing_acted_on(outcomes, rid)
+
+
+@pytest.mark.parametrize(("event_type", "field", "data"), TEAM_EVENTS)
+async def test_a_team_event_an_hour_in_the_future_is_refused(harness, event_type, field, data):
+    outcomes = await harness("outcomes")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(dated(event_type, rid, field, datetime.now(UTC) + HOUR, **data))
+    time_refusal(refused, f"data.{field}")
+    assert "5 minutes" in refused.value.reasons[0].message
+    await nothing_acted_on(outcomes, rid)
+
+
+async def test_an_envelope_sent_from_an_hour_ahead_is_refused(harness):
+    outcomes = await harness("outcomes")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    ahead = contact(rid) | {"time": (datetime.now(UTC) + HOUR).isoformat()}
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(ahead)
+    time_refusal(refused, "time")
+    await nothing_acted_on(outcomes, rid)
+
+
+async def test_within_the_clock_skew_a_contact_is_believed_and_coded(harness):
+    outcomes = await harness("outcomes")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    received = datetime.fromisoformat(ref["data"]["accepted_at"])
+    await outcomes.send(contact(rid, occurred_at=(received - timedelta(minutes=4)).isoformat()))
+    await outcomes.send(
+        dated("note.shared.v1", rid, "shared_at", datetime.now(UTC) + timedelta(minutes=4))
+    )
+    assert facts(outcomes) == {"accepted": 1, "note": 1}
+
+
+async def test_an_early_contact_dated_before_the_referral_is_refused_once_it_is_known(harness):
+    """Held while the referral is unknown (its receipt is not known either), then judged
+    against the receipt: answered to the team, dead-lettered, never coded."""
+    outcomes = await harness("outcomes")
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    received = datetime.fromisoformat(ref["data"]["accepted_at"])
+    early = contact(rid, occurred_at=(received - timedelta(days=2)).isoformat())
+    assert await outcomes.send(early) == []
+    assert await outcomes.value("SELECT count(*) FROM early_event") == 1
+    emitted = await outcomes.send(ref)
+    assert writebacks(emitted) == []
+    [refusal] = [e for e in emitted if e.type == "event.rejected.v1"]
+    assert refusal.data.sender == "U12345" and refusal.data.rejected_event_id == early["id"]
+    assert [(r.code.value, r.field) for r in refusal.data.reasons] == [
+        ("time_implausible", "data.occurred_at")
+    ]
+    letters = await outcomes.rows(
+        "SELECT headers FROM outbox WHERE exchange = $1", outcomes.names.dead_letter
+    )
+    assert [h["headers"]["x-linkwell-reason"] for h in letters] == ["time_implausible"]
+    await nothing_acted_on(outcomes, rid)
+    await outcomes.send(contact(rid))  # dated now: coded
+    assert facts(outcomes) == {"accepted": 1}
+
+
+async def test_an_early_contact_from_the_future_is_refused_at_once_never_held(harness):
+    outcomes = await harness("outcomes")
+    rid = accepted()["data"]["referral_id"]
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(contact(rid, occurred_at=(datetime.now(UTC) + HOUR).isoformat()))
+    time_refusal(refused, "data.occurred_at")
+    assert await outcomes.value("SELECT count(*) FROM early_event") == 0

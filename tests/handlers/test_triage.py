@@ -152,3 +152,124 @@ async def test_an_older_registration_changes_nothing_and_announces_nothing(harne
     await triage.send(older)
     assert await triage.value("SELECT capacity FROM link_worker") == 3
     assert [e.data.capacity for e in triage.of("roster.changed.v1")] == [3]
+
+
+# ---------------------------------------------------------------- times nobody could have meant
+
+HOUR = timedelta(hours=1)
+
+
+def received(ref: dict) -> datetime:
+    return datetime.fromisoformat(ref["data"]["accepted_at"])
+
+
+def time_refusal(refused: pytest.ExceptionInfo[BadMessage], field: str) -> None:
+    assert refused.value.reason == "time_implausible"
+    assert [(r.code.value, r.field) for r in refused.value.reasons] == [("time_implausible", field)]
+
+
+async def test_a_registration_from_an_hour_ahead_is_refused_and_cannot_block_later_ones(harness):
+    """A later registration wins: one dated ahead would win over every correction until
+    then. It is refused instead, and the roster keeps what it had."""
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 3))
+    ahead = worker("U12345", "lw-a", 0)
+    ahead["data"]["registered_at"] = (datetime.now(UTC) + HOUR).isoformat()
+    with pytest.raises(BadMessage) as refused:
+        await triage.send(ahead)
+    time_refusal(refused, "data.registered_at")
+    assert "5 minutes" in refused.value.reasons[0].message
+    assert await triage.value("SELECT capacity FROM link_worker") == 3
+    await triage.send(worker("U12345", "lw-a", 5))  # a correction, dated now, still wins
+    assert await triage.value("SELECT capacity FROM link_worker") == 5
+    assert [e.data.capacity for e in triage.of("roster.changed.v1")] == [3, 5]
+
+
+async def test_a_capacity_change_from_an_hour_ahead_is_refused(harness):
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 3))
+    change = inbound(
+        "linkworker.updated.v1",
+        "U12345",
+        link_worker_id="lw-a",
+        pcn="U12345",
+        capacity=1,
+        updated_at=(datetime.now(UTC) + HOUR).isoformat(),
+    )
+    with pytest.raises(BadMessage) as refused:
+        await triage.send(change)
+    time_refusal(refused, "data.updated_at")
+    assert await triage.value("SELECT capacity FROM link_worker") == 3
+
+
+@pytest.mark.parametrize(
+    ("event_type", "field", "data"),
+    [
+        ("referral.closed.v1", "closed_at", {"reason": "completed"}),
+        ("referral.withdrawn.v1", "withdrawn_at", {"by": "person"}),
+        ("referral.transferred.v1", "transferred_at", {"to_link_worker_id": "lw-b"}),
+    ],
+)
+@pytest.mark.parametrize("when", ["before the referral", "an hour ahead"])
+async def test_a_closure_withdrawal_or_transfer_badly_dated_changes_nothing(
+    harness, event_type, field, data, when
+):
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 1))
+    await triage.send(worker("U12345", "lw-b", 1))
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    await triage.send(ref)
+    worker_before = placed(triage)[rid]
+    data = data | {"to_link_worker_id": "lw-b" if worker_before == "lw-a" else "lw-a"}
+    if event_type != "referral.transferred.v1":
+        data.pop("to_link_worker_id")
+    at = received(ref) - timedelta(days=3) if when == "before the referral" else None
+    at = at or datetime.now(UTC) + HOUR
+    event = inbound(event_type, "U12345", referral_id=rid, **{field: at.isoformat()}, **data)
+    with pytest.raises(BadMessage) as refused:
+        await triage.send(event)
+    time_refusal(refused, f"data.{field}")
+    row = await triage.rows(
+        "SELECT status, link_worker_id FROM referral WHERE referral_id = $1", uuid.UUID(rid)
+    )
+    assert tuple(row[0]) == ("assigned", worker_before)
+
+
+async def test_an_early_closure_dated_before_the_referral_is_refused_once_known(harness):
+    """Held while the referral is unknown, judged against its receipt once it arrives:
+    refused, answered and dead-lettered; the referral is placed as if it had never come."""
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 3))
+    ref = accepted()
+    rid = ref["data"]["referral_id"]
+    early = inbound(
+        "referral.closed.v1",
+        "U12345",
+        referral_id=rid,
+        reason="moved_away",
+        closed_at=(received(ref) - timedelta(days=1)).isoformat(),
+    )
+    assert await triage.send(early) == []
+    assert await triage.value("SELECT count(*) FROM early_event") == 1
+    emitted = await triage.send(ref)
+    assert placed(triage) == {rid: "lw-a"}
+    [refusal] = [e for e in emitted if e.type == "event.rejected.v1"]
+    assert (refusal.data.sender, refusal.data.rejected_event_id) == ("U12345", early["id"])
+    assert [(r.code.value, r.field) for r in refusal.data.reasons] == [
+        ("time_implausible", "data.closed_at")
+    ]
+    [letter] = await triage.rows(
+        "SELECT headers FROM outbox WHERE exchange = $1", triage.names.dead_letter
+    )
+    assert letter["headers"]["x-linkwell-reason"] == "time_implausible"
+
+
+async def test_an_early_closure_from_the_future_is_refused_at_once_never_held(harness):
+    triage = await harness("triage")
+    rid = accepted()["data"]["referral_id"]
+    ahead = closed(rid) | {"time": (datetime.now(UTC) + HOUR).isoformat()}
+    with pytest.raises(BadMessage) as refused:
+        await triage.send(ahead)
+    time_refusal(refused, "time")
+    assert await triage.value("SELECT count(*) FROM early_event") == 0

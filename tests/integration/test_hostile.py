@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -18,9 +19,10 @@ import pytest
 
 from contracts.limits import MAX_BODY_BYTES
 from services.intake.app import SERVICE as INTAKE
+from services.outcomes.app import SERVICE as OUTCOMES
 from services.triage.app import SERVICE as TRIAGE
 
-from ..support import Tap, drain, submission, worker
+from ..support import Tap, drain, inbound, submission, worker
 from .conftest import running
 
 pytestmark = pytest.mark.integration
@@ -302,6 +304,78 @@ async def test_a_team_that_sends_wrong_types_is_answered(settings, orgs):
     }
     assert sorted(tap.keys("event.rejected.v1")) == [f"event.rejected.v1.{team}"] * 3
     await asyncio.sleep(0)
+
+
+async def test_times_nobody_could_have_meant_are_answered_and_never_reach_the_gp(settings, orgs):
+    """From outside, each as its own broker user: a referral dated an hour ahead is
+    rejected to its agency; a team's contact dated before the referral was received, and
+    one dated an hour ahead, are answered to the team as ``time_implausible`` naming the
+    field and dead-lettered; only the team's believable contact reaches the GP record."""
+    agency, team = orgs.agency, orgs.team
+    untrusted = settings.model_copy(update={"trusted_users": frozenset()})
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    async with (
+        running(INTAKE, untrusted),
+        running(OUTCOMES, untrusted),
+        Tap(settings) as tap,
+        await aio_pika.connect(orgs.url(settings, agency)) as as_agency,
+        await aio_pika.connect(orgs.url(settings, team)) as as_team,
+    ):
+
+        async def send(connection: Any, user: str, env: dict[str, Any]) -> None:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(settings.names.inbound, ensure=False)
+            await exchange.publish(
+                aio_pika.Message(encoded(env), user_id=user), routing_key=env["type"]
+            )
+
+        ahead_referral = referral(agency, data__submitted_at=later)
+        good_referral = submission(org=agency, pcn=team)
+        await send(as_agency, agency, ahead_referral)
+        await send(as_agency, agency, good_referral)
+        [acc] = await tap.wait_count("referral.accepted.v1", 1)
+        rid, received = acc["data"]["referral_id"], acc["data"]["accepted_at"]
+
+        def contact(**data: Any) -> dict[str, Any]:
+            return inbound("contact.recorded.v1", team, referral_id=rid, outcome="engaged", **data)
+
+        before = contact(
+            occurred_at=(datetime.fromisoformat(received) - timedelta(days=1)).isoformat()
+        )
+        ahead = contact(occurred_at=later)
+        good = contact()
+        for env in (before, ahead, good):
+            await send(as_team, team, env)
+        [writeback] = await tap.wait_count("gp.writeback.v1", 1)
+        team_answers = [
+            json.loads(m.body)
+            for m in await drain(settings, settings.names.organisation_queue(team), count=2)
+        ]
+        agency_answers = [
+            json.loads(m.body)
+            for m in await drain(settings, settings.names.organisation_queue(agency), count=2)
+        ]
+        letters = await drain(settings, settings.names.dead_letter_queue("outcomes"), count=2)
+        await asyncio.sleep(0.5)  # nothing more reaches the GP record
+        assert len(tap.events("gp.writeback.v1")) == 1
+
+    assert writeback["data"]["effective_at"] == good["data"]["occurred_at"].replace("+00:00", "Z")
+    refusals = {
+        a["data"]["rejected_event_id"]: [(r["code"], r["field"]) for r in a["data"]["reasons"]]
+        for a in team_answers
+        if a["type"] == "event.rejected.v1"
+    }
+    assert refusals == {
+        before["id"]: [("time_implausible", "data.occurred_at")],
+        ahead["id"]: [("time_implausible", "data.occurred_at")],
+    }
+    assert sorted(json.loads(m.body)["id"] for m in letters) == sorted([before["id"], ahead["id"]])
+    assert {m.headers["x-linkwell-reason"] for m in letters} == {"time_implausible"}
+    [rejected] = [a for a in agency_answers if a["type"] == "referral.rejected.v1"]
+    assert rejected["data"]["submission_event_id"] == ahead_referral["id"]
+    assert [(r["code"], r["field"]) for r in rejected["data"]["reasons"]] == [
+        ("time_implausible", "data.submitted_at")
+    ]
 
 
 def test_cases_cover_every_refusal_reason_intake_can_give():
