@@ -46,6 +46,8 @@ from .wellbeing import Measurement, problems
 
 log = get_logger(__name__)
 Uow = UnitOfWork[OutcomesStore]
+# what a referrer hears of a pause: Linkwell's words, never the team's reason
+PAUSED = "paused by the link worker team"
 REPORTING = "reporting"  # outcomes' second schema: <ns>_reporting
 
 
@@ -302,7 +304,9 @@ async def on_held(uow: Uow, event: CloudEvent[Any], h: ReferralHeld) -> None:
         return
     await uow.store.referrals.set(known.episode_id, held_at=h.held_at)
     await on_timeline(uow, event, known.episode_id, h.held_at, reason=h.reason)
-    await tell(uow, known.episode_id, Step.ON_HOLD, STEP_TASK[Step.ON_HOLD], h.held_at, h.reason)
+    # the team's reason stays with the team (and the timeline): a referrer, possibly
+    # another organisation, is told in Linkwell's words only
+    await tell(uow, known.episode_id, Step.ON_HOLD, STEP_TASK[Step.ON_HOLD], h.held_at, PAUSED)
 
 
 async def on_resumed(uow: Uow, event: CloudEvent[Any], r: ReferralResumed) -> None:
@@ -315,7 +319,7 @@ async def on_resumed(uow: Uow, event: CloudEvent[Any], r: ReferralResumed) -> No
     await uow.store.referrals.set(known.episode_id, held_at=None)
     await on_timeline(uow, event, known.episode_id, r.resumed_at, reason=r.reason)
     task = STEP_TASK[Step.RESUMED] if known.in_progress else TaskStatus.ACCEPTED
-    await tell(uow, known.episode_id, Step.RESUMED, task, r.resumed_at, r.reason)
+    await tell(uow, known.episode_id, Step.RESUMED, task, r.resumed_at)
 
 
 async def on_closed(uow: Uow, event: CloudEvent[Any], c: ReferralClosed) -> None:
@@ -359,7 +363,7 @@ async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -
         known.episode_id, w.withdrawn_at, WITHDRAWN, w.by.value, w.reason
     )
     if ended:
-        why = f"by the {w.by.value}" + (f": {w.reason}" if w.reason else "")
+        why = f"by the {w.by.value}"  # never the withdrawer's own words (their timeline's)
         await tell(uow, known.episode_id, Step.WITHDRAWN, TaskStatus.CANCELLED, w.withdrawn_at, why)
     await write_due_entries(uow, known.episode_id)
 

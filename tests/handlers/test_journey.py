@@ -469,3 +469,24 @@ async def test_a_resend_is_answered_with_the_current_status(harness):
     )
     assert (status.data.status.value, status.data.task_status.value) == ("duplicate", "accepted")
     assert status.data.submission_event_id == "resend-1"
+
+
+async def test_no_organisations_own_words_reach_a_referrer(harness):
+    """A team's reason for a pause and a referrer's reason for withdrawing stay with them
+    (the timeline, the GP record as the person chose): every referrer of the episode,
+    possibly another organisation, is told in Linkwell's words only."""
+    outcomes = await harness("outcomes")
+    rid = await started(outcomes, sender="A81001")
+    secret_hold = "detained under the Mental Health Act"
+    secret_withdrawal = "her partner reads her phone"
+    await outcomes.send(team("referral.held.v1", rid, reason=secret_hold))
+    await outcomes.send(team("referral.resumed.v1", rid, reason="home again after section"))
+    await outcomes.send(
+        inbound("referral.withdrawn.v1", "A81001", referral_id=rid, reason=secret_withdrawal)
+    )
+    told = [e for e in outcomes.of("referral.updated.v1") if str(e.data.referral_id) == rid]
+    assert [e.data.step.value for e in told][-3:] == ["on_hold", "resumed", "withdrawn"]
+    reasons = [e.data.reason for e in told[-3:]]
+    assert reasons == ["paused by the link worker team", None, "by the referrer"]
+    timeline = await outcomes.rows("SELECT detail::text AS d FROM timeline")
+    assert any(secret_hold in row["d"] for row in timeline)  # kept where it belongs
