@@ -609,6 +609,23 @@ class ReferralJoined(EventData):
     joined_at: AwareDatetime
 
 
+class ReferralIdentityConflict(EventData):
+    """The NHS number of a referral was given before with another date of birth: Linkwell
+    keeps them apart as two people (never one episode) until the team confirms who this
+    person is. Routed by PCN, to the team of this referral only; the referrer is not told,
+    and nothing says who made the other referral or where it went."""
+
+    TYPE = "referral.identity_conflict.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    referral_id: uuid.UUID
+    pcn: PcnCode
+    registered_practice: PracticeCode
+    detected_at: AwareDatetime
+    message: Annotated[str, Field(max_length=500)]
+
+
 class ReferralUpdated(EventData):
     """A step of the journey after assignment, as the referrer will hear of it: the person
     took up support, support paused or resumed, the episode closed or was withdrawn.
@@ -721,6 +738,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(ReferralWaitlisted, (Party.TEAMS,)),
         EventSpec(ReferralAssigned, (Party.TEAMS,)),
         EventSpec(ReferralJoined, (Party.TEAMS,)),
+        EventSpec(ReferralIdentityConflict, (Party.TEAMS,)),
         EventSpec(ReferralUpdated, ()),
         EventSpec(RosterChanged, ()),
         EventSpec(ReferralStatus, (Party.REFERRER,)),

@@ -8,6 +8,7 @@ from contracts.events import (
     EventRejected,
     ReferralAccepted,
     ReferralDuplicate,
+    ReferralIdentityConflict,
     ReferralRejected,
     ReferralSubmitted,
 )
@@ -21,7 +22,13 @@ SERVICE = ServiceDef(
     directory=Path(__file__).parent,
     description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
     routes=routes((ReferralSubmitted, on_submitted, on_resubmitted)),
-    emits=(ReferralAccepted, ReferralRejected, ReferralDuplicate, EventRejected),
+    emits=(
+        ReferralAccepted,
+        ReferralRejected,
+        ReferralDuplicate,
+        ReferralIdentityConflict,
+        EventRejected,
+    ),
     store=IntakeStore,
     rejections={ReferralSubmitted.TYPE: rejection},
     answers_unrouted=True,  # the front door: tells senders of types nobody handles

@@ -35,6 +35,19 @@ NO_CONSENT = Reason(
 )
 
 
+# Two referrals are the same person when the NHS number and the date of birth agree
+# (``People.id_for``). Names are not compared: they change (marriage, a preferred name)
+# and are spelled differently from one system to the next, so comparing them would keep
+# apart people who are one; the date of birth does not change, and an NHS number mistyped
+# by one digit almost never lands on someone born the same day. A disagreement is never
+# merged: the team is asked to confirm who the person is.
+IDENTITY_CONFLICT = (
+    "This referral's NHS number was given before with a different date of birth. Linkwell "
+    "has kept them apart as two people. Confirm the person's NHS number and date of birth "
+    "with them (or on the national register) before you act on this referral."
+)
+
+
 @dataclass(frozen=True)
 class Accept:
     pathway: Pathway

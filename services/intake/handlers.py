@@ -19,6 +19,7 @@ from contracts.events import (
     Reference,
     ReferralAccepted,
     ReferralDuplicate,
+    ReferralIdentityConflict,
     ReferralRejected,
     ReferralSubmitted,
 )
@@ -26,7 +27,7 @@ from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import CRISIS, Reject, assess
+from .domain import CRISIS, IDENTITY_CONFLICT, Reject, assess
 from .store import IntakeStore, Known
 
 log = get_logger(__name__)
@@ -118,7 +119,9 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         return
 
     referral_id = uuid.uuid4()
-    person_id = await uow.store.people.id_for(referral.person.nhs_number)
+    person_id, conflict = await uow.store.people.id_for(
+        referral.person.nhs_number, referral.person.date_of_birth
+    )
     added = await uow.store.referrals.add(
         referral_id,
         sender=sender,
@@ -173,6 +176,17 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
             gp_sharing=referral.gp_sharing,
         )
     )
+    if conflict:  # to this referral's team only; the referrer is not told
+        await uow.emit(
+            ReferralIdentityConflict(
+                referral_id=referral_id,
+                pcn=referral.pcn,
+                registered_practice=referral.registered_practice,
+                detected_at=now,
+                message=IDENTITY_CONFLICT,
+            )
+        )
+        log.info("identity_conflict", referral_id=str(referral_id))
     log.debug("referral_accepted", referral_id=str(referral_id))
 
 

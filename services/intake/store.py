@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -27,20 +27,26 @@ class Submission:
 
 
 class People:
-    """One person per NHS number, whoever refers them."""
+    """One person per NHS number and date of birth, whoever refers them
+    (``domain.same_person``)."""
 
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def id_for(self, nhs_number: str) -> uuid.UUID:
-        """The person's id, made the first time they are referred (one statement)."""
-        return await self.conn.fetchval(
-            "INSERT INTO person (person_id, nhs_number) VALUES ($1, $2)"
-            " ON CONFLICT (nhs_number) DO UPDATE SET nhs_number = excluded.nhs_number"
-            " RETURNING person_id",
+    async def id_for(self, nhs_number: str, born: date) -> tuple[uuid.UUID, bool]:
+        """The person's id, made the first time they are referred, and whether the NHS
+        number is also held for someone with another date of birth (one statement)."""
+        row = await self.conn.fetchrow(
+            "WITH found AS (INSERT INTO person (person_id, nhs_number, date_of_birth)"
+            " VALUES ($1, $2, $3) ON CONFLICT (nhs_number, date_of_birth)"
+            " DO UPDATE SET nhs_number = excluded.nhs_number RETURNING person_id)"
+            " SELECT (SELECT person_id FROM found) AS person_id, EXISTS (SELECT 1 FROM person"
+            " WHERE nhs_number = $2 AND date_of_birth IS DISTINCT FROM $3) AS conflict",
             uuid.uuid4(),
             nhs_number,
+            born,
         )
+        return row["person_id"], row["conflict"]
 
 
 class Referrals:

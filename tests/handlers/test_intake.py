@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -109,3 +110,42 @@ async def test_a_referral_dated_a_few_minutes_ahead_is_believed(harness):
     referral["data"]["submitted_at"] = (datetime.now(UTC) + timedelta(minutes=4)).isoformat()
     [accepted] = await intake.send(referral)
     assert accepted.type == "referral.accepted.v1"
+
+
+async def test_the_same_person_is_the_same_nhs_number_and_date_of_birth(harness):
+    """A second referral, from another agency, for the same NHS number and date of birth
+    is the same person (triage joins it to their episode); nobody is told of a conflict."""
+    intake = await harness("intake")
+    first = submission(org="A81001")
+    second = submission(org="B82005", person=copy.deepcopy(first["data"]["person"]))
+    [a] = await intake.send(first)
+    [b] = await intake.send(second)
+    assert a.data.person_id == b.data.person_id
+    assert intake.of("referral.identity_conflict.v1") == []
+
+
+async def test_a_date_of_birth_that_disagrees_is_never_merged_and_the_team_is_asked(harness):
+    """One wrong digit must not merge two people: the same NHS number with another date
+    of birth is another person, and the team of the new referral (only) is asked to
+    confirm who it is. The referrer hears a plain acceptance."""
+    intake = await harness("intake")
+    first = submission(org="A81001", pcn="U12345")
+    person = copy.deepcopy(first["data"]["person"])
+    person["date_of_birth"] = "1961-02-03"
+    second = submission(org="B82005", pcn="U54321", practice="B82005", person=person)
+    await intake.send(first)
+    emitted = await intake.send(second)
+    accepted, conflict = emitted
+    assert accepted.type == "referral.accepted.v1"
+    assert accepted.data.person_id != intake.of("referral.accepted.v1")[0].data.person_id
+    assert conflict.type == "referral.identity_conflict.v1"
+    assert conflict.data.referral_id == accepted.data.referral_id
+    assert conflict.data.routing_key() == "referral.identity_conflict.v1.U54321"
+    body = conflict.to_json().decode()
+    for other in ("A81001", "U12345", first["data"]["sender_reference"], person["nhs_number"]):
+        assert other not in body  # nothing of the other referral, nor the NHS number
+    # a third referral agreeing with the first is the first person, still flagged
+    third = submission(org="C83001", person=copy.deepcopy(first["data"]["person"]))
+    again_accepted, again_conflict = await intake.send(third)
+    assert again_accepted.data.person_id == intake.of("referral.accepted.v1")[0].data.person_id
+    assert again_conflict.type == "referral.identity_conflict.v1"

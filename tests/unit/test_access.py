@@ -74,6 +74,7 @@ def test_each_organisation_queue_is_bound_to_its_own_events_only(principals):
         "event.rejected.v1.U12345",
         "notification.failed.v1.U12345",
         "referral.assigned.v1.U12345",
+        "referral.identity_conflict.v1.U12345",
         "referral.joined.v1.U12345",
         "referral.waitlisted.v1.U12345",
     )
