@@ -1,6 +1,11 @@
-"""Delivery channels. A channel sends a batch of messages; the dispatcher retries what
-failed, so a channel may see a message more than once and should use ``key`` to
-deduplicate where its medium allows (the SMTP channel sends it as the Message-ID)."""
+"""Delivery channels. A channel sends a batch of messages (at most its ``batch``: what a
+crash between a send and its commit can repeat), tells an outage (``outage``: it could
+not be reached) from a refusal of one message, and can be probed without a message.
+
+The dispatcher retries what failed, and a crash can repeat what was in flight, so the
+receiving side may see a message more than once: every message carries its ``key``,
+the same on every send, for it to drop a repeat (the SMTP channel sends it as the
+Message-ID and the ``X-Linkwell-Key`` header, the spool as each line's ``key``)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import aiosmtplib
 from .domain import Medium
 from .settings import NotifySettings
 
+KEY_HEADER = "X-Linkwell-Key"  # the message's key, for a relay or mailbox to drop a repeat
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -35,6 +42,18 @@ class NotTried(Exception):
 
 
 class Channel(Protocol):
+    name: str  # for metrics and logs
+    batch: int  # messages sent (and then marked) together
+
+    def outage(self, error: Exception) -> bool:
+        """Did this failure come from the channel being unreachable (rather than its
+        refusing this one message)?"""
+        ...
+
+    async def probe(self) -> None:
+        """Raise unless the channel can be reached (no message is sent)."""
+        ...
+
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
         """Send in order; for each message None (sent) or why not. A channel may stop at
         the first failure: the messages after it are then ``NotTried``."""
@@ -45,6 +64,9 @@ class FileChannel:
     """Appends each message as a JSON line to ``<dir>/<medium>.jsonl``: a spool another
     process (a print room, an SMS gateway, a test) can read, deduplicating by ``key``.
     A batch is written with one fsync per file before returning."""
+
+    name = "spool"
+    batch = 50  # lines written with one fsync per file
 
     def __init__(self, directory: Path):
         self.directory = directory
@@ -72,6 +94,17 @@ class FileChannel:
                 f.flush()
                 os.fsync(f.fileno())
 
+    def outage(self, error: Exception) -> bool:
+        return isinstance(error, OSError)  # a full disk, a lost mount, a permission
+
+    async def probe(self) -> None:
+        def writable() -> None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.directory, os.W_OK):
+                raise PermissionError(f"cannot write to {self.directory}")
+
+        await asyncio.to_thread(writable)
+
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
         async with self._lock:
             try:
@@ -82,16 +115,37 @@ class FileChannel:
 
 
 class SmtpChannel:
-    """Email through an SMTP relay (for NHS organisations, typically NHSmail's)."""
+    """Email through an SMTP relay (for NHS organisations, typically NHSmail's). One
+    message a batch: each email is marked sent in its own commit right after the relay
+    accepts it, so a crash can repeat at most the one email in flight."""
+
+    name = "smtp"
+    batch = 1
+    BUDGET = 60.0  # seconds a batch may take: the rest wait for the next one
+    TIMEOUT = 30.0  # seconds for one send, or a probe
 
     def __init__(self, host: str, port: int, sender: str):
         self.host, self.port, self.sender = host, port, sender
 
-    BUDGET = 60.0  # seconds a batch may take: the rest wait for the next one
+    def outage(self, error: Exception) -> bool:
+        """Unreachable: no connection, a dropped one, no answer in time (``OSError``, which
+        aiosmtplib's connection and timeout errors are), or 421 (service not available).
+        Any other answer refused this message, and it backs off on its own."""
+        if isinstance(error, OSError):
+            return True
+        return isinstance(error, aiosmtplib.SMTPResponseException) and error.code == 421
+
+    async def probe(self) -> None:
+        smtp = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.TIMEOUT)
+        await smtp.connect()
+        try:
+            await smtp.noop()
+        finally:
+            smtp.close()
 
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
-        """One by one, each with its own timeout; a failure stops the rest (the relay is
-        likely down), as does the batch's time budget. What was sent stays sent."""
+        """One by one, each with its own timeout; an outage stops the rest (they are
+        ``NotTried``), as does the batch's time budget. What was sent stays sent."""
         out: list[Exception | None] = []
         deadline = time.monotonic() + self.BUDGET
         for message in messages:
@@ -101,11 +155,15 @@ class SmtpChannel:
                 await self.send(message)
             except Exception as exc:
                 out.append(exc)
-                break
+                if self.outage(exc):
+                    break
+                continue
             out.append(None)
         return out + [NotTried()] * (len(messages) - len(out))
 
-    async def send(self, message: Outgoing) -> None:
+    def email(self, message: Outgoing) -> EmailMessage:
+        """The email for ``message``; its key, the same on every send, is both the
+        Message-ID's left part and the ``X-Linkwell-Key`` header."""
         if message.medium is not Medium.EMAIL:
             raise ValueError(f"SMTP cannot deliver {message.medium.value}")
         email = EmailMessage()
@@ -113,8 +171,13 @@ class SmtpChannel:
         email["To"] = message.address
         email["Subject"] = message.subject
         email["Message-ID"] = f"<{message.key}@linkwell>"
+        email[KEY_HEADER] = message.key
         email.set_content(message.body)
-        await aiosmtplib.send(email, hostname=self.host, port=self.port, timeout=30)
+        return email
+
+    async def send(self, message: Outgoing) -> None:
+        email = self.email(message)
+        await aiosmtplib.send(email, hostname=self.host, port=self.port, timeout=self.TIMEOUT)
 
 
 class Router:
@@ -131,14 +194,9 @@ class Router:
             email = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
         return cls({Medium.EMAIL: email, Medium.SMS: spool})
 
-    async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
-        """Each message through its medium's channel; results in the messages' order."""
-        results: dict[int, Exception | None] = {}
-        by_channel: dict[int, tuple[Channel, list[int]]] = {}
-        for n, message in enumerate(messages):
-            channel = self.channels[message.medium]
-            by_channel.setdefault(id(channel), (channel, []))[1].append(n)
-        for channel, indexes in by_channel.values():
-            sent = await channel.send_many([messages[n] for n in indexes])
-            results.update(zip(indexes, sent, strict=True))
-        return [results[n] for n in range(len(messages))]
+    def lanes(self) -> list[tuple[Channel, tuple[Medium, ...]]]:
+        """Each channel once, with the media it carries."""
+        lanes: dict[int, tuple[Channel, list[Medium]]] = {}
+        for medium, channel in self.channels.items():
+            lanes.setdefault(id(channel), (channel, []))[1].append(medium)
+        return [(channel, tuple(media)) for channel, media in lanes.values()]

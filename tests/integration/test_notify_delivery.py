@@ -5,6 +5,7 @@ LINKWELL_NOTIFY_MAX_ATTEMPTS, counted, and the team told by notification.failed.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import pytest
@@ -132,3 +133,58 @@ async def test_a_send_refused_every_time_is_given_up_and_the_team_told(settings,
     assert all(r["failed_at"] is not None and r["sent_at"] is None for r in given_up)
     assert all(r["attempts"] == 3 for r in given_up)
     assert (given_up_count("person"), given_up_count("team")) == (before[0] + 1, before[1] + 1)
+
+
+class Recording:
+    """An SMTP server's handler that accepts everything and keeps each message."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, object]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes
+
+        self.messages.append((time.monotonic(), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+async def test_mail_queued_while_the_relay_was_down_goes_within_seconds_of_its_return(
+    settings, unused_tcp_port
+):
+    """The relay is down for 20 s while six messages wait (it refuses connections): once
+    it is back, every one of them is delivered within a few seconds, not after a backoff
+    that grew through the outage; and only the message in flight when the relay went
+    away was charged an attempt."""
+    own = NotifySettings(notify_channel="smtp", smtp_port=unused_tcp_port, notify_max_attempts=15)
+    runner = Runner(NOTIFY, settings, own)
+    await runner.start()
+    handler = Recording()
+    smtp = Controller(handler, hostname="127.0.0.1", port=unused_tcp_port)
+    try:
+        for _ in range(3):
+            await assign_one(settings)
+        await until(lambda: _queued(settings, 6))
+        await asyncio.sleep(20.0)  # the relay is away
+        assert handler.messages == []
+        smtp.start()
+        back = time.monotonic()
+        await until(lambda: _sent(settings, 6), within=30.0)
+        took = time.monotonic() - back
+    finally:
+        await runner.stop()
+        smtp.stop()
+    assert took < 5.0, f"the last message went {took:.1f} s after the relay returned"
+    assert len(handler.messages) == 6
+    current = await rows(settings)
+    # the relay's outage charged the one message that met it, no other
+    assert sorted(r["attempts"] for r in current) == [1, 1, 1, 1, 1, 2]
+    assert all(r["failed_at"] is None for r in current)
+
+
+async def _queued(settings, n: int) -> bool:
+    return len(await rows(settings)) == n
+
+
+async def _sent(settings, n: int) -> bool:
+    current = await rows(settings)
+    return len(current) == n and all(r["sent_at"] is not None for r in current)
