@@ -82,6 +82,12 @@ class Dispatcher(Poller):
             more |= await self._send_batch(channel, media, state)
         return more
 
+    def idle_for(self) -> float:
+        """Until the next probe of a channel that is down, if that comes before the poll."""
+        now = time.monotonic()
+        probes = [s.probe_at - now for s in self.states.values() if s.down]
+        return min([self._interval, *probes])
+
     async def _probe(
         self, channel: Channel, media: tuple[Medium, ...], state: ChannelState
     ) -> bool:

@@ -44,6 +44,11 @@ class Poller(ABC):
     async def work(self) -> bool:
         """One bounded pass; True if more may be due right now."""
 
+    def idle_for(self) -> float:
+        """Seconds to wait for a wake-up before the next pass: the safety poll, or less
+        when a poller knows something falls due sooner."""
+        return self._interval
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
@@ -63,6 +68,9 @@ class Poller(ABC):
         try:
             listener = await asyncpg.connect(self._dsn, timeout=5)
             await listener.add_listener(self._channel, lambda *_: self._wake.set())
+            # a lost listening connection (a database restart, a terminated backend)
+            # wakes the loop, which listens again and makes a pass for what it missed
+            listener.add_termination_listener(lambda *_: self._wake.set())
             self._listener = listener
         except Exception:
             self._listener = None  # fall back to polling until the database returns
@@ -90,4 +98,4 @@ class Poller(ABC):
             if stopping:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                await asyncio.wait_for(self._wake.wait(), max(self.idle_for(), 0.0))
