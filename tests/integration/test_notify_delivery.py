@@ -188,3 +188,38 @@ async def _queued(settings, n: int) -> bool:
 async def _sent(settings, n: int) -> bool:
     current = await rows(settings)
     return len(current) == n and all(r["sent_at"] is not None for r in current)
+
+
+async def test_a_dispatcher_whose_listening_connection_was_lost_still_sends_at_once(
+    settings, tmp_path
+):
+    """The dispatcher's LISTEN connection is terminated (as a database restart would):
+    the next message queued still goes at once, not at the next safety poll (30 s
+    here)."""
+    slow_poll = settings.model_copy(update={"poll_interval": 30.0})
+    runner = Runner(NOTIFY, slow_poll, NotifySettings(notify_spool_dir=tmp_path))
+    await runner.start()
+    channel = f"{settings.names.schema('notify')}_dispatch"
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        listening = "SELECT pid FROM pg_stat_activity WHERE query = $1"
+        await until(lambda: _one(conn, listening, f'LISTEN "{channel}"'))
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+            f'LISTEN "{channel}"',
+        )
+        await asyncio.sleep(1.0)  # the dispatcher has been idle since, waiting
+        await assign_one(settings)
+        queued = time.monotonic()
+        await until(lambda: _sent(settings, 2), within=20.0)
+        took = time.monotonic() - queued
+    finally:
+        await conn.close()
+        await runner.stop()
+    assert took < 5.0, f"sent {took:.1f} s after it was queued"
+    spooled = (tmp_path / settings.namespace / "email.jsonl").read_text().splitlines()
+    assert len(spooled) == 2
+
+
+async def _one(conn: asyncpg.Connection, sql: str, *args) -> bool:
+    return len(await conn.fetch(sql, *args)) == 1
