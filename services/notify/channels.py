@@ -10,6 +10,7 @@ Message-ID and the ``X-Linkwell-Key`` header, the spool as each line's ``key``).
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from .domain import Medium
 from .settings import NotifySettings
 
 KEY_HEADER = "X-Linkwell-Key"  # the message's key, for a relay or mailbox to drop a repeat
+WIRE = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -166,18 +168,30 @@ class SmtpChannel:
         Message-ID's left part and the ``X-Linkwell-Key`` header."""
         if message.medium is not Medium.EMAIL:
             raise ValueError(f"SMTP cannot deliver {message.medium.value}")
-        email = EmailMessage()
-        email["From"] = self.sender
-        email["To"] = message.address
-        email["Subject"] = message.subject
-        email["Message-ID"] = f"<{message.key}@linkwell>"
-        email[KEY_HEADER] = message.key
-        email.set_content(message.body)
-        return email
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.address
+        mail["Subject"] = message.subject
+        mail["Message-ID"] = f"<{message.key}@linkwell>"
+        mail[KEY_HEADER] = message.key
+        mail.set_content(message.body)
+        return mail
+
+    def wire(self, message: Outgoing) -> bytes:
+        """The email as sent. Headers are folded at RFC 5322's 998 characters, not 78, so
+        that the key header, one long word, travels as it is (folded at 78 it would be
+        sent as RFC 2047 encoded words, which a filter matching the key would miss)."""
+        return self.email(message).as_bytes(policy=WIRE)
 
     async def send(self, message: Outgoing) -> None:
-        email = self.email(message)
-        await aiosmtplib.send(email, hostname=self.host, port=self.port, timeout=self.TIMEOUT)
+        await aiosmtplib.send(
+            self.wire(message),
+            sender=self.sender,
+            recipients=[message.address],
+            hostname=self.host,
+            port=self.port,
+            timeout=self.TIMEOUT,
+        )
 
 
 class Router:

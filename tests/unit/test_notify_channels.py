@@ -126,3 +126,13 @@ def test_each_channel_is_one_lane_with_the_media_it_carries(tmp_path):
         ("smtp", 1, (Medium.EMAIL,)),
         ("spool", 50, (Medium.SMS,)),
     ]
+
+
+def test_the_key_travels_unfolded_and_unencoded():
+    """A key is one word longer than 78 characters: folded at 78 it would go as RFC 2047
+    encoded words, which a filter matching the key would not find."""
+    channel = SmtpChannel("relay.invalid", 25, "linkwell@linkwell.invalid")
+    key = "4d1c4a3e-6a43-4c1b-9a58-1f0b7c8e2d11.0f2b8a51-7f7e-4d6c-8b0b-2e4c1e7a9d33.person"
+    wire = channel.wire(Outgoing(key, Medium.EMAIL, "sam@example.org", "s", "b"))
+    assert f"\r\nX-Linkwell-Key: {key}\r\n".encode() in wire
+    assert f"\r\nMessage-ID: <{key}@linkwell>\r\n".encode() in wire
