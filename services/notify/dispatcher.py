@@ -65,7 +65,7 @@ class Dispatcher(Poller):
         self.lanes = router.lanes()
         self.states = {id(channel): ChannelState() for channel, _ in self.lanes}
         for channel, _ in self.lanes:
-            CHANNEL_UP.labels(_label(channel)).set(1)
+            CHANNEL_UP.labels(_label(channel)).set(0)  # until a probe answers
 
     async def work(self) -> bool:
         """A batch of each channel that can be used now. True if a batch was full (more
@@ -96,6 +96,7 @@ class Dispatcher(Poller):
             await channel.probe()
         except Exception as exc:
             state.unreachable(time.monotonic())
+            CHANNEL_UP.labels(label).set(0)
             log.warning(
                 "notify_channel_down",
                 channel=label,
@@ -105,7 +106,7 @@ class Dispatcher(Poller):
             return False
         state.reached()
         CHANNEL_UP.labels(label).set(1)
-        log.info("notify_channel_back", channel=label, media=[m.value for m in media])
+        log.info("notify_channel_up", channel=label, media=[m.value for m in media])
         return True
 
     async def _release(self, media: tuple[Medium, ...], state: ChannelState) -> None:

@@ -202,21 +202,22 @@ def probe_delay(outages: int) -> float:
 
 @dataclass
 class ChannelState:
-    """What the dispatcher knows of one channel, in memory (a restarted dispatcher starts
-    with every channel up and learns again). ``outages`` counts the times in a row it was
+    """What the dispatcher knows of one channel, in memory. A new one knows nothing: the
+    channel is probed before its first message (so a dispatcher restarted during an
+    outage charges no message for it). ``outages`` counts the times in a row it was
     found unreachable; only a delivered message resets it, so a relay that answers a
     probe and then drops every message is probed less and less often (up to
-    ``MAX_PROBE``). ``release`` is set while messages may be held back by an outage:
-    from the start (a previous process may have left some) and from each outage until
-    the channel is seen working again."""
+    ``MAX_PROBE``). ``release`` is set while messages may be held by an outage: from
+    the start (a previous process may have left some) and from each outage until the
+    channel answers again."""
 
     outages: int = 0
-    down: bool = False
+    down: bool = True
     probe_at: float = 0.0
     release: bool = True
 
     def usable(self, now: float) -> bool:
-        """May the channel be used now (up, or down and due for a probe)?"""
+        """May the channel be used now (up, or down or unknown and due for a probe)?"""
         return not self.down or now >= self.probe_at
 
     def unreachable(self, now: float) -> None:

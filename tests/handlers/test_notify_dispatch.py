@@ -119,6 +119,8 @@ async def test_an_outage_charges_one_message_and_everything_goes_once_the_relay_
     notify = await harness("notify")
     relay = Relay("smtp", batch=1)
     d = dispatcher_for(notify, relay)
+    await drain(d)  # probed first: the relay answers
+    assert (relay.tries, relay.probes) == (0, 1)
     keys = await assign(notify, 2)
     relay.up = False
 
@@ -128,20 +130,31 @@ async def test_an_outage_charges_one_message_and_everything_goes_once_the_relay_
     assert relay.tries == 1  # the rest were not tried: the relay is down
 
     await drain(d)  # before its probe is due: nothing tried, nothing probed
-    assert (relay.tries, relay.probes) == (1, 0)
+    assert (relay.tries, relay.probes) == (1, 1)
 
     d.states[id(relay)].probe_at = 0.0  # the probe is due; still down
     await drain(d)
-    assert (relay.tries, relay.probes) == (1, 1)
+    assert (relay.tries, relay.probes) == (1, 2)
 
     relay.up = True
     d.states[id(relay)].probe_at = 0.0
     await drain(d)
     # the held message went too, though its own backoff (1 s of a clock that stands
     # still) had not run out: the outage held it, not a refusal
-    assert relay.probes == 2
+    assert relay.probes == 3
     assert sorted(relay.delivered) == sorted(keys)
     assert await state(notify) == {first: (2, True, False)} | {k: (1, True, False) for k in rest}
+
+
+async def test_a_dispatcher_started_during_an_outage_charges_nothing(harness):
+    notify = await harness("notify")
+    relay = Relay("smtp", batch=1)
+    relay.up = False
+    keys = await assign(notify, 1)
+    for _ in range(3):  # three restarts, each probing first
+        await drain(dispatcher_for(notify, relay))
+    assert (relay.tries, relay.probes) == (0, 3)
+    assert await state(notify) == {k: (0, False, False) for k in keys}
 
 
 async def test_a_refused_message_backs_off_alone_and_the_channel_stays_up(harness):
@@ -156,7 +169,7 @@ async def test_a_refused_message_backs_off_alone_and_the_channel_stays_up(harnes
     assert await state(notify) == {keys[0]: (1, False, False)} | {
         k: (1, True, False) for k in keys[1:]
     }
-    assert not d.states[id(relay)].down and relay.probes == 0
+    assert not d.states[id(relay)].down and relay.probes == 1  # the first, at start
     relay.refuse = set()
     await drain(d)  # a refusal is not an outage: nothing releases it before its backoff
     assert relay.delivered == keys[1:]

@@ -151,16 +151,20 @@ class Recording:
 async def test_mail_queued_while_the_relay_was_down_goes_within_seconds_of_its_return(
     settings, unused_tcp_port
 ):
-    """The relay is down for 20 s while six messages wait (it refuses connections): once
-    it is back, every one of them is delivered within a few seconds, not after a backoff
-    that grew through the outage; and only the message in flight when the relay went
-    away was charged an attempt."""
+    """The relay goes away (it refuses connections) and six messages are queued; 20 s
+    later it is back, and every one of them is delivered within a few seconds, not after
+    a backoff that grew through the outage; only the message that met the outage was
+    charged an attempt."""
     own = NotifySettings(notify_channel="smtp", smtp_port=unused_tcp_port, notify_max_attempts=15)
+    handler = Recording()
+    before = Controller(handler, hostname="127.0.0.1", port=unused_tcp_port)
+    before.start()
     runner = Runner(NOTIFY, settings, own)
     await runner.start()
-    handler = Recording()
     smtp = Controller(handler, hostname="127.0.0.1", port=unused_tcp_port)
     try:
+        await asyncio.sleep(1.0)  # the dispatcher has found the relay
+        before.stop()
         for _ in range(3):
             await assign_one(settings)
         await until(lambda: _queued(settings, 6))

@@ -18,14 +18,16 @@ def test_a_channel_down_is_probed_every_quarter_second_growing_to_two_seconds():
     assert probe_delay(1000) == MAX_PROBE == 2.0  # never more, however long the outage
 
 
-def test_a_channel_starts_up_and_with_a_release_due():
+def test_a_new_channel_is_probed_before_its_first_message_then_releases():
     state = ChannelState()
-    assert state.usable(0.0) and not state.down
+    assert state.down and state.usable(0.0)  # unknown: a probe is due at once
     assert state.release  # a previous process may have left messages held
+    state.reached()
+    assert not state.down and state.outages == 0
 
 
 def test_an_outage_takes_the_channel_down_until_its_probe_is_due():
-    state = ChannelState(release=False)
+    state = ChannelState(down=False, release=False)
     state.unreachable(now=100.0)
     assert state.down and state.release and state.outages == 1
     assert not state.usable(100.2)
