@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import aiosmtplib
 
@@ -65,7 +65,9 @@ class Channel(Protocol):
 class FileChannel:
     """Appends each message as a JSON line to ``<dir>/<medium>.jsonl``: a spool another
     process (a print room, an SMS gateway, a test) can read, deduplicating by ``key``.
-    A batch is written with one fsync per file before returning."""
+    A batch is written with one fsync per file before returning. A write cut short
+    leaves a line that does not parse; the next write starts on a line of its own, and
+    the message cut short comes again whole (it was not marked sent)."""
 
     name = "spool"
     batch = 50  # lines written with one fsync per file
@@ -91,8 +93,11 @@ class FileChannel:
                 )
             )
         for medium, lines in by_file.items():
-            with open(self.directory / f"{medium}.jsonl", "a", encoding="utf-8") as f:
-                f.write("".join(line + "\n" for line in lines))
+            with open(self.directory / f"{medium}.jsonl", "ab+") as f:
+                text = "".join(line + "\n" for line in lines)
+                if _torn(f):  # a write cut short (a full disk, a crash): end that line
+                    text = "\n" + text
+                f.write(text.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
 
@@ -114,6 +119,17 @@ class FileChannel:
             except Exception as exc:
                 return [exc] * len(messages)
         return [None] * len(messages)
+
+
+def _torn(f: BinaryIO) -> bool:
+    """Does the file end in the middle of a line?"""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return False
+    f.seek(size - 1)
+    torn = f.read(1) != b"\n"
+    f.seek(0, os.SEEK_END)
+    return torn
 
 
 class SmtpChannel:

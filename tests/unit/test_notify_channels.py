@@ -136,3 +136,16 @@ def test_the_key_travels_unfolded_and_unencoded():
     wire = channel.wire(Outgoing(key, Medium.EMAIL, "sam@example.org", "s", "b"))
     assert f"\r\nX-Linkwell-Key: {key}\r\n".encode() in wire
     assert f"\r\nMessage-ID: <{key}@linkwell>\r\n".encode() in wire
+
+
+async def test_a_line_cut_short_does_not_swallow_the_next_message(tmp_path):
+    """A write cut short (a full disk, a crash) leaves half a line; the next batch starts
+    on a line of its own, so its messages parse and only the torn fragment does not."""
+    spool = FileChannel(tmp_path)
+    (tmp_path / "sms.jsonl").write_text('{"key": "r1.e1.person", "to": "0770')
+    message = Outgoing("r1.e1.person", Medium.SMS, "07700900123", "s", "b")
+    assert await spool.send_many([message]) == [None]
+    torn, whole = (tmp_path / "sms.jsonl").read_text().splitlines()
+    assert json.loads(whole)["key"] == "r1.e1.person"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(torn)
