@@ -192,12 +192,12 @@ MAX_PROBE = 2.0
 
 def backoff(attempts_made: int) -> float:
     """Seconds before a message the channel refused is tried again."""
-    return min(2.0 ** (attempts_made - 1), MAX_BACKOFF)
+    return min(2.0 ** min(attempts_made - 1, 20), MAX_BACKOFF)
 
 
 def probe_delay(outages: int) -> float:
     """Seconds before a channel found down ``outages`` times in a row is probed again."""
-    return min(FIRST_PROBE * 2.0 ** (outages - 1), MAX_PROBE)
+    return min(FIRST_PROBE * 2.0 ** min(outages - 1, 10), MAX_PROBE)  # no overflow
 
 
 @dataclass

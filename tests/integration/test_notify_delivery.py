@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
+from yarl import URL
 
+from contracts import CloudEvent
 from services.notify.app import SERVICE as NOTIFY
 from services.notify.settings import NotifySettings
+from services.runtime import db
+from services.runtime.handling import handle
 from services.runtime.runner import Runner
 
-from ..support import Tap, accepted, emit, internal
+from ..support import Tap, TcpProxy, accepted, emit, internal
 
 pytestmark = pytest.mark.integration
 
@@ -68,11 +73,31 @@ def given_up_count(audience: str) -> float:
     return value or 0.0
 
 
-async def assign_one(settings) -> str:
+async def assign_one(settings, deliver: bool = True) -> str:
+    """A referral accepted and assigned: two emails queued (the person's, the team's).
+    Without ``deliver``, they are written to notify's tables directly, as another
+    replica would, without any running notify's consumer or database connection."""
     ref = accepted(contact={"preferred": "email", "email": "sam@example.org"})
     rid = ref["data"]["referral_id"]
-    await emit(settings, ref)
-    await emit(settings, internal("referral.assigned.v1", producer="triage", referral_id=rid))
+    assigned = internal("referral.assigned.v1", producer="triage", referral_id=rid)
+    if deliver:
+        await emit(settings, ref)
+        await emit(settings, assigned)
+        return rid
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": settings.names.schema("notify")}
+    )
+    try:
+        await db.init_connection(conn)
+        uow = NOTIFY.unit_of_work(conn, settings.names, None, NotifySettings())
+        for envelope in (ref, assigned):
+            event = CloudEvent[Any].model_validate(envelope)
+            route = NOTIFY.routes[envelope["type"]]
+            async with conn.transaction():
+                await handle(uow, route, event, route.model.model_validate(envelope["data"]))
+                await uow.flush()
+    finally:
+        await conn.close()
     return rid
 
 
@@ -227,3 +252,29 @@ async def test_a_dispatcher_whose_listening_connection_was_lost_still_sends_at_o
 
 async def _one(conn: asyncpg.Connection, sql: str, *args) -> bool:
     return len(await conn.fetch(sql, *args)) == 1
+
+
+async def test_messages_queued_while_notify_lost_its_database_go_within_seconds_of_its_return(
+    settings, tmp_path
+):
+    """notify loses its database for 15 s (its connections cut, new ones refused) while
+    two messages are queued (by another replica, say): they are spooled within a few
+    seconds of the database's return, not after a wait that grew through the outage."""
+    db = URL(settings.database_url)
+    proxy = await TcpProxy(db.host or "127.0.0.1", db.port or 5432).start()
+    away = settings.model_copy(update={"database_url": proxy.url(settings.database_url)})
+    runner = Runner(NOTIFY, away, NotifySettings(notify_spool_dir=tmp_path))
+    await runner.start()
+    try:
+        await proxy.cut()
+        await assign_one(settings, deliver=False)
+        await asyncio.sleep(15.0)
+        assert not (tmp_path / settings.namespace / "email.jsonl").exists()
+        await proxy.restore()
+        back = time.monotonic()
+        await until(lambda: _sent(settings, 2), within=30.0)
+        took = time.monotonic() - back
+    finally:
+        await runner.stop()
+        await proxy.cut()
+    assert took < 4.0, f"sent {took:.1f} s after the database returned"

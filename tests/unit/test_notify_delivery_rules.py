@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.notify.domain import MAX_PROBE, ChannelState, backoff, probe_delay
+from services.runtime.poller import failure_wait
 
 
 def test_a_refused_message_backs_off_1_2_4_seconds_up_to_an_hour():
@@ -15,7 +16,8 @@ def test_a_refused_message_backs_off_1_2_4_seconds_up_to_an_hour():
 
 def test_a_channel_down_is_probed_every_quarter_second_growing_to_two_seconds():
     assert [probe_delay(n) for n in range(1, 7)] == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
-    assert probe_delay(1000) == MAX_PROBE == 2.0  # never more, however long the outage
+    # never more, however long the outage (a probe every 2 s: 1,100 in 37 minutes)
+    assert probe_delay(1100) == probe_delay(10**6) == MAX_PROBE == 2.0
 
 
 def test_a_new_channel_is_probed_before_its_first_message_then_releases():
@@ -49,3 +51,9 @@ def test_a_probe_that_answers_brings_it_back_but_only_a_delivery_forgets_the_out
     assert state.outages == 0 and not state.down
     state.unreachable(10.0)
     assert state.probe_at == 10.25
+
+
+def test_a_poller_retries_a_lost_database_at_most_every_two_seconds():
+    assert [failure_wait(n) for n in range(1, 6)] == [0.4, 0.8, 1.6, 2.0, 2.0]
+    # an outage of hours: 2 ** 1024 would no longer fit a float and kill the poller
+    assert failure_wait(1100) == failure_wait(10**6) == 2.0
