@@ -137,12 +137,15 @@ class Dispatcher(Poller):
             if sent:
                 state.delivered()
             for p, result in zip(due, results, strict=True):
-                if result is not None and not isinstance(result, NotTried):
-                    outage = channel.outage(result)
-                    if outage:
-                        state.unreachable(time.monotonic())
-                        CHANNEL_UP.labels(_label(channel)).set(0)
-                    await self.failed(uow, p, result, outage)
+                if result is None or isinstance(result, NotTried):
+                    continue
+                if state.down:
+                    continue  # after an outage (a spool write fails for all): not charged
+                outage = channel.outage(result)
+                if outage:
+                    state.unreachable(time.monotonic())
+                    CHANNEL_UP.labels(_label(channel)).set(0)
+                await self.failed(uow, p, result, outage)
             return len(due) == size and not state.down
 
     async def failed(

@@ -38,6 +38,7 @@ class Relay:
         self.delivered: list[str] = []
         self.tries = 0
         self.probes = 0
+        self.all_or_nothing = False
 
     def outage(self, error: Exception) -> bool:
         return isinstance(error, OSError)
@@ -48,6 +49,9 @@ class Relay:
             raise ConnectionRefusedError("relay down")
 
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
+        if self.all_or_nothing and not self.up:  # as the spool: one write for the batch
+            self.tries += len(messages)
+            return [OSError(28, "No space left on device")] * len(messages)
         out: list[Exception | None] = []
         for message in messages:
             self.tries += 1
@@ -144,6 +148,22 @@ async def test_an_outage_charges_one_message_and_everything_goes_once_the_relay_
     assert relay.probes == 3
     assert sorted(relay.delivered) == sorted(keys)
     assert await state(notify) == {first: (2, True, False)} | {k: (1, True, False) for k in rest}
+
+
+async def test_a_spool_write_that_fails_charges_only_its_first_message(harness):
+    """A spool's write fails for its whole batch (a full disk): the channel is down, the
+    first message is charged and held, the others of the batch are not charged."""
+    notify = await harness("notify")
+    spool = Relay("spool", batch=50)
+    d = dispatcher_for(notify, spool)
+    await drain(d)  # probed: writable
+    keys = await assign(notify, 2)
+    spool.up, spool.all_or_nothing = False, True
+    await drain(d)
+    assert spool.tries == 4
+    first, *rest = keys
+    assert await state(notify) == {first: (1, False, True)} | {k: (0, False, False) for k in rest}
+    assert d.states[id(spool)].down
 
 
 async def test_a_dispatcher_started_during_an_outage_charges_nothing(harness):
