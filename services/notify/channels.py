@@ -140,7 +140,8 @@ class SmtpChannel:
     name = "smtp"
     batch = 1
     BUDGET = 60.0  # seconds a batch may take: the rest wait for the next one
-    TIMEOUT = 30.0  # seconds for one send, or a probe
+    TIMEOUT = 30.0  # seconds for one send
+    PROBE_TIMEOUT = 10.0  # seconds for a probe (a relay that does not answer holds it up)
 
     def __init__(self, host: str, port: int, sender: str):
         self.host, self.port, self.sender = host, port, sender
@@ -154,7 +155,7 @@ class SmtpChannel:
         return isinstance(error, aiosmtplib.SMTPResponseException) and error.code == 421
 
     async def probe(self) -> None:
-        smtp = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.TIMEOUT)
+        smtp = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.PROBE_TIMEOUT)
         await smtp.connect()
         try:
             await smtp.noop()
