@@ -1,10 +1,16 @@
-"""Delivery channels. A channel sends a batch of messages; the dispatcher retries what
-failed, so a channel may see a message more than once and should use ``key`` to
-deduplicate where its medium allows (the SMTP channel sends it as the Message-ID)."""
+"""Delivery channels. A channel sends a batch of messages (at most its ``batch``: what a
+crash between a send and its commit can repeat), tells an outage (``outage``: it could
+not be reached) from a refusal of one message, and can be probed without a message.
+
+The dispatcher retries what failed, and a crash can repeat what was in flight, so the
+receiving side may see a message more than once: every message carries its ``key``,
+the same on every send, for it to drop a repeat (the SMTP channel sends it as the
+Message-ID and the ``X-Linkwell-Key`` header, the spool as each line's ``key``)."""
 
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 import os
 import time
@@ -12,12 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import aiosmtplib
 
 from .domain import Medium
 from .settings import NotifySettings
+
+KEY_HEADER = "X-Linkwell-Key"  # the message's key, for a relay or mailbox to drop a repeat
+WIRE = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,18 @@ class NotTried(Exception):
 
 
 class Channel(Protocol):
+    name: str  # for metrics and logs
+    batch: int  # messages sent (and then marked) together
+
+    def outage(self, error: Exception) -> bool:
+        """Did this failure come from the channel being unreachable (rather than its
+        refusing this one message)?"""
+        ...
+
+    async def probe(self) -> None:
+        """Raise unless the channel can be reached (no message is sent)."""
+        ...
+
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
         """Send in order; for each message None (sent) or why not. A channel may stop at
         the first failure: the messages after it are then ``NotTried``."""
@@ -44,7 +65,12 @@ class Channel(Protocol):
 class FileChannel:
     """Appends each message as a JSON line to ``<dir>/<medium>.jsonl``: a spool another
     process (a print room, an SMS gateway, a test) can read, deduplicating by ``key``.
-    A batch is written with one fsync per file before returning."""
+    A batch is written with one fsync per file before returning. A write cut short
+    leaves a line that does not parse; the next write starts on a line of its own, and
+    the message cut short comes again whole (it was not marked sent)."""
+
+    name = "spool"
+    batch = 50  # lines written with one fsync per file
 
     def __init__(self, directory: Path):
         self.directory = directory
@@ -67,10 +93,24 @@ class FileChannel:
                 )
             )
         for medium, lines in by_file.items():
-            with open(self.directory / f"{medium}.jsonl", "a", encoding="utf-8") as f:
-                f.write("".join(line + "\n" for line in lines))
+            with open(self.directory / f"{medium}.jsonl", "ab+") as f:
+                text = "".join(line + "\n" for line in lines)
+                if _torn(f):  # a write cut short (a full disk, a crash): end that line
+                    text = "\n" + text
+                f.write(text.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
+
+    def outage(self, error: Exception) -> bool:
+        return isinstance(error, OSError)  # a full disk, a lost mount, a permission
+
+    async def probe(self) -> None:
+        def writable() -> None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.directory, os.W_OK):
+                raise PermissionError(f"cannot write to {self.directory}")
+
+        await asyncio.to_thread(writable)
 
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
         async with self._lock:
@@ -81,17 +121,50 @@ class FileChannel:
         return [None] * len(messages)
 
 
+def _torn(f: BinaryIO) -> bool:
+    """Does the file end in the middle of a line?"""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return False
+    f.seek(size - 1)
+    torn = f.read(1) != b"\n"
+    f.seek(0, os.SEEK_END)
+    return torn
+
+
 class SmtpChannel:
-    """Email through an SMTP relay (for NHS organisations, typically NHSmail's)."""
+    """Email through an SMTP relay (for NHS organisations, typically NHSmail's). One
+    message a batch: each email is marked sent in its own commit right after the relay
+    accepts it, so a crash can repeat at most the one email in flight."""
+
+    name = "smtp"
+    batch = 1
+    BUDGET = 60.0  # seconds a batch may take: the rest wait for the next one
+    TIMEOUT = 30.0  # seconds for one send
+    PROBE_TIMEOUT = 10.0  # seconds for a probe (a relay that does not answer holds it up)
 
     def __init__(self, host: str, port: int, sender: str):
         self.host, self.port, self.sender = host, port, sender
 
-    BUDGET = 60.0  # seconds a batch may take: the rest wait for the next one
+    def outage(self, error: Exception) -> bool:
+        """Unreachable: no connection, a dropped one, no answer in time (``OSError``, which
+        aiosmtplib's connection and timeout errors are), or 421 (service not available).
+        Any other answer refused this message, and it backs off on its own."""
+        if isinstance(error, OSError):
+            return True
+        return isinstance(error, aiosmtplib.SMTPResponseException) and error.code == 421
+
+    async def probe(self) -> None:
+        smtp = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.PROBE_TIMEOUT)
+        await smtp.connect()
+        try:
+            await smtp.noop()
+        finally:
+            smtp.close()
 
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
-        """One by one, each with its own timeout; a failure stops the rest (the relay is
-        likely down), as does the batch's time budget. What was sent stays sent."""
+        """One by one, each with its own timeout; an outage stops the rest (they are
+        ``NotTried``), as does the batch's time budget. What was sent stays sent."""
         out: list[Exception | None] = []
         deadline = time.monotonic() + self.BUDGET
         for message in messages:
@@ -101,20 +174,41 @@ class SmtpChannel:
                 await self.send(message)
             except Exception as exc:
                 out.append(exc)
-                break
+                if self.outage(exc):
+                    break
+                continue
             out.append(None)
         return out + [NotTried()] * (len(messages) - len(out))
 
-    async def send(self, message: Outgoing) -> None:
+    def email(self, message: Outgoing) -> EmailMessage:
+        """The email for ``message``; its key, the same on every send, is both the
+        Message-ID's left part and the ``X-Linkwell-Key`` header."""
         if message.medium is not Medium.EMAIL:
             raise ValueError(f"SMTP cannot deliver {message.medium.value}")
-        email = EmailMessage()
-        email["From"] = self.sender
-        email["To"] = message.address
-        email["Subject"] = message.subject
-        email["Message-ID"] = f"<{message.key}@linkwell>"
-        email.set_content(message.body)
-        await aiosmtplib.send(email, hostname=self.host, port=self.port, timeout=30)
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.address
+        mail["Subject"] = message.subject
+        mail["Message-ID"] = f"<{message.key}@linkwell>"
+        mail[KEY_HEADER] = message.key
+        mail.set_content(message.body)
+        return mail
+
+    def wire(self, message: Outgoing) -> bytes:
+        """The email as sent. Headers are folded at RFC 5322's 998 characters, not 78, so
+        that the key header, one long word, travels as it is (folded at 78 it would be
+        sent as RFC 2047 encoded words, which a filter matching the key would miss)."""
+        return self.email(message).as_bytes(policy=WIRE)
+
+    async def send(self, message: Outgoing) -> None:
+        await aiosmtplib.send(
+            self.wire(message),
+            sender=self.sender,
+            recipients=[message.address],
+            hostname=self.host,
+            port=self.port,
+            timeout=self.TIMEOUT,
+        )
 
 
 class Router:
@@ -131,14 +225,9 @@ class Router:
             email = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
         return cls({Medium.EMAIL: email, Medium.SMS: spool})
 
-    async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
-        """Each message through its medium's channel; results in the messages' order."""
-        results: dict[int, Exception | None] = {}
-        by_channel: dict[int, tuple[Channel, list[int]]] = {}
-        for n, message in enumerate(messages):
-            channel = self.channels[message.medium]
-            by_channel.setdefault(id(channel), (channel, []))[1].append(n)
-        for channel, indexes in by_channel.values():
-            sent = await channel.send_many([messages[n] for n in indexes])
-            results.update(zip(indexes, sent, strict=True))
-        return [results[n] for n in range(len(messages))]
+    def lanes(self) -> list[tuple[Channel, tuple[Medium, ...]]]:
+        """Each channel once, with the media it carries."""
+        lanes: dict[int, tuple[Channel, list[Medium]]] = {}
+        for medium, channel in self.channels.items():
+            lanes.setdefault(id(channel), (channel, []))[1].append(medium)
+        return [(channel, tuple(media)) for channel, media in lanes.values()]

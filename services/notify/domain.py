@@ -215,3 +215,60 @@ def for_team(known: Known, assigned: ReferralAssigned, team_address: str) -> Mes
         f"New social prescribing referral for PCN {assigned.pcn}",
         "\n".join(lines),
     )
+
+
+# Delivery rules. A message the channel refused (the relay answered no) backs off on its
+# own: 1, 2, 4... seconds, at most an hour. A channel that cannot be reached is judged as
+# a whole (``ChannelState``): it is down, its messages wait without being tried (and are
+# charged nothing), it is probed every 0.25, 0.5, 1, then 2 s, and once a probe succeeds
+# every message held back only by its outage is due at once.
+MAX_BACKOFF = 3600.0
+FIRST_PROBE = 0.25
+MAX_PROBE = 2.0
+
+
+def backoff(attempts_made: int) -> float:
+    """Seconds before a message the channel refused is tried again."""
+    return min(2.0 ** min(attempts_made - 1, 20), MAX_BACKOFF)
+
+
+def probe_delay(outages: int) -> float:
+    """Seconds before a channel found down ``outages`` times in a row is probed again."""
+    return min(FIRST_PROBE * 2.0 ** min(outages - 1, 10), MAX_PROBE)  # no overflow
+
+
+@dataclass
+class ChannelState:
+    """What the dispatcher knows of one channel, in memory. A new one knows nothing: the
+    channel is probed before its first message (so a dispatcher restarted during an
+    outage charges no message for it). ``outages`` counts the times in a row it was
+    found unreachable; only a delivered message resets it, so a relay that answers a
+    probe and then drops every message is probed less and less often (up to
+    ``MAX_PROBE``). ``release`` is set while messages may be held by an outage: from
+    the start (a previous process may have left some) and from each outage until the
+    channel answers again."""
+
+    outages: int = 0
+    down: bool = True
+    probe_at: float = 0.0
+    release: bool = True
+
+    def usable(self, now: float) -> bool:
+        """May the channel be used now (up, or down or unknown and due for a probe)?"""
+        return not self.down or now >= self.probe_at
+
+    def unreachable(self, now: float) -> None:
+        """A send or a probe could not reach the channel: down, probed later."""
+        self.outages += 1
+        self.down = True
+        self.release = True
+        self.probe_at = now + probe_delay(self.outages)
+
+    def reached(self) -> None:
+        """A probe reached the channel: it is up again (the count of outages stays until
+        a message is delivered)."""
+        self.down = False
+
+    def delivered(self) -> None:
+        self.down = False
+        self.outages = 0

@@ -37,9 +37,11 @@ class NotifySettings(BaseSettings):
         ge=1,
         le=30,
         validation_alias=_env("LINKWELL_NOTIFY_MAX_ATTEMPTS"),
-        description="Sends of one message before it is given up (retried after 1, 2, 4... "
-        "seconds, at most an hour apart: 15 attempts span about three hours); then the "
-        "team is told by notification.failed.v1.",
+        description="Failed sends of one message before it is given up (a refused one is "
+        "retried after 1, 2, 4... seconds, at most an hour apart: 15 attempts span about "
+        "three hours; a channel that cannot be reached charges only the message that met "
+        "it, and the rest wait for it untried); then the team is told by "
+        "notification.failed.v1.",
     )
     team_address_template: str = Field(
         "social-prescribing-{pcn}@linkwell.invalid",

@@ -150,15 +150,18 @@ class Outgoing:
         )
         return added is not None
 
-    async def next_due(self, limit: int) -> list[Pending]:
+    async def next_due(self, limit: int, media: tuple[Medium, ...]) -> list[Pending]:
+        """The oldest messages of these media that are due, locked (skipping those another
+        dispatcher holds)."""
         rows = await self.conn.fetch(
             "SELECT n.id, n.key, n.referral_id, r.pcn, n.audience, n.medium, n.address,"
             " n.subject, n.body, n.attempts FROM notification n"
             " JOIN referral r USING (referral_id)"
             " WHERE n.sent_at IS NULL AND n.failed_at IS NULL AND n.cancelled_at IS NULL"
-            " AND n.next_attempt_at <= now()"
+            " AND n.next_attempt_at <= now() AND n.medium = ANY($2::text[])"
             " ORDER BY n.id LIMIT $1 FOR UPDATE OF n SKIP LOCKED",
             limit,
+            [m.value for m in media],
         )
         return [
             Pending(
@@ -192,14 +195,28 @@ class Outgoing:
             error,
         )
 
-    async def failed(self, id: int, error: str, retry_in: float) -> None:
+    async def failed(self, id: int, error: str, retry_in: float, *, outage: bool) -> None:
+        """An attempt that failed; with ``outage``, held by its channel's outage."""
         await self.conn.execute(
             "UPDATE notification SET attempts = attempts + 1, last_error = $2,"
-            " next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+            " next_attempt_at = now() + make_interval(secs => $3), held_by_outage = $4"
+            " WHERE id = $1",
             id,
             error,
             retry_in,
+            outage,
         )
+
+    async def release(self, media: tuple[Medium, ...]) -> int:
+        """The channel of these media is back: what its outage held is due now."""
+        result = await self.conn.execute(
+            "UPDATE notification SET next_attempt_at = least(next_attempt_at, now()),"
+            " held_by_outage = false WHERE id IN (SELECT id FROM notification"
+            " WHERE held_by_outage AND medium = ANY($1::text[]) AND sent_at IS NULL"
+            " AND failed_at IS NULL AND cancelled_at IS NULL FOR UPDATE SKIP LOCKED)",
+            [m.value for m in media],
+        )
+        return int(result.split()[-1])
 
 
 class NotifyStore:

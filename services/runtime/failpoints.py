@@ -5,7 +5,8 @@ probability. Unset, as in production, every failpoint is a dictionary miss.
 Points: ``after_claim`` (in the transaction, before the handler), ``mid_batch`` (half of
 a batch handled, in its transaction), ``before_commit``
 (handler done, not committed), ``after_commit`` (committed, not acked),
-``after_publish`` (outbox rows published, not marked), ``after_park`` (a retry or
+``after_publish`` (outbox rows published, not marked), ``after_send`` (notify's
+dispatcher: a channel batch sent, not marked), ``after_park`` (a retry or
 dead-letter copy confirmed, original not acked).
 """
 
@@ -21,6 +22,7 @@ POINTS = (
     "before_commit",
     "after_commit",
     "after_publish",
+    "after_send",
     "after_park",
 )
 

@@ -1,7 +1,8 @@
 """One loop for everything that works off rows a transaction committed (the outbox relay,
-notify's dispatcher): woken at once by LISTEN/NOTIFY, with a safety poll in case a
-notification is missed, backing off while the database is away, and draining what was
-committed before it stops.
+notify's dispatcher): woken at once by LISTEN/NOTIFY (listening again at once when that
+connection is lost), with a safety poll in case a notification is missed, retrying at
+most every 2 s while the database is away, and draining what was committed before it
+stops.
 
 The contract a poller honours: implement ``work()``, which does one bounded pass in its own
 transaction(s) and returns True if more may be due right now (then it is called again at
@@ -19,6 +20,16 @@ import asyncpg
 from .logs import get_logger
 
 log = get_logger(__name__)
+
+
+MAX_FAILURE_WAIT = 2.0  # seconds: a database back is used within this
+
+
+def failure_wait(failures: int) -> float:
+    """Seconds before the next pass after ``failures`` failed ones in a row: 0.4, 0.8,
+    1.6, then every 2 s, so that work waiting for the database goes soon after it is
+    back, however long it was away."""
+    return min(0.2 * 2 ** min(failures, 10), MAX_FAILURE_WAIT)  # no overflow, however long
 
 
 def notify_channel(schema: str, what: str) -> str:
@@ -44,6 +55,11 @@ class Poller(ABC):
     async def work(self) -> bool:
         """One bounded pass; True if more may be due right now."""
 
+    def idle_for(self) -> float:
+        """Seconds to wait for a wake-up before the next pass: the safety poll, or less
+        when a poller knows something falls due sooner."""
+        return self._interval
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
@@ -63,6 +79,9 @@ class Poller(ABC):
         try:
             listener = await asyncpg.connect(self._dsn, timeout=5)
             await listener.add_listener(self._channel, lambda *_: self._wake.set())
+            # a lost listening connection (a database restart, a terminated backend)
+            # wakes the loop, which listens again and makes a pass for what it missed
+            listener.add_termination_listener(lambda *_: self._wake.set())
             self._listener = listener
         except Exception:
             self._listener = None  # fall back to polling until the database returns
@@ -78,16 +97,19 @@ class Poller(ABC):
             try:
                 more = await self.work()
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception(f"{self.name}_failed", failures=failures)
+                if failures == 1 or failures % 100 == 0:
+                    log.exception(f"{self.name}_failed", failures=failures)
+                else:  # the same outage: once with its traceback is enough
+                    log.warning(f"{self.name}_failed", failures=failures, error=type(exc).__name__)
                 if stopping:
                     return
-                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+                await asyncio.sleep(failure_wait(failures))
                 continue
             if more:
                 continue  # more waiting (also when stopping: drain what was committed)
             if stopping:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                await asyncio.wait_for(self._wake.wait(), max(self.idle_for(), 0.0))

@@ -6,23 +6,33 @@ baseline SWEMWBS, and for every third an episode closed.
 
 Two ways to crash: ``kill -9`` at arbitrary moments, and failpoints that kill a process at
 exact boundaries (after the inbox claim, before commit, after commit but before the ack,
-after publishing the outbox but before marking it, after parking a retry)."""
+after publishing the outbox but before marking it, after notify's dispatcher sent a batch
+but before marking it, after parking a retry).
+
+Notifications are counted too: once the run is over every queued one has gone, and a
+crash repeated at most the batch that was in flight (an email over SMTP, up to 50 spool
+lines), each copy with the key of the first."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+import json
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from email import message_from_bytes
 from pathlib import Path
 
+import asyncpg
 import pytest
+from aiosmtpd.controller import Controller
 
+from services.notify.channels import KEY_HEADER, FileChannel
 from services.runtime.failpoints import POINTS
 
 from ..stack import ProcessStack
-from ..support import Tap, inbound, publish, submission, worker
+from ..support import Tap, accepted, emit, inbound, internal, publish, submission, worker
 
 pytestmark = pytest.mark.e2e
 
@@ -226,6 +236,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(settings, 
 
     tap, closed = await run_scenario(settings, stack, havoc, more_havoc)
     assert_exactly_once(tap, closed)
+    await assert_notifications_settled(settings, stack, lambda: 1)
 
 
 async def test_crashes_at_every_commit_boundary_lose_nothing(settings, tmp_path: Path):
@@ -235,6 +246,7 @@ async def test_crashes_at_every_commit_boundary_lose_nothing(settings, tmp_path:
     supervisor = asyncio.create_task(stack.supervise())
     try:
         tap, closed = await run_scenario(settings, stack, nothing, nothing)
+        await assert_notifications_settled(settings, stack, lambda: stack.restarts.get("notify", 0))
     finally:
         supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -281,3 +293,136 @@ async def test_a_crash_in_the_middle_of_a_batch_loses_and_duplicates_nothing(
         accepted[event["data"]["sender_reference"]].add(event["data"]["referral_id"])
     assert set(accepted) == {r["data"]["sender_reference"] for r in refs}
     assert all(len(ids) == 1 for ids in accepted.values()), "a referral was accepted twice"
+
+
+async def pending_notifications(settings) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await conn.fetch(
+            "SELECT key, sent_at, attempts, held_by_outage, last_error,"
+            " next_attempt_at - now() AS due_in"
+            f' FROM "{settings.names.schema("notify")}".notification'
+            " WHERE failed_at IS NULL AND cancelled_at IS NULL ORDER BY id"
+        )
+    finally:
+        await conn.close()
+
+
+def spooled(stack: ProcessStack, settings) -> list[dict]:
+    lines = []
+    for path in sorted((stack.log_dir / "spool" / settings.namespace).glob("*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines()]
+    return lines
+
+
+async def assert_notifications_settled(
+    settings, stack: ProcessStack, crashes: Callable[[], int]
+) -> None:
+    """Every queued notification goes within seconds of the run's end (none waits),
+    and what went twice is at most a spool batch for each crash of notify, each copy as
+    the first."""
+    for _ in range(100):
+        rows = await pending_notifications(settings)
+        if all(r["sent_at"] is not None for r in rows):
+            break
+        await asyncio.sleep(0.1)
+    unsent = [dict(r) for r in rows if r["sent_at"] is None]
+    assert not unsent, f"{len(unsent)} notifications still unsent: {unsent}"
+    lines = spooled(stack, settings)
+    assert {r["key"] for r in rows} == {line["key"] for line in lines}
+    copies: dict[str, set[str]] = defaultdict(set)
+    for line in lines:
+        copies[line["key"]].add(json.dumps({**line, "queued_at": None}, sort_keys=True))
+    assert all(len(texts) == 1 for texts in copies.values()), "a repeat differs from its first"
+    repeats = len(lines) - len(copies)
+    assert repeats <= crashes() * FileChannel.batch, (repeats, crashes())
+
+
+class Mailbox:
+    """An SMTP server's handler that keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+async def crash_after_the_first_send(settings, stack: ProcessStack, referrals: int) -> None:
+    """notify is started (its queue and bindings), stopped, sent ``referrals`` assigned
+    referrals, and started again to die at its first ``after_send``."""
+    await stack.start_all()
+    assert stack.terminate("notify") == 0
+    for _ in range(referrals):
+        ref = accepted(contact={"preferred": "email", "email": "sam@example.org"})
+        rid = ref["data"]["referral_id"]
+        await emit(settings, ref)
+        await emit(settings, internal("referral.assigned.v1", producer="triage", referral_id=rid))
+    stack.env["LINKWELL_FAILPOINTS"] = "after_send=1"
+    stack.start("notify")
+    assert stack.procs["notify"].wait(60) == 137, stack.tail("notify")
+    assert '"point": "after_send"' in stack.tail("notify")
+    stack.env.pop("LINKWELL_FAILPOINTS")
+
+
+async def until_sent(settings, n: int, within: float = 60.0) -> list[asyncpg.Record]:
+    for _ in range(int(within / 0.2)):
+        rows = await pending_notifications(settings)
+        if len(rows) == n and all(r["sent_at"] is not None for r in rows):
+            return rows
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not all {n} notifications sent: {rows}")
+
+
+async def test_a_crash_between_an_email_and_its_mark_repeats_that_email_alone(
+    settings, tmp_path: Path, unused_tcp_port: int
+):
+    """notify dies right after the relay accepted its first email (failpoint
+    ``after_send``), before marking it. Started again, it sends every email; the one in
+    flight goes a second time, with the same Message-ID and X-Linkwell-Key, and no other
+    goes twice."""
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=unused_tcp_port)
+    smtp.start()
+    stack = ProcessStack(settings, tmp_path, services=("notify",))
+    stack.env |= {"LINKWELL_NOTIFY_CHANNEL": "smtp", "LINKWELL_SMTP_PORT": str(unused_tcp_port)}
+    try:
+        await crash_after_the_first_send(settings, stack, referrals=4)
+        assert len(mailbox.messages) == 1  # sent, then the process died
+        [in_flight] = mailbox.messages
+        stack.start("notify")
+        rows = await until_sent(settings, 8)
+        await asyncio.sleep(1.0)  # time for anything else to go twice
+    finally:
+        stack.stop_all()
+        smtp.stop()
+    keys = Counter(m[KEY_HEADER] for m in mailbox.messages)
+    assert set(keys) == {r["key"] for r in rows}
+    assert {k for k, n in keys.items() if n > 1} == {in_flight[KEY_HEADER]}
+    assert keys[in_flight[KEY_HEADER]] == 2
+    again = [m for m in mailbox.messages[1:] if m[KEY_HEADER] == in_flight[KEY_HEADER]]
+    assert [m["Message-ID"] for m in again] == [in_flight["Message-ID"]]
+    assert in_flight["Message-ID"] == f"<{in_flight[KEY_HEADER]}@linkwell>"
+
+
+async def test_a_crash_between_a_spool_write_and_its_mark_repeats_that_batch_alone(
+    settings, tmp_path: Path
+):
+    """The same for the spool: the lines written by the batch in flight are written
+    again, each identical but for ``queued_at``; nothing else is."""
+    stack = ProcessStack(settings, tmp_path, services=("notify",))
+    try:
+        await crash_after_the_first_send(settings, stack, referrals=4)
+        in_flight = [line["key"] for line in spooled(stack, settings)]
+        assert 1 <= len(in_flight) <= FileChannel.batch
+        stack.start("notify")
+        rows = await until_sent(settings, 8)
+        await asyncio.sleep(1.0)
+    finally:
+        stack.stop_all()
+    lines = spooled(stack, settings)
+    keys = Counter(line["key"] for line in lines)
+    assert set(keys) == {r["key"] for r in rows}
+    assert {k for k, n in keys.items() if n > 1} == set(in_flight)
+    assert all(keys[k] == 2 for k in in_flight)

@@ -5,17 +5,23 @@ LINKWELL_NOTIFY_MAX_ATTEMPTS, counted, and the team told by notification.failed.
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
+from yarl import URL
 
+from contracts import CloudEvent
 from services.notify.app import SERVICE as NOTIFY
 from services.notify.settings import NotifySettings
+from services.runtime import db
+from services.runtime.handling import handle
 from services.runtime.runner import Runner
 
-from ..support import Tap, accepted, emit, internal
+from ..support import Tap, TcpProxy, accepted, emit, internal
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +73,31 @@ def given_up_count(audience: str) -> float:
     return value or 0.0
 
 
-async def assign_one(settings) -> str:
+async def assign_one(settings, deliver: bool = True) -> str:
+    """A referral accepted and assigned: two emails queued (the person's, the team's).
+    Without ``deliver``, they are written to notify's tables directly, as another
+    replica would, without any running notify's consumer or database connection."""
     ref = accepted(contact={"preferred": "email", "email": "sam@example.org"})
     rid = ref["data"]["referral_id"]
-    await emit(settings, ref)
-    await emit(settings, internal("referral.assigned.v1", producer="triage", referral_id=rid))
+    assigned = internal("referral.assigned.v1", producer="triage", referral_id=rid)
+    if deliver:
+        await emit(settings, ref)
+        await emit(settings, assigned)
+        return rid
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": settings.names.schema("notify")}
+    )
+    try:
+        await db.init_connection(conn)
+        uow = NOTIFY.unit_of_work(conn, settings.names, None, NotifySettings())
+        for envelope in (ref, assigned):
+            event = CloudEvent[Any].model_validate(envelope)
+            route = NOTIFY.routes[envelope["type"]]
+            async with conn.transaction():
+                await handle(uow, route, event, route.model.model_validate(envelope["data"]))
+                await uow.flush()
+    finally:
+        await conn.close()
     return rid
 
 
@@ -132,3 +158,123 @@ async def test_a_send_refused_every_time_is_given_up_and_the_team_told(settings,
     assert all(r["failed_at"] is not None and r["sent_at"] is None for r in given_up)
     assert all(r["attempts"] == 3 for r in given_up)
     assert (given_up_count("person"), given_up_count("team")) == (before[0] + 1, before[1] + 1)
+
+
+class Recording:
+    """An SMTP server's handler that accepts everything and keeps each message."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, object]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes
+
+        self.messages.append((time.monotonic(), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+async def test_mail_queued_while_the_relay_was_down_goes_within_seconds_of_its_return(
+    settings, unused_tcp_port
+):
+    """The relay goes away (it refuses connections) and six messages are queued; 20 s
+    later it is back, and every one of them is delivered within a few seconds, not after
+    a backoff that grew through the outage; only the message that met the outage was
+    charged an attempt."""
+    own = NotifySettings(notify_channel="smtp", smtp_port=unused_tcp_port, notify_max_attempts=15)
+    handler = Recording()
+    before = Controller(handler, hostname="127.0.0.1", port=unused_tcp_port)
+    before.start()
+    runner = Runner(NOTIFY, settings, own)
+    await runner.start()
+    smtp = Controller(handler, hostname="127.0.0.1", port=unused_tcp_port)
+    try:
+        await asyncio.sleep(1.0)  # the dispatcher has found the relay
+        before.stop()
+        for _ in range(3):
+            await assign_one(settings)
+        await until(lambda: _queued(settings, 6))
+        await asyncio.sleep(20.0)  # the relay is away
+        assert handler.messages == []
+        smtp.start()
+        back = time.monotonic()
+        await until(lambda: _sent(settings, 6), within=30.0)
+        took = time.monotonic() - back
+    finally:
+        await runner.stop()
+        smtp.stop()
+    assert took < 5.0, f"the last message went {took:.1f} s after the relay returned"
+    assert len(handler.messages) == 6
+    current = await rows(settings)
+    # the relay's outage charged the one message that met it, no other
+    assert sorted(r["attempts"] for r in current) == [1, 1, 1, 1, 1, 2]
+    assert all(r["failed_at"] is None for r in current)
+
+
+async def _queued(settings, n: int) -> bool:
+    return len(await rows(settings)) == n
+
+
+async def _sent(settings, n: int) -> bool:
+    current = await rows(settings)
+    return len(current) == n and all(r["sent_at"] is not None for r in current)
+
+
+async def test_a_dispatcher_whose_listening_connection_was_lost_still_sends_at_once(
+    settings, tmp_path
+):
+    """The dispatcher's LISTEN connection is terminated (as a database restart would):
+    the next message queued still goes at once, not at the next safety poll (30 s
+    here)."""
+    slow_poll = settings.model_copy(update={"poll_interval": 30.0})
+    runner = Runner(NOTIFY, slow_poll, NotifySettings(notify_spool_dir=tmp_path))
+    await runner.start()
+    channel = f"{settings.names.schema('notify')}_dispatch"
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        listening = "SELECT pid FROM pg_stat_activity WHERE query = $1"
+        await until(lambda: _one(conn, listening, f'LISTEN "{channel}"'))
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+            f'LISTEN "{channel}"',
+        )
+        await asyncio.sleep(1.0)  # the dispatcher has been idle since, waiting
+        await assign_one(settings)
+        queued = time.monotonic()
+        await until(lambda: _sent(settings, 2), within=20.0)
+        took = time.monotonic() - queued
+    finally:
+        await conn.close()
+        await runner.stop()
+    assert took < 5.0, f"sent {took:.1f} s after it was queued"
+    spooled = (tmp_path / settings.namespace / "email.jsonl").read_text().splitlines()
+    assert len(spooled) == 2
+
+
+async def _one(conn: asyncpg.Connection, sql: str, *args) -> bool:
+    return len(await conn.fetch(sql, *args)) == 1
+
+
+async def test_messages_queued_while_notify_lost_its_database_go_within_seconds_of_its_return(
+    settings, tmp_path
+):
+    """notify loses its database for 15 s (its connections cut, new ones refused) while
+    two messages are queued (by another replica, say): they are spooled within a few
+    seconds of the database's return, not after a wait that grew through the outage."""
+    db = URL(settings.database_url)
+    proxy = await TcpProxy(db.host or "127.0.0.1", db.port or 5432).start()
+    away = settings.model_copy(update={"database_url": proxy.url(settings.database_url)})
+    runner = Runner(NOTIFY, away, NotifySettings(notify_spool_dir=tmp_path))
+    await runner.start()
+    try:
+        await proxy.cut()
+        await assign_one(settings, deliver=False)
+        await asyncio.sleep(15.0)
+        assert not (tmp_path / settings.namespace / "email.jsonl").exists()
+        await proxy.restore()
+        back = time.monotonic()
+        await until(lambda: _sent(settings, 2), within=30.0)
+        took = time.monotonic() - back
+    finally:
+        await runner.stop()
+        await proxy.cut()
+    assert took < 4.0, f"sent {took:.1f} s after the database returned"
