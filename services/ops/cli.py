@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,6 +95,7 @@ def synthetic(
     """A believable year of synthetic referrals across four PCNs, in their own schema
     (<ns>_synthetic), never mixed with real figures; read with linkwell report --synthetic
     and linkwell dashboard --synthetic, marked SYNTHETIC wherever they show."""
+    from contracts import UK
     from services.ops.report_cli import fill_synthetic, model_schema
 
     settings = Settings()
@@ -108,8 +109,10 @@ def synthetic(
     typer.echo("dashboard tokens for the synthetic model (shown once):")
     for label, token in issued:
         typer.echo(f"  {label}: {token}")
+    today = datetime.now(UK).date()
     typer.echo(
-        "next: linkwell report --synthetic --by pcn --plot var/synthetic.png\n"
+        f"next: linkwell report --synthetic --by pcn --from {today - timedelta(days=364)} "
+        f"--to {today} --plot var/synthetic.png\n"
         "      linkwell dashboard --synthetic --port 8091"
     )
 

@@ -134,7 +134,7 @@ def _over_time(ax: Axes, cohort: list[ReferralRow], window: Window, exact: bool)
         bottoms = [b + h for b, h in zip(bottoms, drawn, strict=True)]
     ax.set_xticks(list(places))
     ax.set_xticklabels(
-        [s.strftime("%d %b") if weekly else s.strftime("%b %Y") for s in starts],
+        [s.strftime("%d %b") if weekly else s.strftime("%b\n%Y") for s in starts],
         rotation=45 if weekly else 0,
     )
     ax.yaxis.get_major_locator().set_params(integer=True)
@@ -144,7 +144,7 @@ def _over_time(ax: Axes, cohort: list[ReferralRow], window: Window, exact: bool)
     if left_out:
         ax.text(
             0.0,
-            -0.28 if weekly else -0.2,
+            -0.28 if weekly else -0.26,
             f"Bars of 1 to {SMALLEST_SHOWN - 1} referrals are not drawn.",
             transform=ax.transAxes,
             fontsize=7,

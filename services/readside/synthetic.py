@@ -47,7 +47,7 @@ NEEDS = {
     "healthy_lifestyle": 8, "bereavement": 7, "housing": 6, "carer_support": 5,
     "employment": 4, "daily_living": 4, "falls_prevention": 3, "volunteering": 2, "other": 2,
 }  # fmt: skip
-MONTH_WEIGHT = (1.25, 1.15, 1.1, 1.0, 1.0, 0.95, 0.85, 0.7, 1.05, 1.15, 1.2, 0.8)  # Jan..Dec
+MONTH_WEIGHT = (1.25, 1.15, 1.1, 1.0, 1.0, 0.95, 0.9, 0.8, 1.05, 1.15, 1.2, 0.85)  # Jan..Dec
 REJECTIONS = (("consent_missing",), ("nhs_number_invalid",), ("schema_invalid",))
 
 
