@@ -2,7 +2,8 @@
 (``<ns>_reporting``, which outcomes projects in its own transactions; or ``<ns>_synthetic``,
 which only ``linkwell synthetic`` fills), and a pool whose sessions cannot write.
 
-The read side never writes the model. Its pool's sessions are read-only
+The read side never writes the projected facts (only ``fill_synthetic`` below writes, and
+only to a synthetic schema). The dashboard's pool's sessions are read-only
 (``default_transaction_read_only``), so a bug here fails loudly instead of changing the
 figures; a PostgreSQL role granted only SELECT would enforce the same against a hostile
 caller too, and deploy/README.md says how to give the dashboard one."""

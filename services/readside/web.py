@@ -202,6 +202,8 @@ def create_app(
             {
                 "title": "Sign in to the social prescribing dashboard",
                 "error": error,
+                "page_title": ("Error: " if error else "")
+                + "Sign in to the social prescribing dashboard",
                 "signed_in": False,
             },
             status,
@@ -235,7 +237,12 @@ def create_app(
         async with the_pool().acquire() as conn:
             viewer = await tokens.viewer(conn, schema, token)
         if viewer is None:
-            return login_page(request, "That token is not valid.", 401)
+            return login_page(
+                request,
+                "That token is not valid. Check it was copied whole (it begins lwd_), "
+                "or ask your Linkwell operator for a new one.",
+                401,
+            )
         response = RedirectResponse("/", 303, headers=HEADERS)
         response.set_cookie(
             COOKIE, token, max_age=8 * 3600, path="/", httponly=True, samesite="strict"

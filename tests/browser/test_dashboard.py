@@ -277,6 +277,7 @@ async def test_a_bad_token_gets_nothing(dashboard):
     async with browser() as page:
         await sign_in(page, url, "lwd_not-a-token")
         assert "not valid" in await page.inner_text("main")
+        assert (await page.title()).startswith("Error: ")
         await keep(page, "dashboard-sign-in-refused")
         assert await violations(page) == []
         response = await page.goto(f"{url}/")

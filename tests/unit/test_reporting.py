@@ -608,3 +608,12 @@ def test_a_synthetic_year_has_shapes_to_look_at_and_says_what_it_is():
     text = table(rows, synthetic=True)
     assert text.startswith("SYNTHETIC DATA: ")
     assert not table(rows).startswith("SYNTHETIC")
+
+
+async def test_synthetic_rows_never_go_into_the_real_model():
+    from services.readside import synthetic
+    from services.readside.store import fill_synthetic
+
+    year = synthetic.generate(50, datetime(2026, 12, 2, tzinfo=UTC))
+    with pytest.raises(ValueError, match="only to a \\*_synthetic schema"):
+        await fill_synthetic(None, "linkwell_reporting", year)  # type: ignore[arg-type]
