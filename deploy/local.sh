@@ -104,6 +104,11 @@ case "$cmd" in
     install; ensure_services; prepare
     "$PY" -m services.ops.cli run all
     ;;
+  synthetic)
+    install; ensure_services; prepare
+    say "filling the synthetic model (schema linkwell_synthetic) with a year of SYNTHETIC referrals"
+    "$PY" -m services.ops.cli synthetic "$@"
+    ;;
   users)
     install; ensure_services; prepare
     say "creating the sample organisations' broker users (deploy/rabbitmq/organisations.toml)"

@@ -224,7 +224,7 @@ def token_issue(
     ] = False,
 ) -> None:
     """Issue a token; it is printed once, and only its digest is kept."""
-    from services.outcomes.reporting import tokens
+    from services.readside import tokens
 
     if (pcn is None) == (not commissioner):
         raise typer.BadParameter("give either --pcn CODE or --commissioner")
@@ -247,7 +247,7 @@ def token_revoke(
     label: Annotated[str, typer.Argument(help="The label it was issued with.")],
 ) -> None:
     """Revoke every token issued with this label."""
-    from services.outcomes.reporting import tokens
+    from services.readside import tokens
 
     settings = Settings()
     count = asyncio.run(_with_db(settings, lambda c: tokens.revoke(c, _reporting(settings), label)))
@@ -258,7 +258,7 @@ def token_revoke(
 @token_app.command("list")
 def token_list() -> None:
     """Every token's label, kind and PCN (never the token)."""
-    from services.outcomes.reporting import tokens
+    from services.readside import tokens
 
     settings = Settings()
     for row in asyncio.run(_with_db(settings, lambda c: tokens.listed(c, _reporting(settings)))):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,11 +76,45 @@ def import_(
 def dashboard(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="Serve the synthetic model (linkwell synthetic).")
+    ] = False,
 ) -> None:
-    """Serve the dashboard: server-rendered pages, access by tokens (linkwell access token)."""
+    """Serve the dashboard: server-rendered pages, access by tokens (linkwell access token).
+    Prints its address first."""
     from services.ops.report_cli import serve
 
-    serve(host, port)
+    serve(host, port, synthetic)
+
+
+@app.command(short_help="Fill a separate model with a year of synthetic referrals.")
+def synthetic(
+    referrals: Annotated[int, typer.Option(min=50, max=50_000, help="About how many.")] = 1800,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same referrals.")] = 1,
+) -> None:
+    """A believable year of synthetic referrals across four PCNs, in their own schema
+    (<ns>_synthetic), never mixed with real figures; read with linkwell report --synthetic
+    and linkwell dashboard --synthetic, marked SYNTHETIC wherever they show."""
+    from contracts import UK
+    from services.ops.report_cli import fill_synthetic, model_schema
+
+    settings = Settings()
+    year, issued = asyncio.run(fill_synthetic(settings, referrals, seed))
+    schema = model_schema(settings, True)
+    typer.echo(
+        f"SYNTHETIC: {len(year.referrals):,} referrals, {len(year.rejections)} refusals and "
+        f"{len(year.roster)} link workers in {schema} (PCNs "
+        f"{', '.join(sorted({w.pcn for w in year.roster}))})"
+    )
+    typer.echo("dashboard tokens for the synthetic model (shown once):")
+    for label, token in issued:
+        typer.echo(f"  {label}: {token}")
+    today = datetime.now(UK).date()
+    typer.echo(
+        f"next: linkwell report --synthetic --by pcn --from {today - timedelta(days=364)} "
+        f"--to {today} --plot var/synthetic.png\n"
+        "      linkwell dashboard --synthetic --port 8091"
+    )
 
 
 @docs_app.command("types", short_help="The README's table of event types.")

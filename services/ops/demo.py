@@ -280,6 +280,11 @@ def report(tap: Tap, cases: list[Case], letters: list[dlq.DeadLetter], settings:
         )
     spool = NotifySettings().notify_spool_dir / settings.namespace
     print(f"notifications to people and teams (the spool channel): {spool}")
+    print(
+        "figures and pictures: a dozen referrals are too few to publish (counts under 8 are "
+        "suppressed); for a year to look at, `linkwell synthetic` fills a separate model "
+        "with SYNTHETIC referrals (README: Something to look at)"
+    )
 
 
 def _assigned(tap: Tap, case: Case) -> dict[str, Any] | None:

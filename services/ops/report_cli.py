@@ -1,9 +1,14 @@
-"""``linkwell report``: the evidence, from the reporting model (``<ns>_reporting``).
+"""``linkwell report``: the evidence, from the reporting model (``<ns>_reporting``), or with
+``--synthetic`` from the synthetic model (``<ns>_synthetic``, filled by ``linkwell
+synthetic``). The figures, disclosure, rendering and pictures are the read side's
+(``services/readside``); ``rebuild`` is outcomes' projection, run again.
 
 linkwell report [--quarter 2026Q3 | --from DATE --to DATE] [--by source] [--compare 2026Q2]
                 [--format table|csv|json] [--pcn U12345] [--list-sizes FILE] [--plot FILE]
+                [--synthetic]
 linkwell report rebuild
-linkwell dashboard [--host 127.0.0.1] [--port 8090]
+linkwell dashboard [--host 127.0.0.1] [--port 8090] [--synthetic]
+linkwell synthetic [--referrals 1800] [--seed 1]
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import asyncpg
 import typer
 
 from contracts import UK
-from services.outcomes.reporting import figures, render
-from services.outcomes.reporting.store import Projection, load
+from services.outcomes.reporting.store import Projection
+from services.readside import figures, render
+from services.readside.model import is_synthetic
+from services.readside.store import load
 from services.runtime.db import init_connection
 from services.runtime.settings import Settings
 
@@ -64,10 +71,19 @@ def list_sizes(path: Path | None) -> dict[str, int] | None:
         return {row["code"].strip(): int(row["list_size"]) for row in csv.DictReader(f)}
 
 
-async def _rows(settings: Settings, pcn: str | None) -> tuple[Any, Any, Any]:
-    conn = await asyncpg.connect(settings.database_url)
+SYNTHETIC = "synthetic"  # the synthetic model's schema: <ns>_synthetic
+
+
+def model_schema(settings: Settings, synthetic: bool) -> str:
+    return settings.names.schema(SYNTHETIC if synthetic else "reporting")
+
+
+async def _rows(settings: Settings, pcn: str | None, synthetic: bool) -> tuple[Any, Any, Any]:
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"default_transaction_read_only": "on"}
+    )
     try:
-        return await load(conn, settings.names.schema("reporting"), pcn)
+        return await load(conn, model_schema(settings, synthetic), pcn)
     finally:
         await conn.close()
 
@@ -101,6 +117,9 @@ def report(
     plot: Annotated[
         Path | None, typer.Option(help="Also draw the window's pictures to this .png or .svg.")
     ] = None,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="From the synthetic model (linkwell synthetic).")
+    ] = False,
 ) -> None:
     """Print the figures of a window (this quarter by default)."""
     if ctx.invoked_subcommand is not None:
@@ -111,19 +130,20 @@ def report(
         raise typer.BadParameter("--format is table, csv or json")
     window = window_of(quarter, start, end)
     settings = Settings()
-    referrals, rejections, _ = asyncio.run(_rows(settings, pcn))
+    referrals, rejections, _ = asyncio.run(_rows(settings, pcn, synthetic))
     exact = pcn is not None
+    marked = synthetic or is_synthetic(referrals, rejections)
     if compare:
         before = parse_window(compare)
         rows: Any = figures.compare(referrals, rejections, before, window, by, list_sizes(sizes))
     else:
         rows = figures.report(referrals, rejections, window, by, list_sizes(sizes))
     write = {"table": render.table, "csv": render.to_csv, "json": render.to_json}[output]
-    typer.echo(write(rows, bool(compare), exact=exact), nl=False)
+    typer.echo(write(rows, bool(compare), exact=exact, synthetic=marked), nl=False)
     if plot is not None:
-        from services.outcomes.reporting import plots  # matplotlib: only when drawing
+        from services.readside import plots  # matplotlib: only when drawing
 
-        plots.plot(referrals, window, plot, exact)
+        plots.plot(referrals, window, plot, exact, synthetic=marked)
         typer.echo(f"pictures: {plot}", err=True)
 
 
@@ -149,37 +169,60 @@ def rebuild() -> None:
     typer.echo("rebuilt: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
-def serve(host: str, port: int) -> None:
-    """The dashboard, until interrupted."""
+def address(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}/"
+
+
+def serve(host: str, port: int, synthetic: bool = False) -> None:
+    """The dashboard, until interrupted; says where it is first."""
     import uvicorn
 
-    from services.outcomes.reporting.dashboard import Dashboard
-    from services.runtime.db import create_pool
+    from services.readside.web import serving
 
     settings = Settings()
+    schema = model_schema(settings, synthetic)
+    url = address(host, port)
+    lines = [f"Dashboard{' (SYNTHETIC data)' if synthetic else ''}: {url}"]
+    if url != f"http://{host}:{port}/":
+        lines.append(f"  listening on {host}:{port}")
+    lines.append(f"  reads {schema}, read-only; sign in with a token (linkwell access token issue)")
+    lines.append("  Ctrl-C stops it")
+    typer.echo("\n".join(lines))
+    app = serving(settings.database_url, schema, synthetic=synthetic)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
-    class App:
-        def __init__(self) -> None:
-            self.inner: Dashboard | None = None
 
-        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-            if scope["type"] == "lifespan":
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    pool = await create_pool(
-                        settings.database_url,
-                        settings.names.schema("outcomes"),
-                        "dashboard",
-                        4,
-                    )
-                    self.inner = Dashboard(pool, settings.names.schema("reporting"))
-                    await send({"type": "lifespan.startup.complete"})
-                    message = await receive()
-                if message["type"] == "lifespan.shutdown" and self.inner is not None:
-                    await self.inner.pool.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
-            assert self.inner is not None
-            await self.inner(scope, receive, send)
+async def fill_synthetic(
+    settings: Settings, referrals: int, seed: int
+) -> tuple[Any, list[tuple[str, str]]]:
+    """Migrate ``<ns>_synthetic`` (the reporting model's tables), fill it with a year of
+    synthetic referrals, and issue two dashboard tokens for it (labels replaced)."""
+    from services.outcomes.app import SERVICE as OUTCOMES
+    from services.readside import synthetic, tokens
+    from services.readside.store import fill_synthetic as fill
+    from services.runtime.db import migrate, own_migrations
 
-    uvicorn.run(App(), host=host, port=port, log_config=None, access_log=False)
+    schema = model_schema(settings, True)
+    year = synthetic.generate(referrals, datetime.now(UK), seed)
+
+    async def go() -> list[tuple[str, str]]:
+        await migrate(settings.database_url, schema, own_migrations(OUTCOMES.schemas["reporting"]))
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await fill(conn, schema, year)
+            issued = []
+            pcn = synthetic.PCNS[0][0]
+            for kind, label, of in (
+                ("commissioner", "synthetic commissioner", None),
+                ("pcn", f"synthetic {pcn} team", pcn),
+            ):
+                await tokens.revoke(conn, schema, label)
+                issued.append(
+                    (label, await tokens.issue(conn, schema, kind=kind, label=label, pcn=of))
+                )
+            return issued
+        finally:
+            await conn.close()
+
+    return year, await go()

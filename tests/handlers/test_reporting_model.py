@@ -3,7 +3,8 @@ with the same result."""
 
 from __future__ import annotations
 
-from services.outcomes.reporting.store import Projection, load
+from services.outcomes.reporting.store import Projection
+from services.readside.store import load
 
 from ..support import accepted, inbound, internal
 

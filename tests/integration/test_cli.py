@@ -78,6 +78,7 @@ async def test_help_lists_every_command_in_one_clean_line(settings):
         "report",
         "import",
         "dashboard",
+        "synthetic",
     ):
         assert f" {command} " in out, command
     assert "`" not in out and "<bool>" not in out

@@ -1,5 +1,7 @@
 """The runtime stays a thing a newcomer reads in a sitting: a mechanism per module, none
-long, and none pulling in the operator tools' libraries (CLI, HTTP client, AsyncAPI)."""
+long, and none pulling in the operator tools' libraries (CLI, HTTP client, AsyncAPI).
+The read side (services/readside) stays apart: it reads outcomes' reporting model, not
+outcomes' code, and no service process loads it, its web framework or its plotting."""
 
 from __future__ import annotations
 
@@ -12,7 +14,31 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "services" / "runtime"
 MAX_LINES = 330  # "about 300"
 OPERATOR_LIBRARIES = ("typer", "click", "httpx", "services.ops", "matplotlib")
-TRANSITIVE = ("typer", "httpx", "services.ops", "matplotlib")
+TRANSITIVE = (
+    "typer", "httpx", "services.ops", "matplotlib", "services.readside", "starlette", "jinja2",
+)  # fmt: skip
+READSIDE = ROOT / "services" / "readside"
+OUTCOMES = ROOT / "services" / "outcomes"
+# what the read side may import of the rest of Linkwell: the contracts, the database
+# helpers, and the pure definitions of the wellbeing instruments (ONS4 items and bands)
+READSIDE_MAY_IMPORT = ("contracts", "services.readside", "services.runtime.db")
+READSIDE_MAY_IMPORT_OF_OUTCOMES = ("services.outcomes.wellbeing",)
+
+
+def imported(path: Path) -> list[str]:
+    """Absolute names a module imports (relative ones resolved within its package)."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                found.append(f"{base}.{node.module}" if node.module else base)
+            else:
+                found.append(node.module or "")
+    return found
 
 
 def test_no_runtime_module_is_long():
@@ -62,8 +88,58 @@ def test_the_command_a_service_runs_under_loads_no_plotting_library():
     code = (
         "import sys\n"
         "import services.ops.cli\n"
-        "print(','.join(m for m in ('matplotlib', 'numpy', 'PIL', 'playwright') "
-        "if m in sys.modules))\n"
+        "print(','.join(m for m in ('matplotlib', 'numpy', 'PIL', 'playwright', 'starlette', "
+        "'jinja2') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "", out.stdout
+
+
+def test_the_read_side_reads_the_model_not_outcomes_code():
+    """It imports of Linkwell only the contracts, the database helpers and outcomes' pure
+    wellbeing definitions; never outcomes' handlers, store or projection."""
+    modules = sorted(READSIDE.glob("*.py"))
+    assert {p.name for p in modules} >= {"web.py", "figures.py", "plots.py", "tokens.py"}
+    for path in modules:
+        for name in imported(path):
+            if name.startswith("services."):
+                allowed = READSIDE_MAY_IMPORT + READSIDE_MAY_IMPORT_OF_OUTCOMES
+                assert name.startswith(allowed), (path.name, name)
+            assert not name.startswith(("typer", "services.ops")), (path.name, name)
+
+
+def test_outcomes_keeps_only_what_outcomes_does():
+    """No page, template, report, picture or token code left in outcomes: only its
+    projection into the reporting model, and that model's migrations."""
+    for path in OUTCOMES.rglob("*.py"):
+        for name in imported(path):
+            assert not name.startswith(
+                ("services.readside", "starlette", "jinja2", "matplotlib", "uvicorn")
+            ), (path.relative_to(OUTCOMES), name)
+    reporting = {p.relative_to(OUTCOMES / "reporting").as_posix()
+                 for p in (OUTCOMES / "reporting").rglob("*") if p.is_file()
+                 and "__pycache__" not in p.parts}  # fmt: skip
+    assert {p for p in reporting if p.endswith(".py")} == {"__init__.py", "store.py"}
+    assert not list(OUTCOMES.rglob("*.html"))
+
+
+def test_the_read_side_is_not_a_service():
+    """It consumes no event and owns no schema: the runner never starts it."""
+    from services.registry import SERVICE_DEFS
+
+    assert "readside" not in SERVICE_DEFS and "dashboard" not in SERVICE_DEFS
+    assert not (READSIDE / "migrations").exists()
+
+
+def test_the_dashboard_loads_no_plotting_library():
+    """The dashboard process (``linkwell dashboard``) draws its charts as SVG in templates;
+    matplotlib is loaded only by ``linkwell report --plot``."""
+    code = (
+        "import sys\n"
+        "import services.ops.cli, services.ops.report_cli, services.readside.web\n"
+        "print(','.join(m for m in ('matplotlib', 'numpy', 'PIL') if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True

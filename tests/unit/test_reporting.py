@@ -15,6 +15,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,17 @@ from typing import Any
 import pytest
 
 from contracts.enums import AgencyType, ClosureReason, Need, RejectionCode
-from services.outcomes.reporting.disclosure import RULE, disclosed, disclosed_comparison, shown
-from services.outcomes.reporting.figures import (
+from services.readside.disclosure import RULE, disclosed, disclosed_comparison, shown
+from services.readside.figures import (
     Comparison,
     Figures,
     Window,
     compare,
     report,
 )
-from services.outcomes.reporting.model import ReferralRow, RejectionRow
-from services.outcomes.reporting.plots import plot
-from services.outcomes.reporting.render import SECTIONS, flatten, table, to_csv, to_json
+from services.readside.model import ReferralRow, RejectionRow
+from services.readside.plots import plot
+from services.readside.render import SECTIONS, flatten, table, to_csv, to_json
 
 GP = AgencyType.GENERAL_PRACTICE.value
 PH = AgencyType.COMMUNITY_PHARMACY.value
@@ -578,3 +579,41 @@ def test_plot_says_when_too_few_people(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError):
         plot(REFERRALS, Q3, tmp_path / "q3.pdf", exact=True)
+
+
+# ------------------------------------------------------------------ the synthetic year
+
+
+def test_a_synthetic_year_has_shapes_to_look_at_and_says_what_it_is():
+    from services.readside import synthetic
+    from services.readside.model import SYNTHETIC_SENDER, is_synthetic
+
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    year = synthetic.generate(600, now, seed=3)
+    assert year == synthetic.generate(600, now, seed=3)  # the same seed, the same rows
+    assert is_synthetic(year.referrals) and is_synthetic(year.rejections)
+    assert {r.sender for r in year.referrals} == {SYNTHETIC_SENDER}
+    assert all(r.pcn.startswith("SYN-") and r.registered_practice.startswith("SYN-")
+               for r in year.referrals)  # fmt: skip
+    assert min(r.received_at for r in year.referrals) >= now - timedelta(days=366)
+    months = Counter(r.received_at.month for r in year.referrals)
+    assert months[1] > months[8]  # busier in January than in August
+    last = Window.between(date(2025, 12, 3), date(2026, 12, 2))
+    rows = report(year.referrals, year.rejections, last, "pcn")
+    shown = {f.group: disclosed(f, exact=False) for f in rows}
+    assert len(shown) == 5 and all(v["received"] != "*" for v in shown.values())
+    assert all(isinstance(v["wait_assigned_median"], float) for v in shown.values())
+    medians = [v["wait_assigned_median"] for g, v in shown.items() if g != "total"]
+    assert max(medians) > 2 * min(medians)  # the PCNs differ
+    text = table(rows, synthetic=True)
+    assert text.startswith("SYNTHETIC DATA: ")
+    assert not table(rows).startswith("SYNTHETIC")
+
+
+async def test_synthetic_rows_never_go_into_the_real_model():
+    from services.readside import synthetic
+    from services.readside.store import fill_synthetic
+
+    year = synthetic.generate(50, datetime(2026, 12, 2, tzinfo=UTC))
+    with pytest.raises(ValueError, match="only to a \\*_synthetic schema"):
+        await fill_synthetic(None, "linkwell_reporting", year)  # type: ignore[arg-type]

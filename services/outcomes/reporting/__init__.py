@@ -1,2 +1,4 @@
-"""The evidence: a reporting model fed by outcomes' events, figures for practices, PCNs and
-commissioners, disclosure control, and pictures (docs/domain.md#outcomes-evidence-and-money)."""
+"""The reporting model outcomes keeps (schema ``<ns>_reporting``): the projection written in
+the transaction of each event it handles (``store.Projection``) and the schema's migrations.
+What reads it (figures, disclosure, reports, pictures, the dashboard) is the read side,
+``services/readside`` (docs/domain.md#outcomes-evidence-and-money)."""

@@ -1,16 +1,17 @@
 """The reporting model in the database (schema ``<ns>_reporting``, outcomes' second schema):
 projected from outcomes' own tables (referral, timeline, measurement, writeback, rejection,
 roster) in the transaction of each event outcomes handles, and rebuilt from them by the
-same queries (``rebuild``), so that a rebuild gives the same figures."""
+same queries (``rebuild``), so that a rebuild gives the same figures.
+
+Outcomes only writes it. The read side (``services/readside``: the dashboard, reports and
+pictures) reads it as a published read model, in read-only sessions; its tables and columns
+are that model's contract (``reporting/migrations``)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
-
-from .model import ReferralRow, RejectionRow, RosterRow
 
 _REFERRAL_COLUMNS = (
     "referral_id, person_id, sender, agency_type, registered_practice, pcn, needs, pathway,"
@@ -146,83 +147,3 @@ class Projection:
                 f"SELECT count(*) FROM {self.schema}.roster_fact"
             ),
         }
-
-
-async def load(
-    conn: asyncpg.Connection, schema: str, pcn: str | None = None
-) -> tuple[list[ReferralRow], list[RejectionRow], list[RosterRow]]:
-    """Every row of the model (one PCN's, when ``pcn`` is given)."""
-    where, args = ("WHERE pcn = $1", [pcn]) if pcn else ("", [])
-    s = f'"{schema}"'
-    referrals = [
-        ReferralRow(
-            referral_id=str(r["referral_id"]),
-            person_id=str(r["person_id"]) if r["person_id"] else None,
-            sender=r["sender"],
-            agency_type=r["agency_type"],
-            registered_practice=r["registered_practice"],
-            pcn=r["pcn"],
-            needs=tuple(r["needs"]),
-            pathway=r["pathway"],
-            received_at=r["received_at"],
-            waitlisted_at=r["waitlisted_at"],
-            assigned_at=r["assigned_at"],
-            first_contact_at=r["first_contact_at"],
-            declined_at=r["declined_at"],
-            withdrawn_at=r["withdrawn_at"],
-            closed_at=r["closed_at"],
-            close_reason=r["close_reason"],
-            contacts=r["contacts"],
-            coded_at=r["coded_at"],
-            link_worker_id=r["link_worker_id"],
-            joined=r["joined"],
-            swemwbs_baseline=_float(r["swemwbs_baseline"]),
-            swemwbs_end=_float(r["swemwbs_end"]),
-            ons4_baseline=tuple(r["ons4_baseline"]) if r["ons4_baseline"] else None,  # type: ignore[arg-type]
-            ons4_end=tuple(r["ons4_end"]) if r["ons4_end"] else None,  # type: ignore[arg-type]
-        )
-        for r in await conn.fetch(
-            f"SELECT {_REFERRAL_COLUMNS} FROM {s}.referral_fact {where} ORDER BY received_at",
-            *args,
-        )
-    ]
-    rejections = [
-        RejectionRow(
-            submission_id=r["submission_id"],
-            sender=r["sender"],
-            agency_type=r["agency_type"],
-            registered_practice=r["registered_practice"],
-            pcn=r["pcn"],
-            reasons=tuple(r["reasons"]),
-            rejected_at=r["rejected_at"],
-        )
-        for r in await conn.fetch(
-            f"SELECT * FROM {s}.rejection_fact {where} ORDER BY rejected_at", *args
-        )
-    ]
-    caseload = {
-        (r["pcn"], r["link_worker_id"]): r["n"]
-        for r in await conn.fetch(
-            f"SELECT pcn, link_worker_id, count(*) AS n FROM {s}.referral_fact"
-            " WHERE assigned_at IS NOT NULL AND NOT joined AND closed_at IS NULL"
-            " AND withdrawn_at IS NULL AND link_worker_id IS NOT NULL"
-            " GROUP BY pcn, link_worker_id"
-        )
-    }
-    roster = [
-        RosterRow(
-            r["pcn"],
-            r["link_worker_id"],
-            r["capacity"],
-            r["active"],
-            caseload.get((r["pcn"], r["link_worker_id"]), 0),
-        )
-        for r in await conn.fetch(
-            f"SELECT * FROM {s}.roster_fact {where} ORDER BY pcn, link_worker_id", *args
-        )
-    ]
-    return referrals, rejections, roster
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)

@@ -5,6 +5,10 @@ carry the same numbers: suppressed by default, exact only when asked (a PCN's ow
 Each takes either the rows of ``figures.report`` or, with ``comparison=True``, those of
 ``figures.compare``.
 
+Synthetic figures (``synthetic=True``: rows from ``linkwell synthetic``) say so in each:
+the table's first line, a leading ``data`` column reading ``SYNTHETIC`` on every CSV row,
+and ``"synthetic": true`` with a note in JSON.
+
 Flattened names (CSV columns, comparison rows) are the Figures' field names, plus
 ``ons4_shifts.<item>.<better|same|worse>`` and ``rejected_by_reason.<code>``.
 """
@@ -23,6 +27,7 @@ from services.outcomes.wellbeing import ONS4_ITEMS
 
 from .disclosure import EXACT, FIELDS, RULE, disclosed, disclosed_comparison
 from .figures import COUNTS, SHIFTS, Comparison, Figures, Window
+from .model import SYNTHETIC_NOTE
 
 Rows = Sequence[Figures] | Sequence[Comparison]
 
@@ -71,7 +76,9 @@ NOTES = (
 )
 
 
-def table(rows: Rows, comparison: bool = False, *, exact: bool = False) -> str:
+def table(
+    rows: Rows, comparison: bool = False, *, exact: bool = False, synthetic: bool = False
+) -> str:
     """Aligned plain-text columns with a header row per section, for a terminal.
 
     Plain figures: one row per group (``total`` last) in sections of a few columns each
@@ -81,6 +88,8 @@ def table(rows: Rows, comparison: bool = False, *, exact: bool = False) -> str:
     (for counts) the change and change %."""
     values = _disclosed(rows, comparison, exact)
     lines = [_title(rows, comparison), *textwrap.wrap(EXACT if exact else RULE, 88), *NOTES]
+    if synthetic:
+        lines = [*textwrap.wrap(SYNTHETIC_NOTE, 88), "", *lines]
     if comparison:
         lines += _comparison_sections(values)
     else:
@@ -88,14 +97,17 @@ def table(rows: Rows, comparison: bool = False, *, exact: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_csv(rows: Rows, comparison: bool = False, *, exact: bool = False) -> str:
+def to_csv(
+    rows: Rows, comparison: bool = False, *, exact: bool = False, synthetic: bool = False
+) -> str:
     """CSV with a header row. Plain figures: one row per group, a column per flattened
     figure. A comparison: one row per group and figure, with before, after, change and
     change_percent. Leading columns say the window(s), grouping and whether suppressed;
     a suppressed value is ``*`` and a missing one empty."""
     values = _disclosed(rows, comparison, exact)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    plain = csv.writer(out, lineterminator="\n")
+    writer: Any = _Marked(plain) if synthetic else plain
     suppressed = "no" if exact else "yes"
     if comparison:
         before, after = _windows(rows)
@@ -126,7 +138,9 @@ def to_csv(rows: Rows, comparison: bool = False, *, exact: bool = False) -> str:
     return out.getvalue()
 
 
-def to_json(rows: Rows, comparison: bool = False, *, exact: bool = False) -> str:
+def to_json(
+    rows: Rows, comparison: bool = False, *, exact: bool = False, synthetic: bool = False
+) -> str:
     """JSON: the window(s) (label, start, end), the grouping, whether suppressed, the rule,
     and per group the disclosed values (``*`` for suppressed, null for none)."""
     values = _disclosed(rows, comparison, exact)
@@ -142,9 +156,22 @@ def to_json(rows: Rows, comparison: bool = False, *, exact: bool = False) -> str
         "grouping": _grouping(rows),
         "suppressed": not exact,
         "rule": RULE,
+        "synthetic": synthetic,
+        **({"note": SYNTHETIC_NOTE} if synthetic else {}),
         "groups": values,
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+class _Marked:
+    """A CSV writer whose every row starts with the ``data`` column: SYNTHETIC."""
+
+    def __init__(self, writer: Any):
+        self.writer, self.header = writer, True
+
+    def writerow(self, row: list[Any]) -> None:
+        self.writer.writerow(["data" if self.header else "SYNTHETIC", *row])
+        self.header = False
 
 
 def flatten(values: dict[str, Any]) -> Iterator[tuple[str, Any]]:

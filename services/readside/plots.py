@@ -39,7 +39,7 @@ from contracts.enums import AgencyType
 
 from .disclosure import SMALLEST_SHOWN, SUPPRESSED, shown
 from .figures import Window, uk_date
-from .model import ReferralRow
+from .model import ReferralRow, is_synthetic
 
 FORMATS = {".png": "png", ".svg": "svg"}
 WEEKLY_UNDER_DAYS = 84  # windows shorter than 12 weeks are drawn by week
@@ -47,8 +47,18 @@ SMALL = f"Fewer than {SMALLEST_SHOWN} people: not shown (small-number rule)"
 _RC = {"svg.hashsalt": "linkwell", "svg.fonttype": "none", "font.size": 9}
 
 
-def plot(referrals: Sequence[ReferralRow], window: Window, path: Path, exact: bool) -> Path:
-    """Draw the window's three panels to ``path`` (PNG or SVG by its suffix); returns it."""
+def plot(
+    referrals: Sequence[ReferralRow],
+    window: Window,
+    path: Path,
+    exact: bool,
+    *,
+    synthetic: bool = False,
+) -> Path:
+    """Draw the window's three panels to ``path`` (PNG or SVG by its suffix); returns it.
+    ``synthetic`` (or any synthetic row) puts SYNTHETIC in the title, the footnote and
+    across every panel."""
+    synthetic = synthetic or is_synthetic(referrals)
     form = FORMATS.get(path.suffix.lower())
     if form is None:
         raise ValueError(f"cannot draw to {path.name}: use a .png or .svg path")
@@ -57,16 +67,25 @@ def plot(referrals: Sequence[ReferralRow], window: Window, path: Path, exact: bo
         figure = Figure(figsize=(8.5, 11), layout="constrained")
         FigureCanvasAgg(figure)
         top, middle, bottom = figure.subplots(3, 1)
-        figure.suptitle(f"Social prescribing referrals received {window.describe()}")
+        title = f"Social prescribing referrals received {window.describe()}"
+        figure.suptitle(f"SYNTHETIC DATA: {title}" if synthetic else title)
         _over_time(top, cohort, window, exact)
         _waits(middle, cohort, exact)
         _swemwbs(bottom, cohort, exact)
+        if synthetic:
+            for ax in (top, middle, bottom):
+                _stamp(ax)
+        note = (
+            "Exact figures for the PCN's own use: not for publication."
+            if exact
+            else "Small numbers suppressed: counts rounded to the nearest 5, 1 to 7 not shown."
+        )
         figure.text(
             0.5,
             -0.01,
-            "Exact figures for the PCN's own use: not for publication."
-            if exact
-            else "Small numbers suppressed: counts rounded to the nearest 5, 1 to 7 not shown.",
+            f"SYNTHETIC: invented referrals, not real people or figures. {note}"
+            if synthetic
+            else note,
             ha="center",
             va="top",
             fontsize=8,
@@ -115,7 +134,7 @@ def _over_time(ax: Axes, cohort: list[ReferralRow], window: Window, exact: bool)
         bottoms = [b + h for b, h in zip(bottoms, drawn, strict=True)]
     ax.set_xticks(list(places))
     ax.set_xticklabels(
-        [s.strftime("%d %b") if weekly else s.strftime("%b %Y") for s in starts],
+        [s.strftime("%d %b") if weekly else s.strftime("%b\n%Y") for s in starts],
         rotation=45 if weekly else 0,
     )
     ax.yaxis.get_major_locator().set_params(integer=True)
@@ -125,7 +144,7 @@ def _over_time(ax: Axes, cohort: list[ReferralRow], window: Window, exact: bool)
     if left_out:
         ax.text(
             0.0,
-            -0.28 if weekly else -0.2,
+            -0.28 if weekly else -0.26,
             f"Bars of 1 to {SMALLEST_SHOWN - 1} referrals are not drawn.",
             transform=ax.transAxes,
             fontsize=7,
@@ -215,6 +234,14 @@ def _box(values: list[float], label: str) -> dict[str, object]:
         "whishi": at[17],
         "fliers": [],
     }
+
+
+def _stamp(ax: Axes) -> None:
+    """SYNTHETIC across a panel, behind its data."""
+    ax.text(
+        0.5, 0.5, "SYNTHETIC", transform=ax.transAxes, ha="center", va="center",
+        fontsize=40, color="#d5281b", alpha=0.18, rotation=20, zorder=0,
+    )  # fmt: skip
 
 
 def _say(ax: Axes, message: str) -> None:

@@ -2,14 +2,27 @@
 
 One ``ReferralRow`` per referral intake accepted, one ``RejectionRow`` per submission it
 refused, one ``RosterRow`` per link worker. They are projected by outcomes from what it
-stores (``reporting/store.py``) as each event is handled, and can be rebuilt from it.
-No row holds a name, NHS number, date of birth or contact detail.
+stores (``services/outcomes/reporting/store.py``) as each event is handled, and can be
+rebuilt from it; the read side reads them (``store.load``). No row holds a name, NHS
+number, date of birth or contact detail.
+
+Synthetic rows (``synthetic.py``) carry the reserved sender ``SYNTHETIC_SENDER``: a model
+holding any is shown as synthetic wherever it shows (``is_synthetic``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+SYNTHETIC_SENDER = "SYNTHETIC"  # reserved: no ODS code is this
+SYNTHETIC_LEAD = "SYNTHETIC DATA"
+SYNTHETIC_DETAIL = (
+    "invented referrals for trying Linkwell out (linkwell synthetic). "
+    "These are not real people and not real figures."
+)
+SYNTHETIC_NOTE = f"{SYNTHETIC_LEAD}: {SYNTHETIC_DETAIL}"
 
 
 @dataclass(frozen=True)
@@ -73,3 +86,8 @@ class RosterRow:
     capacity: int
     active: bool
     caseload: int  # people assigned to the worker now
+
+
+def is_synthetic(*groups: Iterable[ReferralRow | RejectionRow]) -> bool:
+    """Whether any row is synthetic: then everything drawn from these rows is marked."""
+    return any(row.sender == SYNTHETIC_SENDER for rows in groups for row in rows)

@@ -1,0 +1,181 @@
+"""Reading the reporting model: the rows the figures read, from a reporting schema
+(``<ns>_reporting``, which outcomes projects in its own transactions; or ``<ns>_synthetic``,
+which only ``linkwell synthetic`` fills), and a pool whose sessions cannot write.
+
+The read side never writes the projected facts (only ``fill_synthetic`` below writes, and
+only to a synthetic schema). The dashboard's pool's sessions are read-only
+(``default_transaction_read_only``), so a bug here fails loudly instead of changing the
+figures; a PostgreSQL role granted only SELECT would enforce the same against a hostile
+caller too, and deploy/README.md says how to give the dashboard one."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from services.runtime.db import init_connection
+
+from .model import ReferralRow, RejectionRow, RosterRow
+
+REFERRAL_COLUMNS = (
+    "referral_id, person_id, sender, agency_type, registered_practice, pcn, needs, pathway,"
+    " received_at, waitlisted_at, assigned_at, first_contact_at, declined_at, withdrawn_at,"
+    " closed_at, close_reason, contacts, coded_at, link_worker_id, joined, swemwbs_baseline,"
+    " swemwbs_end, ons4_baseline, ons4_end"
+)
+
+
+async def read_only_pool(dsn: str, schema: str, size: int = 4) -> asyncpg.Pool:
+    """A pool for the read side: search path the model's schema, every transaction
+    read-only."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=init_connection,
+        server_settings={
+            "search_path": schema,
+            "application_name": "linkwell-dashboard",
+            "default_transaction_read_only": "on",
+        },
+    )
+
+
+async def load(
+    conn: asyncpg.Connection, schema: str, pcn: str | None = None
+) -> tuple[list[ReferralRow], list[RejectionRow], list[RosterRow]]:
+    """Every row of the model (one PCN's, when ``pcn`` is given)."""
+    where, args = ("WHERE pcn = $1", [pcn]) if pcn else ("", [])
+    s = f'"{schema}"'
+    referrals = [
+        ReferralRow(
+            referral_id=str(r["referral_id"]),
+            person_id=str(r["person_id"]) if r["person_id"] else None,
+            sender=r["sender"],
+            agency_type=r["agency_type"],
+            registered_practice=r["registered_practice"],
+            pcn=r["pcn"],
+            needs=tuple(r["needs"]),
+            pathway=r["pathway"],
+            received_at=r["received_at"],
+            waitlisted_at=r["waitlisted_at"],
+            assigned_at=r["assigned_at"],
+            first_contact_at=r["first_contact_at"],
+            declined_at=r["declined_at"],
+            withdrawn_at=r["withdrawn_at"],
+            closed_at=r["closed_at"],
+            close_reason=r["close_reason"],
+            contacts=r["contacts"],
+            coded_at=r["coded_at"],
+            link_worker_id=r["link_worker_id"],
+            joined=r["joined"],
+            swemwbs_baseline=_float(r["swemwbs_baseline"]),
+            swemwbs_end=_float(r["swemwbs_end"]),
+            ons4_baseline=tuple(r["ons4_baseline"]) if r["ons4_baseline"] else None,  # type: ignore[arg-type]
+            ons4_end=tuple(r["ons4_end"]) if r["ons4_end"] else None,  # type: ignore[arg-type]
+        )
+        for r in await conn.fetch(
+            f"SELECT {REFERRAL_COLUMNS} FROM {s}.referral_fact {where} ORDER BY received_at",
+            *args,
+        )
+    ]
+    rejections = [
+        RejectionRow(
+            submission_id=r["submission_id"],
+            sender=r["sender"],
+            agency_type=r["agency_type"],
+            registered_practice=r["registered_practice"],
+            pcn=r["pcn"],
+            reasons=tuple(r["reasons"]),
+            rejected_at=r["rejected_at"],
+        )
+        for r in await conn.fetch(
+            f"SELECT * FROM {s}.rejection_fact {where} ORDER BY rejected_at", *args
+        )
+    ]
+    caseload = {
+        (r["pcn"], r["link_worker_id"]): r["n"]
+        for r in await conn.fetch(
+            f"SELECT pcn, link_worker_id, count(*) AS n FROM {s}.referral_fact"
+            " WHERE assigned_at IS NOT NULL AND NOT joined AND closed_at IS NULL"
+            " AND withdrawn_at IS NULL AND link_worker_id IS NOT NULL"
+            " GROUP BY pcn, link_worker_id"
+        )
+    }
+    roster = [
+        RosterRow(
+            r["pcn"],
+            r["link_worker_id"],
+            r["capacity"],
+            r["active"],
+            caseload.get((r["pcn"], r["link_worker_id"]), 0),
+        )
+        for r in await conn.fetch(
+            f"SELECT * FROM {s}.roster_fact {where} ORDER BY pcn, link_worker_id", *args
+        )
+    ]
+    return referrals, rejections, roster
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# ------------------------------------------------------------------ the synthetic model
+
+
+async def fill_synthetic(conn: asyncpg.Connection, schema: str, year: Any) -> None:
+    """Replace the synthetic model's rows with ``year`` (a ``synthetic.Year``), in one
+    transaction. The one write of the read side, and only to a ``*_synthetic`` schema,
+    never to the reporting model outcomes keeps."""
+    if not schema.endswith("_synthetic"):
+        raise ValueError(f"synthetic rows go only to a *_synthetic schema, not {schema}")
+    s = f'"{schema}"'
+    columns = [c.strip() for c in REFERRAL_COLUMNS.split(",")]
+    async with conn.transaction():
+        await conn.execute(f"TRUNCATE {s}.referral_fact, {s}.rejection_fact, {s}.roster_fact")
+        await conn.copy_records_to_table(
+            "referral_fact",
+            schema_name=schema,
+            columns=columns,
+            records=[tuple(_value(c, getattr(r, c)) for c in columns) for r in year.referrals],
+        )
+        await conn.copy_records_to_table(
+            "rejection_fact",
+            schema_name=schema,
+            columns=[
+                "submission_id",
+                "sender",
+                "agency_type",
+                "registered_practice",
+                "pcn",
+                "reasons",
+                "rejected_at",
+            ],
+            records=[
+                (
+                    r.submission_id,
+                    r.sender,
+                    r.agency_type,
+                    r.registered_practice,
+                    r.pcn,
+                    list(r.reasons),
+                    r.rejected_at,
+                )
+                for r in year.rejections
+            ],
+        )
+        await conn.copy_records_to_table(
+            "roster_fact",
+            schema_name=schema,
+            columns=["pcn", "link_worker_id", "capacity", "active"],
+            records=[(w.pcn, w.link_worker_id, w.capacity, w.active) for w in year.roster],
+        )
+
+
+def _value(column: str, value: Any) -> Any:
+    if column in ("referral_id", "person_id") and value is not None:
+        return uuid.UUID(value)
+    return list(value) if isinstance(value, tuple) else value
