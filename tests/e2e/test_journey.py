@@ -6,6 +6,7 @@ the practice gets each writeback exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -71,7 +72,9 @@ async def test_one_person_from_referral_to_closing_summary(settings, stack):
     assert {s["data"]["sender_reference"] for s in statuses} == {
         referral["data"]["sender_reference"]
     }
-    assert statuses[3]["data"]["reason"] == "In hospital for two weeks"
+    # the team's own words stay with the team: the referrer hears Linkwell's
+    assert statuses[3]["data"]["reason"] == "paused by the link worker team"
+    assert not any("hospital" in json.dumps(s) for s in statuses)
 
     sent = practice.events("gp.writeback.v1", referral_id=rid)
     assert len({w["id"] for w in sent}) == len(sent) == 8, "a writeback was sent twice"
