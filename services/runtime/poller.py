@@ -44,6 +44,11 @@ class Poller(ABC):
     async def work(self) -> bool:
         """One bounded pass; True if more may be due right now."""
 
+    def wake(self) -> None:
+        """Work now (what a NOTIFY does, from within the process: the gateway wakes its
+        relay once a page has been sent)."""
+        self._wake.set()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
