@@ -79,9 +79,11 @@ class Drafts:
         await self.conn.execute("DELETE FROM draft WHERE token_digest = $1", digest(token))
 
     async def sent(self, token: str, reference: str) -> None:
-        """The answers are gone once sent; the reference stays, for the confirmation."""
+        """The answers are gone once sent (but who was referred, myself or someone I care
+        for, to word the confirmation); the reference stays, for the confirmation."""
         await self.conn.execute(
-            "UPDATE draft SET answers = '{}'::jsonb, reference = $2 WHERE token_digest = $1",
+            "UPDATE draft SET answers = jsonb_strip_nulls(jsonb_build_object('who',"
+            " answers->'who')), reference = $2 WHERE token_digest = $1",
             digest(token),
             reference,
         )

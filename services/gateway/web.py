@@ -241,8 +241,8 @@ def create_app(gw: Gateway) -> Starlette:
             extra["needs"] = [(n.value, domain.NEEDS_IN_PLAIN_WORDS[n]) for n in Need]
         if slug == "contact":
             extra["contacts"] = [(c.value, t) for c, t in domain.CONTACT_IN_PLAIN_WORDS.items()]
-        if slug == "gp":
-            extra.setdefault("chosen", gw.practices.get(answers.get("practice", "")))
+        if slug == "gp" and "chosen" not in ctx:
+            extra["chosen"] = gw.practices.get(answers.get("practice", ""))
         return gw.page(
             request,
             f"{slug}.html",
@@ -363,16 +363,23 @@ def create_app(gw: Gateway) -> Starlette:
             return gw.expired(request)
         if not sent.new:
             log.info("resubmission", event_id=event_id_for(key))
-        # the relay is woken once this page has been sent: the page never waits on the broker
-        return RedirectResponse("/refer/sent", 303, background=BackgroundTask(gw.wake))
+        return RedirectResponse("/refer/sent", 303)
 
     async def sent(request: Request) -> Response:
         found = await gw.draft(request)
         if found is None or found[1].reference is None:
             return gw.expired(request)
-        return gw.page(
-            request, "sent.html", "Referral sent", reference=found[1].reference, for_self=True
+        page = gw.page(
+            request,
+            "sent.html",
+            "Referral sent",
+            reference=found[1].reference,
+            for_self=_for_self(found[1].answers),
         )
+        # the relay is woken once this page has been served (the page never waits on the
+        # broker); a browser that never comes here waits for the relay's safety poll
+        page.background = BackgroundTask(gw.wake)
+        return page
 
     async def status(request: Request) -> Response:
         if request.method == "GET":
@@ -427,7 +434,20 @@ def create_app(gw: Gateway) -> Starlette:
     async def too_large(scope: dict[str, Any], receive: Any, send_: Any) -> None:
         await gw.too_large(Request(scope, receive))(scope, receive, send_)
 
+    async def failed(request: Request, exc: Exception) -> Response:
+        log.error("page_failed", error=type(exc).__name__)  # never the exception's text
+        return gw.page(
+            request,
+            "refused.html",
+            "Sorry, there is a problem with the service",
+            500,
+            message=(
+                "Try again later. If you sent a referral and saw its reference, it was sent.",
+            ),
+        )
+
     app = Starlette(
+        exception_handlers={500: failed},
         routes=[
             Route("/", home),
             Route("/refer", start, methods=["GET", "POST"]),
@@ -439,7 +459,7 @@ def create_app(gw: Gateway) -> Starlette:
             Route("/status", status, methods=["GET", "POST"]),
             Mount("/assets", StaticFiles(directory=HERE / "static" / "nhsuk"), name="assets"),
             Mount("/own", StaticFiles(directory=HERE / "static" / "own"), name="own"),
-        ]
+        ],
     )
     return guard.Guard(app, too_large)  # type: ignore[return-value]
 

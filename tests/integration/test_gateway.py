@@ -130,7 +130,7 @@ async def test_a_person_refers_themself_and_it_is_in_the_outbox_once(door, setti
     assert event.data.consent.given and not event.data.in_crisis
     # the answers are gone from the server once sent; the reference stays for the page
     subs, drafts, answers = await stored(settings)
-    assert (subs, drafts, answers) == (1, 1, [{}])
+    assert (subs, drafts, answers) == (1, 1, [{"who": "myself"}])
     out = capsys.readouterr().out
     for personal in ("Zephyrine", "9434765919", "943 476 5919", "1961", "07700", reference):
         assert personal not in out
@@ -138,6 +138,7 @@ async def test_a_person_refers_themself_and_it_is_in_the_outbox_once(door, setti
 
 async def test_someone_caring_for_a_person_refers_them_as_family_or_carer(door, settings):
     await door.send(await door.answer_all(who="someone_else"))
+    assert "A link worker will contact them" in (await door.client.get("/refer/sent")).text
     event = parse_event(ReferralSubmitted, bytes((await outbox(settings))[0]["body"]))
     assert event.data.referrer.agency_type == "family_or_carer"
 
@@ -150,6 +151,24 @@ async def test_a_double_click_and_a_resubmission_make_one_referral(door, setting
         assert (response.status_code, response.headers["location"]) == (303, "/refer/sent")
     assert len(await outbox(settings)) == 1
     assert (await stored(settings))[0] == 1
+
+
+async def test_the_practice_is_found_by_name_or_postcode_and_the_pcn_follows(door, settings):
+    await door.answer_all()
+    found = await door.post("/refer/gp", {"action": "search", "query": "springwood"})
+    assert found.status_code == 200
+    assert "Springwood Surgery, TS14 7DJ" in found.text and "Riverside Surgery" not in found.text
+    none = await door.post("/refer/gp", {"action": "search", "query": "Nowhere Lane"})
+    assert "No practice in this scheme matches" in none.text
+    chosen = await door.post("/refer/gp", {"practice": "A81005", "change": "1"})
+    assert chosen.headers["location"] == "/refer/check"
+    assert "Springwood Surgery" in (await door.client.get("/refer/check")).text
+    unknown = await door.post("/refer/gp", {"practice": "B99999"})
+    assert unknown.status_code == 400 and "Select a GP practice" in unknown.text
+    key = re.search(r'name="key" value="([^"]+)"', (await door.client.get("/refer/check")).text)
+    await door.send(key.group(1))
+    event = parse_event(ReferralSubmitted, bytes((await outbox(settings))[0]["body"]))
+    assert (event.data.registered_practice, event.data.pcn) == ("A81005", "U12346")
 
 
 async def test_someone_in_crisis_is_shown_urgent_help_and_nothing_is_kept(door, settings):
