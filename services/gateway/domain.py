@@ -280,6 +280,27 @@ def normalise_reference(value: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", value.upper().replace("O", "0"))
 
 
+def for_self(answers: dict[str, Any]) -> bool:
+    return answers.get("who") != "someone_else"
+
+
+def dob_fields(answers: dict[str, Any], form: dict[str, Any] | None = None) -> list[str]:
+    if form is not None:
+        return [str(form.get(f, ""))[:4] for f in ("dob_day", "dob_month", "dob_year")]
+    if "date_of_birth" in answers:
+        born = date.fromisoformat(answers["date_of_birth"])
+        return [str(born.day), str(born.month), str(born.year)]
+    return ["", "", ""]
+
+
+def canonical_reference(reference: str) -> str:
+    """``lw7k3mq9tz`` or ``LW 7K3M Q9TZ`` as ``LW-7K3M-Q9TZ``."""
+    bare = normalise_reference(reference)
+    if len(bare) == 10 and bare.startswith("LW"):
+        return f"LW-{bare[2:6]}-{bare[6:]}"
+    return reference
+
+
 def referral(
     answers: dict[str, Any], reference: str, practice: Practice, scheme: str, now: datetime
 ) -> ReferralSubmitted:

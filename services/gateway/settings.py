@@ -74,10 +74,11 @@ class GatewaySettings(BaseSettings):
         description="Form posts the gateway takes in a minute from everyone together.",
     )
     gateway_client_sends_per_hour: int = Field(
-        5,
+        10,
         ge=1,
         validation_alias=_env("LINKWELL_GATEWAY_CLIENT_SENDS_PER_HOUR"),
-        description="Referrals and status checks one client address may send in an hour.",
+        description="Referrals, status checks and withdrawals one client address may send "
+        "in an hour.",
     )
     gateway_secure_cookies: bool = Field(
         False,

@@ -39,6 +39,9 @@ class Standing:
     step: str
     step_at: datetime
     submitted_at: datetime
+    referral_id: uuid.UUID | None = None
+    withdrawn_at: datetime | None = None
+    organisation: str = ""
 
 
 class Drafts:
@@ -113,14 +116,25 @@ class Submissions:
             "SELECT reference FROM submission WHERE form_key = $1", form_key
         )
 
-    async def standing(self, reference: str, check: bytes) -> Standing | None:
+    async def standing(
+        self, reference: str, check: bytes, *, lock: bool = False
+    ) -> Standing | None:
         row = await self.conn.fetchrow(
-            "SELECT reference, step, step_at, submitted_at FROM submission"
-            " WHERE reference = $1 AND check_digest = $2",
+            "SELECT reference, step, step_at, submitted_at, referral_id, withdrawn_at,"
+            " organisation FROM submission WHERE reference = $1 AND check_digest = $2"
+            + (" FOR UPDATE" if lock else ""),
             reference,
             check,
         )
         return Standing(**dict(row)) if row else None
+
+    async def withdrawn(self, reference: str, event_id: str) -> None:
+        await self.conn.execute(
+            "UPDATE submission SET withdrawal_event_id = $2, withdrawn_at = now()"
+            " WHERE reference = $1",
+            reference,
+            event_id,
+        )
 
     async def answered(
         self,

@@ -30,7 +30,8 @@ from . import domain, guard
 from .practices import Practices
 from .ratelimit import Limits
 from .settings import GatewaySettings
-from .store import GatewayStore, check_digest
+from .status import status_routes
+from .store import GatewayStore
 from .submit import NotReady, event_id_for, send
 
 log = get_logger(__name__)
@@ -184,19 +185,6 @@ class Gateway:
         )
 
 
-def _for_self(answers: dict[str, Any]) -> bool:
-    return answers.get("who") != "someone_else"
-
-
-def _dob(answers: dict[str, Any], form: dict[str, Any] | None = None) -> list[str]:
-    if form is not None:
-        return [str(form.get(f, ""))[:4] for f in ("dob_day", "dob_month", "dob_year")]
-    if "date_of_birth" in answers:
-        born = date.fromisoformat(answers["date_of_birth"])
-        return [str(born.day), str(born.month), str(born.year)]
-    return ["", "", ""]
-
-
 TITLES = {
     "crisis": "Do you need help right now?",
     "who": "Who are you referring?",
@@ -249,10 +237,10 @@ def create_app(gw: Gateway) -> Starlette:
             TITLES[slug],
             status,
             answers=answers,
-            for_self=_for_self(answers),
+            for_self=domain.for_self(answers),
             back="/refer/check" if change else _back(slug),
             change=change,
-            dob=_dob(answers, ctx.pop("form", None)),
+            dob=domain.dob_fields(answers, ctx.pop("form", None)),
             **extra,
             **ctx,
         )
@@ -374,62 +362,12 @@ def create_app(gw: Gateway) -> Starlette:
             "sent.html",
             "Referral sent",
             reference=found[1].reference,
-            for_self=_for_self(found[1].answers),
+            for_self=domain.for_self(found[1].answers),
         )
         # the relay is woken once this page has been served (the page never waits on the
         # broker); a browser that never comes here waits for the relay's safety poll
         page.background = BackgroundTask(gw.wake)
         return page
-
-    async def status(request: Request) -> Response:
-        if request.method == "GET":
-            return gw.page(request, "status.html", "Check a referral", dob=["", "", ""])
-        form = await gw.form(request)
-        if isinstance(form, Response):
-            return form
-        client = request.client.host if request.client else "unknown"
-        reference = str(form.get("reference", ""))[:20].strip().upper()
-        values, errors = domain.check("date-of-birth", form, {})
-        if not reference:
-            errors = {"reference": "Enter the reference", **errors}
-        if errors:
-            return gw.page(
-                request,
-                "status.html",
-                "Check a referral",
-                400,
-                errors=errors,
-                reference=reference,
-                dob=_dob({}, form),
-            )
-        wait = gw.limits.send(client)
-        if wait:
-            return gw.too_many(request, wait)
-        async with gw.pool.acquire() as conn:
-            standing = await GatewayStore(conn).submissions.standing(
-                _canonical(reference), check_digest(reference, values["date_of_birth"])
-            )
-        if standing is None:
-            log.info("status_not_found")
-            return gw.page(
-                request,
-                "status.html",
-                "Check a referral",
-                404,
-                not_found=True,
-                reference=reference,
-                dob=_dob({}, form),
-            )
-        heading, meaning = domain.in_plain_words(standing.step)
-        return gw.page(
-            request,
-            "status.html",
-            f"Referral {standing.reference}",
-            standing=standing,
-            heading=heading,
-            meaning=meaning,
-            sent_on=f"{standing.submitted_at:%-d %B %Y}",
-        )
 
     async def too_large(scope: dict[str, Any], receive: Any, send_: Any) -> None:
         await gw.too_large(Request(scope, receive))(scope, receive, send_)
@@ -456,20 +394,12 @@ def create_app(gw: Gateway) -> Starlette:
             Route("/refer/send", submit, methods=["POST"]),
             Route("/refer/sent", sent),
             Route("/refer/{slug}", ask, methods=["GET", "POST"]),
-            Route("/status", status, methods=["GET", "POST"]),
+            *status_routes(gw),
             Mount("/assets", StaticFiles(directory=HERE / "static" / "nhsuk"), name="assets"),
             Mount("/own", StaticFiles(directory=HERE / "static" / "own"), name="own"),
         ],
     )
     return guard.Guard(app, too_large)  # type: ignore[return-value]
-
-
-def _canonical(reference: str) -> str:
-    """``lw7k3mq9tz`` or ``LW 7K3M Q9TZ`` as ``LW-7K3M-Q9TZ``."""
-    bare = domain.normalise_reference(reference)
-    if len(bare) == 10 and bare.startswith("LW"):
-        return f"LW-{bare[2:6]}-{bare[6:]}"
-    return reference
 
 
 def _rows(gw: Gateway, answers: dict[str, Any]) -> list[tuple[str, list[str], str]]:
@@ -479,7 +409,7 @@ def _rows(gw: Gateway, answers: dict[str, Any]) -> list[tuple[str, list[str], st
     contact += [v for v in (answers.get("phone"), answers.get("email")) if v]
     nhs = answers["nhs_number"]
     return [
-        ("Who", ["Myself" if _for_self(answers) else "Someone I care for"], "who"),
+        ("Who", ["Myself" if domain.for_self(answers) else "Someone I care for"], "who"),
         ("Name", [f"{answers['given_name']} {answers['family_name']}"], "name"),
         ("Date of birth", [f"{born:%-d %B %Y}"], "date-of-birth"),
         ("NHS number", [f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}"], "nhs-number"),

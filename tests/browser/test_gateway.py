@@ -28,6 +28,7 @@ async def door(settings, tmp_path: Path) -> AsyncIterator[str]:
     port = free_port()
     stack = ProcessStack(settings, tmp_path, ("intake", "triage", "notify", "gateway"))
     stack.env["LINKWELL_GATEWAY_PORT"] = str(port)
+    stack.env["LINKWELL_GATEWAY_CLIENT_SENDS_PER_HOUR"] = "999"  # the test polls its status
     await stack.start_all()
     try:
         await publish(settings, worker("U12345", "lw-door-1", 3))  # A81001's PCN
@@ -179,6 +180,11 @@ async def test_a_person_refers_themself_with_the_keyboard_and_sees_the_step(door
                 break
             await asyncio.sleep(0.5)
         assert "A link worker has been found" in await me.check_page("status")
+        # and no longer wanted: withdrawn, after a question
+        await me.press("button.nhsuk-button--secondary")  # Withdraw the referral
+        assert "Are you sure" in await me.check_page("withdraw")
+        await me.press("button.nhsuk-button--warning")
+        assert "being withdrawn" in await me.check_page("withdrawn")
         await page.goto(f"{door}/status")
         await me.check_page("status-form")
 

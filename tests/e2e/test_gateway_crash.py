@@ -45,6 +45,7 @@ async def test_a_referral_the_page_said_was_sent_arrives_once_after_a_crash(
     port = free_port()
     stack = ProcessStack(settings, tmp_path, ("intake", "gateway"))
     stack.env["LINKWELL_GATEWAY_PORT"] = str(port)
+    stack.env["LINKWELL_GATEWAY_CLIENT_SENDS_PER_HOUR"] = "999"  # the test polls its status
     # only the page's own wake-up moves the relay: the crash comes after the page is sent
     stack.env["LINKWELL_POLL_INTERVAL"] = "30"
     stack.start("intake")

@@ -25,8 +25,9 @@ from services.intake.app import SERVICE as INTAKE
 from services.runtime import topology
 from services.runtime.db import create_pool
 from services.runtime.runner import migrate
+from services.triage.app import SERVICE as TRIAGE
 
-from ..support import Tap
+from ..support import Tap, publish, worker
 from .conftest import asyncpg_connect, running
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,10 @@ class Door:
 async def door(settings, tmp_path) -> AsyncIterator[Door]:
     await migrate(settings, GATEWAY)
     pool = await create_pool(settings.database_url, settings.names.schema("gateway"), "t", 4)
-    gateway = Gateway(pool, settings.names, GatewaySettings(gateway_port=0))
+    # limits of their own in the tests of them: these walk the form, and poll status pages
+    gateway = Gateway(
+        pool, settings.names, GatewaySettings(gateway_port=0), limits=Limits.of(999, 999, 999)
+    )
     transport = httpx.ASGITransport(app=create_app(gateway), client=("192.0.2.10", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://door") as client:
         try:
@@ -296,3 +300,58 @@ async def test_the_gateway_queue_takes_only_its_organisations_answers(settings):
         "referral.duplicate.v1.SELF-WEB",
         "referral.status.v1.SELF-WEB",
     }
+
+
+DOB = {"dob_day": "7", "dob_month": "11", "dob_year": "1961"}
+
+
+async def test_a_person_withdraws_their_referral_once_from_its_status_page(door, settings):
+    """Accepted by intake and placed by triage; withdrawn from the status page (a question
+    first, then the confirmation): one referral.withdrawn.v1 in the outbox, as the
+    organisation that sent it, however often it is asked; triage ends the placement."""
+    async with running(INTAKE, settings), running(TRIAGE, settings), running(GATEWAY, settings):
+        await publish(settings, worker("U12345", "lw-w1", 2))
+        await door.send(await door.answer_all())
+        page = await door.client.get("/refer/sent")
+        reference = re.search(r"LW-[A-Z0-9]{4}-[A-Z0-9]{4}", page.text).group(0)
+        for _ in range(100):
+            status = await door.post("/status", {"reference": reference, **DOB})
+            if "Withdraw the referral" in status.text:
+                break
+            await asyncio.sleep(0.1)
+        assert "Withdraw the referral" in status.text  # once accepted: a referral id to name
+        ask = await door.post("/status/withdraw", {"reference": reference, **DOB})
+        assert ask.status_code == 200 and "Are you sure" in ask.text
+        assert [r["routing_key"] for r in await outbox(settings)] == ["referral.submitted.v1"]
+        wrong = await door.post(
+            "/status/withdraw", {"reference": reference, **DOB, "dob_day": "8", "confirm": "yes"}
+        )
+        assert wrong.status_code == 409
+        for _ in range(2):  # and a second time: still one
+            done = await door.post(
+                "/status/withdraw", {"reference": reference, **DOB, "confirm": "yes"}
+            )
+            assert done.status_code == 200 and "being withdrawn" in done.text
+        rows = await outbox(settings)
+        assert [r["routing_key"] for r in rows] == [
+            "referral.submitted.v1",
+            "referral.withdrawn.v1",
+        ]
+        withdrawn = json.loads(bytes(rows[1]["body"]))
+        submitted = json.loads(bytes(rows[0]["body"]))
+        assert withdrawn["source"] == submitted["source"] == "urn:linkwell:org:SELF-WEB"
+        assert withdrawn["data"]["by"] == "referrer"
+        schema = settings.names.schema("triage")
+        for _ in range(100):
+            async with asyncpg_connect(settings) as conn:
+                state = await conn.fetchval(
+                    f'SELECT status FROM "{schema}".referral WHERE referral_id = $1',
+                    withdrawn["data"]["referral_id"],
+                )
+            if state == "withdrawn":
+                break
+            await asyncio.sleep(0.1)
+        assert state == "withdrawn"
+        status = await door.post("/status", {"reference": reference, **DOB})
+        assert "You asked to withdraw" in status.text
+        assert "Withdraw the referral" not in status.text

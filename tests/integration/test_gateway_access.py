@@ -18,6 +18,7 @@ import pytest
 from yarl import URL
 
 from services.gateway.app import SERVICE as GATEWAY
+from services.gateway.ratelimit import Limits
 from services.gateway.settings import GatewaySettings
 from services.gateway.web import Gateway, create_app
 from services.intake.app import SERVICE as INTAKE
@@ -150,7 +151,11 @@ async def test_a_referral_goes_round_as_the_gateway_user(settings, gateway_user)
             ) as gw,
         ):
             gateway = Gateway(
-                pool, settings.names, GatewaySettings(gateway_port=0), wake=gw.pollers[0].wake
+                pool,
+                settings.names,
+                GatewaySettings(gateway_port=0),
+                wake=gw.pollers[0].wake,
+                limits=Limits.of(999, 999, 999),  # it polls the status page
             )
             transport = httpx.ASGITransport(app=create_app(gateway), client=("192.0.2.7", 1))
             async with httpx.AsyncClient(transport=transport, base_url="http://door") as client:
