@@ -70,7 +70,7 @@ class Guard:
             await send(message)
 
         if scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, with_headers)
+            await self._run(scope, receive, with_headers)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.limit:
@@ -96,4 +96,12 @@ class Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, with_headers)
+        await self._run(scope, replay, with_headers)
+
+    async def _run(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The app's failure is answered (its error page) and logged by type there; it goes
+        no further, so no server's traceback (whose text may hold an answer) is logged."""
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            pass

@@ -355,3 +355,19 @@ async def test_a_person_withdraws_their_referral_once_from_its_status_page(door,
         status = await door.post("/status", {"reference": reference, **DOB})
         assert "You asked to withdraw" in status.text
         assert "Withdraw the referral" not in status.text
+
+
+async def test_a_failure_is_a_page_and_logs_no_answer(door, settings, capsys, caplog):
+    await door.answer_all()
+
+    def broken(query: str) -> list:
+        raise ValueError(f"cannot search for {query} near Zephyrine")
+
+    door.gateway.practices = dataclasses.replace(door.gateway.practices)
+    object.__setattr__(door.gateway.practices, "search", broken)
+    response = await door.post("/refer/gp", {"action": "search", "query": "TS18 1HU"})
+    assert response.status_code == 500
+    assert "there is a problem with the service" in response.text
+    logged = capsys.readouterr().out + caplog.text
+    assert "page_failed" in logged and "ValueError" in logged
+    assert "Zephyrine" not in logged and "TS18" not in logged
