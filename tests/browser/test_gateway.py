@@ -22,6 +22,21 @@ pytestmark = pytest.mark.e2e
 PHONE = {"width": 390, "height": 844}
 
 
+async def pages_up(url: str, within: float = 30.0) -> None:
+    """The gateway's consumer is up before its pages are (they start once it consumes)."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(int(within / 0.1)):
+            try:
+                if (await client.get(f"{url}/refer")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"no pages at {url}")
+
+
 @pytest.fixture
 async def door(settings, tmp_path: Path) -> AsyncIterator[str]:
     chromium()
@@ -32,6 +47,7 @@ async def door(settings, tmp_path: Path) -> AsyncIterator[str]:
     await stack.start_all()
     try:
         await publish(settings, worker("U12345", "lw-door-1", 3))  # A81001's PCN
+        await pages_up(f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         codes = stack.stop_all()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ..browser.test_dashboard import free_port
+from ..browser.test_gateway import pages_up
 from ..integration.conftest import asyncpg_connect
 from ..integration.test_gateway import Door
 from ..stack import ProcessStack
@@ -47,12 +48,13 @@ async def test_a_referral_the_page_said_was_sent_arrives_once_after_a_crash(
     stack.env["LINKWELL_GATEWAY_PORT"] = str(port)
     stack.env["LINKWELL_GATEWAY_CLIENT_SENDS_PER_HOUR"] = "999"  # the test polls its status
     # only the page's own wake-up moves the relay: the crash comes after the page is sent
-    stack.env["LINKWELL_POLL_INTERVAL"] = "30"
+    stack.env["LINKWELL_POLL_INTERVAL"] = "3600"  # (a relay still makes a pass at start)
     stack.start("intake")
     stack.env["LINKWELL_FAILPOINTS"] = f"{point}=1"
     stack.start("gateway")
     try:
         await stack.wait_ready()
+        await pages_up(f"http://127.0.0.1:{port}")
         async with (
             Tap(settings, "referral.submitted.v1", exchange=settings.names.inbound) as wire,
             Tap(settings, "referral.*.v1.SELF-WEB") as answers,
@@ -73,7 +75,7 @@ async def test_a_referral_the_page_said_was_sent_arrives_once_after_a_crash(
             stack.start("gateway")
             await answers.wait_for(
                 lambda t: t.events("referral.accepted.v1", sender_reference=reference),
-                30,
+                60,
                 "the referral accepted",
             )
             copies = 2 if point == "after_publish" else 1  # once before the crash, once after
@@ -87,6 +89,7 @@ async def test_a_referral_the_page_said_was_sent_arrives_once_after_a_crash(
             assert len(answers.events("referral.accepted.v1")) == 1
             assert await accepted_in_intake(settings, reference) == 1
             assert await unpublished(settings) == 0
+            await pages_up(f"http://127.0.0.1:{port}")
             for _ in range(50):  # and the restarted gateway took the answer to its page
                 status = await door.post(
                     "/status",
