@@ -30,9 +30,16 @@ if TYPE_CHECKING:
 class Pages:
     """The people's door on LINKWELL_GATEWAY_PORT (uvicorn, in the service's process)."""
 
+    name = "pages"
+
     def __init__(self, runner: Runner):
         self.runner = runner
         self.server: HealthServer | None = None
+        self.off = False
+
+    async def ready(self) -> bool:
+        """Listening (or turned off: LINKWELL_GATEWAY_PORT=0)."""
+        return self.off or self.server is not None
 
     def wake(self) -> None:
         for poller in self.runner.pollers:
@@ -43,11 +50,15 @@ class Pages:
         from .web import Gateway, create_app
 
         own: GatewaySettings = self.runner.own_settings
-        if not own.gateway_port or self.runner.pool is None:
+        if not own.gateway_port:
+            self.off = True
+            return
+        if self.runner.pool is None:
             return
         gateway = Gateway(self.runner.pool, self.runner.names, own, wake=self.wake)
-        self.server = HealthServer(create_app(gateway), own.gateway_host, own.gateway_port, "pages")
-        await self.server.start()
+        server = HealthServer(create_app(gateway), own.gateway_host, own.gateway_port, "pages")
+        await server.start()
+        self.server = server  # ready from now on
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -94,6 +94,7 @@ class Runner:
             "publisher": publisher,
             "topology": topology_declared,
             "running": running,
+            **{server.name: server.ready for server in self.servers},  # the gateway's pages
         }
 
     async def ready(self) -> dict[str, bool]:

@@ -30,10 +30,14 @@ PollerFactory = Callable[["Runner"], "Poller"]
 
 
 class Part(Protocol):
-    """Something the runner starts and stops with the service (a web server)."""
+    """Something the runner starts and stops with the service (a web server); its
+    ``ready`` is one of the service's readiness checks, under its ``name``."""
+
+    name: str
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def ready(self) -> bool: ...
 
 
 PartFactory = Callable[["Runner"], Part]

@@ -24,9 +24,10 @@ from services.gateway.web import Gateway, create_app
 from services.intake.app import SERVICE as INTAKE
 from services.runtime import topology
 from services.runtime.db import create_pool
-from services.runtime.runner import migrate
+from services.runtime.runner import Runner, migrate
 from services.triage.app import SERVICE as TRIAGE
 
+from ..browser.test_dashboard import free_port
 from ..support import Tap, publish, worker
 from .conftest import asyncpg_connect, running
 
@@ -371,3 +372,20 @@ async def test_a_failure_is_a_page_and_logs_no_answer(door, settings, capsys, ca
     logged = capsys.readouterr().out + caplog.text
     assert "page_failed" in logged and "ValueError" in logged
     assert "Zephyrine" not in logged and "TS18" not in logged
+
+
+async def test_the_gateway_is_ready_only_once_its_pages_answer(settings):
+    port = free_port()
+    runner = Runner(GATEWAY, settings, GatewaySettings(gateway_port=port))
+    assert (await runner.ready())["pages"] is False
+    try:
+        await runner.start()
+        assert await runner.ready() == {k: True for k in await runner.ready()}
+        async with httpx.AsyncClient() as client:
+            page = await client.get(f"http://127.0.0.1:{port}/refer")
+        assert page.status_code == 200 and "Refer yourself" in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+        assert page.headers["cache-control"] == "no-store"
+    finally:
+        await runner.stop()
+    assert (await runner.ready())["running"] is False
