@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Linkwell on this machine, as plain processes (no containers needed).
 #
-#   bash deploy/local.sh demo    the four services and the demo, then stops the services
+#   bash deploy/local.sh demo    the five services and the demo, then stops the services
 #   bash deploy/local.sh test    the test suite
-#   bash deploy/local.sh run     the four services in the foreground (Ctrl-C stops them)
+#   bash deploy/local.sh run     the five services in the foreground (Ctrl-C stops them);
+#                                the people's door: http://127.0.0.1:8070/refer
 #   bash deploy/local.sh users   the sample organisations' broker users, passwords dev-<user>
 #   bash deploy/local.sh bench   the benchmark (bench/pipeline.py)
 #
@@ -93,15 +94,17 @@ shift || true
 case "$cmd" in
   demo)
     install; ensure_services; prepare
-    say "starting intake, triage, notify and outcomes (their logs: var-linkwell.log)"
+    say "starting intake, triage, notify, outcomes and gateway (their logs: var-linkwell.log)"
     "$PY" -m services.ops.cli run all > var-linkwell.log 2>&1 &
     pipeline=$!
     trap 'kill -TERM $pipeline 2>/dev/null; wait $pipeline 2>/dev/null || true; report_started' EXIT
     say "running the demo"
     "$PY" -m services.ops.cli demo "$@"
+    say "the people's door is http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/refer while the services run (bash deploy/local.sh run)"
     ;;
   run)
     install; ensure_services; prepare
+    say "the people's door: http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/refer (Ctrl-C stops everything)"
     "$PY" -m services.ops.cli run all
     ;;
   synthetic)

@@ -38,6 +38,7 @@ from yarl import URL
 from contracts.envelope import OrgCode
 from contracts.events import EVENTS, Direction, EventData, Party
 from services.runtime.names import Names
+from services.runtime.trust import grant
 
 NOTHING = "^$"
 ADMIN = "linkwell-admin"
@@ -139,6 +140,15 @@ def _keys(models: Iterable[type[EventData]]) -> str:
 
 
 @dataclass(frozen=True)
+class Publisher:
+    """A service that publishes inbound events as the organisations it serves (the
+    gateway): which types, for which organisations."""
+
+    types: tuple[str, ...]
+    serves: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AccessPlan:
     """Every principal for one namespace: the administrator, each service (what it may
     publish is what it declares it emits: ``ServiceDef.emits``) and each organisation."""
@@ -147,6 +157,14 @@ class AccessPlan:
     services: dict[str, tuple[str, ...]]  # each service and the types it emits
     organisations: Organisations
     admin: str = ADMIN
+    publishers: dict[str, Publisher] = field(default_factory=dict)
+
+    def trusted_users(self) -> list[str]:
+        """Intake's grants (``LINKWELL_TRUSTED_USERS``): each publishing service's broker
+        user is trusted for the organisations it serves, and for no other."""
+        return [
+            grant(f"linkwell-{name}", p.serves) for name, p in self.publishers.items() if p.serves
+        ]
 
     def _org(
         self,
@@ -195,17 +213,29 @@ class AccessPlan:
         dead letters and its retries."""
         n = self.names
         produces = self.services[name]
+        publisher = self.publishers.get(name)
+        inbound = (n.inbound,) if publisher else ()
+        description = f"the {name} service"
+        if publisher:
+            description += (
+                f"; publishes {', '.join(publisher.types)} for {', '.join(publisher.serves)}"
+                " only: intake trusts it for those organisations and no other"
+            )
         return Principal(
             username=f"linkwell-{name}",
             kind="service",
             configure=NOTHING,
-            write=_exact(n.events, n.dead_letter, n.retry_exchange(name)),
+            write=_exact(n.events, n.dead_letter, n.retry_exchange(name), *inbound),
             read=_exact(n.queue(name)),
             topics=(
-                TopicPermission(n.inbound, NOTHING, NOTHING),
+                TopicPermission(
+                    n.inbound,
+                    f"^({_alternatives(publisher.types)})$" if publisher else NOTHING,
+                    NOTHING,
+                ),
                 TopicPermission(n.events, f"^({_alternatives(produces)})\\.[^.]+$", NOTHING),
             ),
-            description=f"the {name} service",
+            description=description,
         )
 
     def principals(self) -> list[Principal]:

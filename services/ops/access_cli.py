@@ -53,11 +53,25 @@ def declared_services() -> dict[str, tuple[str, ...]]:
     return {name: tuple(sorted(s.emitted_types)) for name, s in SERVICE_DEFS.items()}
 
 
+def declared_publishers() -> dict[str, access.Publisher]:
+    """Each service that publishes inbound events for organisations (the gateway): the
+    types, and the organisations it serves (from its settings)."""
+    return {
+        name: access.Publisher(
+            tuple(sorted(m.TYPE for m in s.publishes)),
+            s.routing_words() if s.routing_words else (),
+        )
+        for name, s in SERVICE_DEFS.items()
+        if s.publishes
+    }
+
+
 def plan(settings: Settings, organisations: Path) -> access.AccessPlan:
     return access.AccessPlan(
         names=settings.names,
         services=declared_services(),
         organisations=access.Organisations.load(organisations),
+        publishers=declared_publishers(),
     )
 
 
@@ -183,12 +197,16 @@ def apply_(
 @app.command(short_help="Each user and what it may publish and receive.")
 def show(organisations: OrgsOption = ORGANISATIONS) -> None:
     """Each user, its kind, and the routing keys it may publish and bind."""
-    for p in plan(Settings(), organisations).principals():
+    access_plan = plan(Settings(), organisations)
+    for p in access_plan.principals():
         typer.echo(f"{p.username}  ({p.kind}{': ' + p.description if p.description else ''})")
         for t in p.topics:
             typer.echo(f"    {t.exchange}: publish {t.write}")
         if p.queue:
             typer.echo(f"    consumes {p.queue}, bound to: {', '.join(p.bindings)}")
+    grants = access_plan.trusted_users()
+    if grants:
+        typer.echo(f"intake's LINKWELL_TRUSTED_USERS (no operator user): {','.join(grants)}")
 
 
 token_app = typer.Typer(

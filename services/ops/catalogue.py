@@ -17,9 +17,14 @@ ANY_SERVICE = "any service"
 def producers(spec: EventSpec, services: Iterable[ServiceDef] | None = None) -> str:
     """Who publishes a type: its outside parties if inbound, else the services that
     declare they emit it ("any service" when every one does)."""
-    if spec.model.DIRECTION is Direction.INBOUND:
-        return ", ".join(p.value for p in spec.parties)
     services = list(services if services is not None else SERVICE_DEFS.values())
+    if spec.model.DIRECTION is Direction.INBOUND:  # and the services that publish it for them
+        publishing = [
+            f"{s.name} (for the organisations it serves)"
+            for s in services
+            if spec.model in s.publishes
+        ]
+        return ", ".join([p.value for p in spec.parties] + publishing)
     emitting = [s.name for s in services if spec.model in s.emits]
     if len(emitting) == len(services) and len(services) > 1:
         return ANY_SERVICE
@@ -54,11 +59,12 @@ def type_table() -> str:
 
 def settings_classes() -> list[type]:
     """Every settings class: the shared ones, each service's own, the operator tools'."""
+    from services.gateway.settings import GatewaySettings
     from services.notify.settings import NotifySettings
     from services.ops.settings import OpsSettings
     from services.runtime.settings import Settings
 
-    return [Settings, NotifySettings, OpsSettings]
+    return [Settings, NotifySettings, GatewaySettings, OpsSettings]
 
 
 def environment_variables() -> set[str]:

@@ -164,11 +164,15 @@ def topology(
         typer.echo(f"declared {len(queues)} organisation queues from {source}")
 
 
-@app.command(short_help="Run a service, or all four.")
+@app.command(short_help="Run a service, or all five.")
 def run(
-    service: Annotated[str, typer.Argument(help="intake, triage, notify, outcomes or all")],
+    service: Annotated[
+        str, typer.Argument(help="intake, triage, notify, outcomes, gateway or all")
+    ],
 ) -> None:
-    """Run one service in this process, or all four as separate child processes."""
+    """Run one service in this process, or all five as separate child processes. The
+    gateway serves the people's door on LINKWELL_GATEWAY_PORT (http://127.0.0.1:8070/refer
+    by default)."""
     if service == "all":
         raise typer.Exit(supervise(list(SERVICE_DEFS)))
     if service not in SERVICE_DEFS:
@@ -179,10 +183,10 @@ def run(
 def supervise(names: list[str]) -> int:
     """Start each service as its own process; restart one that dies; stop all on a signal.
     Each serves health and metrics on its own port: LINKWELL_HTTP_PORT plus its index
-    (intake 8080, triage 8081, notify 8082, outcomes 8083 by default).
+    (intake 8080, triage 8081, notify 8082, outcomes 8083, gateway 8084 by default).
 
     Each child's output is read line by line and written whole, one line at a time, so
-    that the JSON log lines of four processes never interleave on the shared stdout."""
+    that the JSON log lines of five processes never interleave on the shared stdout."""
     import threading
 
     procs: dict[str, subprocess.Popen[bytes]] = {}

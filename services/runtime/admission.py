@@ -42,6 +42,7 @@ from contracts.rejections import reasons_from
 from .delivery import Delivery
 from .errors import BadMessage
 from .names import Names
+from .trust import speaks_for
 
 RejectionBuilder = Callable[[dict[str, Any], str, list[Reason]], EventData]
 _ID = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -153,9 +154,8 @@ def check_origin(names: Names, delivery: Delivery, event_type: str) -> str | Non
 
 def check_sender(trusted: frozenset[str], user_id: str | None, source: str) -> Reason | None:
     """Why an inbound event may not claim this ``source``, or None if it may. The broker
-    vouches for ``user_id``; an organisation's broker username is its organisation code.
-    Trusted users (Linkwell's operators, local development) may speak for anyone."""
-    if user_id is not None and user_id in trusted:
+    vouches for ``user_id``; an organisation's broker username is its organisation code."""
+    if speaks_for(trusted, user_id, org_from_source(source)):
         return None
     if user_id is None:
         return _reason(
@@ -266,10 +266,13 @@ def answer_to(
     own events; an inbound message without ``user_id`` is answered to nobody (anyone could
     name a victim as its source), only dead-lettered."""
     user = delivery.user_id
-    if delivery.exchange != names.inbound or (user is not None and user in trusted):
-        return org_from_source(source)
+    claimed = org_from_source(source)
+    if delivery.exchange != names.inbound:
+        return claimed
     if not user:
         return None
+    if speaks_for(trusted, user, claimed):
+        return claimed
     return org_from_source(source_of(user))  # None for a user that is not an organisation
 
 

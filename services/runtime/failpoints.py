@@ -5,6 +5,7 @@ probability. Unset, as in production, every failpoint is a dictionary miss.
 Points: ``after_claim`` (in the transaction, before the handler), ``mid_batch`` (half of
 a batch handled, in its transaction), ``before_commit``
 (handler done, not committed), ``after_commit`` (committed, not acked),
+``before_publish`` (outbox rows claimed, not published),
 ``after_publish`` (outbox rows published, not marked), ``after_send`` (notify's
 dispatcher: a channel batch sent, not marked), ``after_park`` (a retry or
 dead-letter copy confirmed, original not acked).
@@ -21,6 +22,7 @@ POINTS = (
     "mid_batch",
     "before_commit",
     "after_commit",
+    "before_publish",
     "after_publish",
     "after_send",
     "after_park",

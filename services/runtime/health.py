@@ -96,9 +96,12 @@ class _Server(uvicorn.Server):
 
 
 class HealthServer:
-    def __init__(self, app: HealthApp, host: str, port: int):
+    """uvicorn serving ``app`` (the health app; the gateway's pages) on one port."""
+
+    def __init__(self, app: Any, host: str, port: int, what: str = "health"):
         self.host = host
         self.port = port
+        self.what = what
         self._server = _Server(
             uvicorn.Config(
                 app,
@@ -118,14 +121,16 @@ class HealthServer:
         try:
             sock = socket.create_server((self.host, self.port), reuse_port=False)
         except OSError as exc:
-            raise RuntimeError(f"cannot serve health on {self.host}:{self.port}: {exc}") from None
+            raise RuntimeError(
+                f"cannot serve {self.what} on {self.host}:{self.port}: {exc}"
+            ) from None
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="health")
         while not self._server.started:
             if self._task.done():
                 self._task.result()
-                raise RuntimeError(f"health server on {self.host}:{self.port} stopped")
+                raise RuntimeError(f"{self.what} server on {self.host}:{self.port} stopped")
             await asyncio.sleep(0.01)
-        log.info("health_listening", host=self.host, port=self.port)
+        log.info(f"{self.what}_listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
         if self._task is None:

@@ -93,6 +93,7 @@ class OutboxRelay(Poller):
             )
             if not rows:
                 return False
+            failpoint("before_publish")
             results = await asyncio.gather(
                 *(
                     self._publisher.publish(

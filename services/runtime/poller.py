@@ -60,6 +60,11 @@ class Poller(ABC):
         when a poller knows something falls due sooner."""
         return self._interval
 
+    def wake(self) -> None:
+        """Work now (what a NOTIFY does, from within the process: the gateway wakes its
+        relay once a page has been sent)."""
+        self._wake.set()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 

@@ -1,5 +1,9 @@
 """Publishing with confirms: persistent messages, each awaited until the broker has taken
-responsibility for it (or refused it), so a caller never marks as sent what was not."""
+responsibility for it (or refused it), so a caller never marks as sent what was not.
+
+Every message carries the AMQP ``user_id`` of the connection's broker user: the broker
+refuses one whose ``user_id`` is not that user, so a consumer knows who published it
+(the gateway publishes inbound events this way, as an organisation would)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from aio_pika.exceptions import (
     ChannelInvalidStateError,
     DeliveryError,
 )
+from yarl import URL
 
 from contracts import CONTENT_TYPE
 
@@ -29,6 +34,7 @@ class Publisher:
     def __init__(self, amqp_url: str, app_id: str):
         self._url = amqp_url
         self._app_id = app_id
+        self.user = URL(amqp_url).user or None  # the broker checks it on every message
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -142,6 +148,7 @@ class Publisher:
                 type=event_type,
                 correlation_id=correlation_id,
                 app_id=self._app_id,
+                user_id=self.user,
                 headers=headers or {},
             ),
             routing_key=routing_key,

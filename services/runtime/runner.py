@@ -60,6 +60,7 @@ class Runner:
         self.publisher = Publisher(settings.amqp_url, app_id=f"linkwell-{service.name}")
         self.broker: RabbitBroker | None = None
         self.pollers: list[Poller] = []
+        self.servers = [factory(self) for factory in service.servers]
         self._stopped = False
         self._declared = False
         self._gauges: asyncio.Task[None] | None = None
@@ -93,6 +94,7 @@ class Runner:
             "publisher": publisher,
             "topology": topology_declared,
             "running": running,
+            **{server.name: server.ready for server in self.servers},  # the gateway's pages
         }
 
     async def ready(self) -> dict[str, bool]:
@@ -154,6 +156,8 @@ class Runner:
             decoder=_raw_body,  # FastStream never reads the body: admission does
         )(_entry(consumer, self.broker))
         await self._until_up("broker", self.broker.start)
+        for server in self.servers:  # takes requests once everything behind it is up
+            await server.start()
         self._gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
         log.info("started", queue=self.names.queue(self.service.name))
 
@@ -224,6 +228,9 @@ class Runner:
             return
         self._stopped = True
         log.info("stopping")
+        for server in self.servers:  # no new requests; those in flight finish
+            with contextlib.suppress(Exception):
+                await server.stop()
         if self._gauges is not None:
             self._gauges.cancel()
             with contextlib.suppress(asyncio.CancelledError):

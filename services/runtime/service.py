@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
@@ -27,6 +27,20 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 PollerFactory = Callable[["Runner"], "Poller"]
+
+
+class Part(Protocol):
+    """Something the runner starts and stops with the service (a web server); its
+    ``ready`` is one of the service's readiness checks, under its ``name``."""
+
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def ready(self) -> bool: ...
+
+
+PartFactory = Callable[["Runner"], Part]
 StateGauges = Callable[[asyncpg.Connection], Awaitable[None]]
 
 
@@ -50,6 +64,14 @@ class ServiceDef:
     answers_unrouted: bool = False
     # more schemas the service owns, by name (schema <ns>_<name>), each with its migrations
     schemas: dict[str, Path] = field(default_factory=dict)
+    # the routing words its emitted-type bindings are limited to (the gateway: the
+    # organisations it serves, from its settings); None: any
+    routing_words: Callable[[], tuple[str, ...]] | None = None
+    # servers started once it consumes and stopped first (the gateway's pages)
+    servers: tuple[PartFactory, ...] = ()
+    # inbound types it publishes to <ns>.inbound as the organisations it serves (the
+    # gateway: its routing words), with its broker user as the AMQP user_id
+    publishes: tuple[type[EventData], ...] = ()
 
     def __post_init__(self) -> None:
         for model in self.emits:
@@ -57,6 +79,9 @@ class ServiceDef:
                 raise ValueError(f"{self.name} declares it emits {model.TYPE}, not an emitted type")
         if EventRejected not in self.emits:
             raise ValueError(f"{self.name} must declare {EventRejected.TYPE}: it answers senders")
+        for model in self.publishes:
+            if model.DIRECTION is not Direction.INBOUND or self.routing_words is None:
+                raise ValueError(f"{self.name} may publish {model.TYPE} only for its organisations")
         for event_type in self.routes:
             if event_type not in EVENTS:
                 raise ValueError(f"{self.name} consumes {event_type}, which is not in the contract")
@@ -71,7 +96,8 @@ class ServiceDef:
 
     @property
     def topology(self) -> ServiceTopology:
-        return ServiceTopology(self.name, self.consumes, self.answers_unrouted)
+        words = self.routing_words() if self.routing_words is not None else None
+        return ServiceTopology(self.name, self.consumes, self.answers_unrouted, words)
 
     def schema_names(self, names: Names) -> list[str]:
         """Every database schema the service owns."""

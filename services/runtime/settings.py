@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .names import Names
+from .trust import grants
 
 
 def _env(*names: str) -> AliasChoices:
@@ -70,10 +71,11 @@ class Settings(BaseSettings):
     trusted_users: Annotated[frozenset[str], NoDecode] = Field(
         frozenset({"guest"}),
         validation_alias=_env("LINKWELL_TRUSTED_USERS"),
-        description="Broker users that may publish inbound events on behalf of any "
-        "organisation (comma separated). Every other user must be the organisation its "
-        "events' source names. The default, guest, can only connect from the broker's own "
-        "host; set it empty in production.",
+        description="Broker users that may publish inbound events on behalf of other "
+        "organisations (comma separated): `user` for any organisation, `user=ORG1|ORG2` "
+        "for those only (the gateway: `linkwell access show` prints its grant). Every "
+        "other user must be the organisation its events' source names. The default, "
+        "guest, can only connect from the broker's own host; set it empty in production.",
     )
     declare_topology: bool = Field(
         True,
@@ -111,9 +113,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_users", mode="before")
     @classmethod
     def _users(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return grants(value) if isinstance(value, str) else value
 
     @field_validator("retry_delays")
     @classmethod

@@ -36,14 +36,17 @@ class Binding:
     routing_key: str
 
 
-def bindings_for(names: Names, models: Iterable[type[EventData]]) -> list[Binding]:
-    """Inbound types are bound by exact type; emitted ones by type plus any routing word."""
+def bindings_for(
+    names: Names, models: Iterable[type[EventData]], words: tuple[str, ...] | None = None
+) -> list[Binding]:
+    """Inbound types are bound by exact type; emitted ones by type plus any routing word,
+    or only these routing words (the gateway: answers to the organisations it serves)."""
     out = []
     for model in models:
         if model.DIRECTION is Direction.INBOUND:
             out.append(Binding(names.inbound, model.TYPE))
         else:
-            out.append(Binding(names.events, f"{model.TYPE}.*"))
+            out += [Binding(names.events, f"{model.TYPE}.{w}") for w in words or ("*",)]
     return out
 
 
@@ -54,6 +57,8 @@ class ServiceTopology:
     # also take what reaches <ns>.inbound and no service binds (an unknown type or version),
     # to answer its sender: intake, the front door
     answers_unrouted: bool = False
+    # emitted types bound with these routing words only (None: with any)
+    words: tuple[str, ...] | None = None
 
 
 async def _catch_all(channel: AbstractChannel, name: str, arguments: dict[str, object]) -> None:
@@ -101,7 +106,7 @@ async def declare_service(
             "x-dead-letter-routing-key": service.name,
         },
     )
-    for binding in bindings_for(names, service.models):
+    for binding in bindings_for(names, service.models, service.words):
         await queue.bind(binding.exchange, binding.routing_key)
     if service.answers_unrouted:
         await queue.bind(names.unrouted, "")

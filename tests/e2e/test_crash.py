@@ -106,6 +106,10 @@ async def run_scenario(
             lambda t: written(t) >= 3 * len(assigned) + len(closing), 120, "closing summaries"
         )
 
+        def placed_from_waitlist(t: Tap) -> int:
+            ids = {e["data"]["referral_id"] for e in t.events("referral.assigned.v1")}
+            return len(ids - set(assigned))
+
         def told(t: Tap, status: str) -> int:
             return len(
                 {s["data"]["referral_id"] for s in t.events("referral.status.v1", status=status)}
@@ -125,6 +129,13 @@ async def run_scenario(
             ),
             120,
             "every referrer told of every placement, take-up and closure",
+        )
+        # each closure frees a place for the head of its PCN's waitlist: triage's own
+        # decision, which a crash of triage can delay past the referrers' news
+        await tap.wait_for(
+            lambda t: placed_from_waitlist(t) >= len(closing),
+            120,
+            "a waiting referral placed for each closure",
         )
         await asyncio.sleep(1.5)  # anything sent twice would have arrived by now
     return tap, {rid: event["data"]["link_worker_id"] for rid, event in closing}

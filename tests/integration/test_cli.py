@@ -91,7 +91,7 @@ async def test_help_lists_every_command_in_one_clean_line(settings):
 
 
 async def test_run_all_writes_whole_json_lines(settings):
-    """Four processes share one stdout: each line is one whole JSON record, never two
+    """Five processes share one stdout: each line is one whole JSON record, never two
     services' lines glued together."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -106,6 +106,7 @@ async def test_run_all_writes_whole_json_lines(settings):
             "DATABASE_URL": settings.database_url,
             "LINKWELL_NAMESPACE": settings.namespace,
             "LINKWELL_HTTP_PORT": "0",
+            "LINKWELL_GATEWAY_PORT": "0",  # its pages off: no port shared with other runs
             "LINKWELL_LOG_LEVEL": "DEBUG",
         },
         stdout=asyncio.subprocess.PIPE,
@@ -123,7 +124,7 @@ async def test_run_all_writes_whole_json_lines(settings):
 
         reader = asyncio.create_task(read())
         for _ in range(100):
-            if sum(b'"event": "started"' in line for line in lines) >= 4:
+            if sum(b'"event": "started"' in line for line in lines) >= 5:
                 break
             await asyncio.sleep(0.2)
         for _ in range(30):
@@ -138,4 +139,4 @@ async def test_run_all_writes_whole_json_lines(settings):
     for line in lines:
         record = json.loads(line)  # one whole record per line
         services.add(record.get("service"))
-    assert {"intake", "triage", "notify", "outcomes"} <= services
+    assert {"intake", "triage", "notify", "outcomes", "gateway"} <= services

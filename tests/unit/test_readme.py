@@ -29,6 +29,7 @@ def test_every_rejection_code_is_explained():
     [
         "services.runtime.settings:Settings",
         "services.notify.settings:NotifySettings",
+        "services.gateway.settings:GatewaySettings",
         "services.ops.settings:OpsSettings",
     ],
 )

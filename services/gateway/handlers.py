@@ -1,0 +1,69 @@
+"""The answers to the gateway's own submissions, as they come back: each moves the step
+its status page shows. Thin: load nothing, decide in ``domain``, save."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import CloudEvent
+from contracts.enums import ReferralStatusValue
+from contracts.events import ReferralAccepted, ReferralDuplicate, ReferralRejected, ReferralStatus
+from services.runtime.handling import UnitOfWork
+from services.runtime.logs import get_logger
+
+from . import domain
+from .store import GatewayStore
+
+log = get_logger(__name__)
+Uow = UnitOfWork[GatewayStore]
+
+
+async def _note(uow: Uow, event: CloudEvent[Any], **what: Any) -> None:
+    if not await uow.store.submissions.answered(**what):
+        # not one of ours (another door of the same organisation): nothing to show
+        log.debug("answer_not_ours", event_id=event.id, type=event.type)
+
+
+async def on_accepted(uow: Uow, event: CloudEvent[Any], data: ReferralAccepted) -> None:
+    await _note(
+        uow,
+        event,
+        event_id=data.submission_event_id,
+        referral_id=data.referral_id,
+        step=ReferralStatusValue.ACCEPTED.value,
+        at=data.accepted_at,
+    )
+
+
+async def on_rejected(uow: Uow, event: CloudEvent[Any], data: ReferralRejected) -> None:
+    await _note(
+        uow,
+        event,
+        event_id=data.submission_event_id,
+        referral_id=None,
+        step=ReferralStatusValue.REJECTED.value,
+        at=data.rejected_at,
+    )
+
+
+async def on_duplicate(uow: Uow, event: CloudEvent[Any], data: ReferralDuplicate) -> None:
+    await _note(
+        uow,
+        event,
+        event_id=data.submission_event_id,
+        referral_id=data.referral_id,
+        step=None,
+        at=data.received_at,
+    )
+
+
+async def on_status(uow: Uow, event: CloudEvent[Any], data: ReferralStatus) -> None:
+    step = data.status.value if domain.later(data.status.value) else None
+    await _note(
+        uow,
+        event,
+        event_id=data.submission_event_id,
+        referral_id=data.referral_id,
+        step=step,
+        at=data.at,
+    )

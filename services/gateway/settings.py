@@ -1,0 +1,106 @@
+"""The gateway's own settings, from the environment (the shared ones are
+``services.runtime.settings``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from contracts.envelope import OrgCode
+
+DEFAULT_PRACTICES = Path(__file__).resolve().parents[2] / "deploy" / "gateway" / "practices.toml"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    gateway_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("LINKWELL_GATEWAY_HOST"),
+        description="Address the gateway's pages listen on (0.0.0.0 in containers).",
+    )
+    gateway_port: int = Field(
+        8070,
+        ge=0,
+        le=65535,
+        validation_alias=_env("LINKWELL_GATEWAY_PORT"),
+        description="Port of the gateway's pages (the people's door: /refer); 0 turns them off.",
+    )
+    gateway_public_org: OrgCode = Field(
+        "SELF-WEB",
+        validation_alias=_env("LINKWELL_GATEWAY_PUBLIC_ORG"),
+        description="The organisation code people's own referrals are sent as (their "
+        "source, urn:linkwell:org:<code>). The gateway is trusted for the organisations "
+        "it serves only: give its broker user the grant `linkwell-gateway=<code>` in "
+        "intake's LINKWELL_TRUSTED_USERS.",
+    )
+    gateway_practices: Path = Field(
+        DEFAULT_PRACTICES,
+        validation_alias=_env("LINKWELL_GATEWAY_PRACTICES"),
+        description="The scheme's GP practices (TOML: ODS code, name, postcode, PCN), "
+        "which people choose theirs from.",
+    )
+    gateway_scheme_name: str = Field(
+        "Linkwell social prescribing",
+        max_length=100,
+        validation_alias=_env("LINKWELL_GATEWAY_SCHEME_NAME"),
+        description="The scheme's name, as pages show it.",
+    )
+    gateway_draft_minutes: int = Field(
+        60,
+        ge=5,
+        le=240,
+        validation_alias=_env("LINKWELL_GATEWAY_DRAFT_MINUTES"),
+        description="Minutes a half-filled form is kept, on the server, after its last "
+        "answer; then deleted.",
+    )
+    gateway_client_posts_per_minute: int = Field(
+        30,
+        ge=1,
+        validation_alias=_env("LINKWELL_GATEWAY_CLIENT_POSTS_PER_MINUTE"),
+        description="Form posts one client address may make in a minute.",
+    )
+    gateway_global_posts_per_minute: int = Field(
+        600,
+        ge=1,
+        validation_alias=_env("LINKWELL_GATEWAY_GLOBAL_POSTS_PER_MINUTE"),
+        description="Form posts the gateway takes in a minute from everyone together.",
+    )
+    gateway_client_sends_per_hour: int = Field(
+        10,
+        ge=1,
+        validation_alias=_env("LINKWELL_GATEWAY_CLIENT_SENDS_PER_HOUR"),
+        description="Referrals, status checks and withdrawals one client address may send "
+        "in an hour.",
+    )
+    gateway_secure_cookies: bool = Field(
+        False,
+        validation_alias=_env("LINKWELL_GATEWAY_SECURE_COOKIES"),
+        description="Mark cookies Secure (HTTPS only): on wherever the pages are served "
+        "over HTTPS, as they must be outside a laptop.",
+    )
+    gateway_organisations: Annotated[tuple[OrgCode, ...], NoDecode] = Field(
+        (),
+        validation_alias=_env("LINKWELL_GATEWAY_ORGANISATIONS"),
+        description="Other organisations the gateway sends for (comma separated), "
+        "besides the public one; its queue takes the answers to each.",
+    )
+
+    @field_validator("gateway_organisations", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def serves(self) -> tuple[str, ...]:
+        """Every organisation the gateway publishes for, the public one first."""
+        return tuple(dict.fromkeys((self.gateway_public_org, *self.gateway_organisations)))
