@@ -103,6 +103,9 @@ def _running(
         LINKWELL_AMQP_PORT=str(stack.amqp_port),
         LINKWELL_MANAGEMENT_PORT=str(stack.management_port),
         LINKWELL_DASHBOARD_PORT=str(free_port()),
+        LINKWELL_GATEWAY_PUBLISHED_PORT=str(free_port()),
+        # the person's status checks are polled: more than a person's ten an hour
+        LINKWELL_GATEWAY_CLIENT_SENDS_PER_HOUR="200",
         # quicker retries than production's 0.5,5,30, so a retried message never
         # holds the test up for long
         LINKWELL_RETRY_DELAYS="0.5,1,2",

@@ -35,6 +35,24 @@ def test_settings_passed_through_by_compose_exist():
 
 
 def test_every_service_connects_as_its_own_broker_user():
-    for service in ("intake", "triage", "notify", "outcomes"):
+    for service in ("intake", "triage", "notify", "outcomes", "gateway"):
         assert f"amqp://linkwell-{service}:${{LINKWELL_{service.upper()}_AMQP_PASSWORD" in COMPOSE
     assert "amqp://linkwell-admin:${LINKWELL_ADMIN_AMQP_PASSWORD" in COMPOSE
+
+
+def test_the_gateway_is_published_trusted_for_its_organisation_and_has_its_practices():
+    assert (
+        '"${LINKWELL_BIND_ADDRESS:-127.0.0.1}:${LINKWELL_GATEWAY_PUBLISHED_PORT:-8071}:8070"'
+        in (COMPOSE)
+    )
+    assert "LINKWELL_TRUSTED_USERS: linkwell-gateway=${LINKWELL_GATEWAY_PUBLIC_ORG:-SELF-WEB}" in (
+        COMPOSE
+    )
+    assert "./gateway/practices.toml:/etc/linkwell/practices.toml:ro" in COMPOSE
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "COPY deploy/gateway/practices.toml /etc/linkwell/practices.toml" in dockerfile
+    assert "!deploy/gateway/practices.toml" in (DEPLOY.parent / ".dockerignore").read_text()
+    # no two published host ports the same by default
+    published = re.findall(r'"\$\{LINKWELL_BIND_ADDRESS:-127\.0\.0\.1\}:\$\{\w+:-(\d+)\}:', COMPOSE)
+    assert len(published) == len(set(published)) == 4, published
+    assert "8070" not in published  # bash deploy/local.sh run serves the pages there

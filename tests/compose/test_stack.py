@@ -11,6 +11,11 @@ Then triage is scaled to three replicas, a burst of referrals is submitted while
 replica is killed, and the outcomes container crashes while contacts are being recorded:
 no referral is assigned twice, no link worker ever holds more than their capacity, and
 every referral is still assigned and written back to the GP record exactly once per fact.
+
+Last, a person refers themself on the gateway's pages, on the port the stack publishes
+(after the scenario above, which counts every place of the team's roster): the start
+page, each question with its form's CSRF token, check your answers, send; the status page
+then shows the referral accepted by intake (sent as SELF-WEB, the gateway's grant).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pytest
 from services.ops.client import new_envelope
 
 from .organisations import PCN, PRACTICE, Observer, Organisation
+from .people import Person
 from .stack import ComposeStack, api, docker
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
@@ -312,3 +318,25 @@ async def test_compose_stack_from_outside_scaled_and_killed(compose_stack: Compo
         f"{rounds} rounds, outcomes restarted by {restarted_by}, "
         f"{time.monotonic() - started:.0f}s"
     )
+
+
+async def test_a_person_refers_themself_on_the_published_pages(compose_stack: ComposeStack):
+    stack = compose_stack
+    await asyncio.to_thread(stack.wait_healthy, ("gateway",))
+    pages = f"http://127.0.0.1:{stack.env['LINKWELL_GATEWAY_PUBLISHED_PORT']}"
+    async with httpx.AsyncClient(base_url=pages, timeout=15) as http:
+        person = Person(http)
+        home = await http.get("/")
+        assert (home.status_code, home.headers["location"]) == (303, "/refer")
+        assets = await http.get("/assets/nhsuk-frontend.min.css")  # static files in the image
+        assert assets.status_code == 200 and len(assets.content) > 10_000
+        # a post without the form's token is refused, and nothing is started
+        forged = await http.post("/refer", data={"csrf": "forged" * 8})
+        assert forged.status_code == 403 and "Nothing was sent" in forged.text
+        reference = await person.refer_myself()
+        # the status page moves once the gateway hears intake's answer to SELF-WEB: intake
+        # admitted the referral from the gateway's broker user, for that organisation only
+        heading = await person.wait_status(
+            reference, {"Accepted", "On the waiting list", "A link worker has been found"}
+        )
+    print(f"people's door: {reference} is {heading!r} on its status page")
