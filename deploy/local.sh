@@ -2,11 +2,13 @@
 # Linkwell on this machine, as plain processes (no containers needed).
 #
 #   bash deploy/local.sh demo    the five services and the demo, then stops the services
+#                                (the people's door is up only while the demo runs)
 #   bash deploy/local.sh test    the test suite
 #   bash deploy/local.sh run     the five services in the foreground (Ctrl-C stops them);
 #                                the people's door: http://127.0.0.1:8070/refer
 #   bash deploy/local.sh users   the sample organisations' broker users, passwords dev-<user>
 #   bash deploy/local.sh bench   the benchmark (bench/pipeline.py)
+#   bash deploy/local.sh bench gateway   the people's door's form post (bench/gateway.py)
 #
 # What every command does first, and nothing more:
 #   - creates .venv and installs the pinned Python packages into it (requirements.lock);
@@ -98,13 +100,14 @@ case "$cmd" in
     "$PY" -m services.ops.cli run all > var-linkwell.log 2>&1 &
     pipeline=$!
     trap 'kill -TERM $pipeline 2>/dev/null; wait $pipeline 2>/dev/null || true; report_started' EXIT
-    say "running the demo"
+    say "running the demo (meanwhile the people's door is http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/refer)"
     "$PY" -m services.ops.cli demo "$@"
-    say "the people's door is http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/refer while the services run (bash deploy/local.sh run)"
+    say "the demo stops its services now; to try the people's door, run them: bash deploy/local.sh run"
+    say "  then refer yourself: http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/refer, check a referral: http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/status"
     ;;
   run)
     install; ensure_services; prepare
-    say "the people's door: http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/refer (Ctrl-C stops everything)"
+    say "the people's door: http://127.0.0.1:${LINKWELL_GATEWAY_PORT:-8070}/refer, its status page: /status (Ctrl-C stops everything)"
     "$PY" -m services.ops.cli run all
     ;;
   synthetic)
@@ -125,10 +128,15 @@ case "$cmd" in
     ;;
   bench)
     install; ensure_services
-    "$PY" bench/pipeline.py "$@"
+    if [ "${1:-}" = gateway ]; then
+      shift
+      "$PY" bench/gateway.py "$@"
+    else
+      "$PY" bench/pipeline.py "$@"
+    fi
     ;;
   *)
-    echo "usage: bash deploy/local.sh demo|test|run|users|bench" >&2
+    echo "usage: bash deploy/local.sh demo|test|run|users|bench [gateway]" >&2
     exit 2
     ;;
 esac
