@@ -1,7 +1,7 @@
 """Benchmark of the people's door: the form post that sends a referral, against a bare
 Starlette endpoint taking a form post of the same size, in the same run.
 
-    .venv/bin/python bench/gateway.py --n 300 --concurrency 8
+    .venv/bin/python bench/gateway.py --n 1000 --concurrency 8
 
 Migrates the gateway's schema in a fresh namespace (``benchgw<hex>``) of the real
 PostgreSQL, then starts two server processes on loopback, each one uvicorn exactly as the
@@ -371,7 +371,7 @@ def report(result: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=300, help="sends timed (and bare posts) [300]")
+    ap.add_argument("--n", type=int, default=1000, help="sends timed (and bare posts) [1000]")
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight [8]")
     ap.add_argument("--warmup", type=int, default=30, help="untimed sends first, each [30]")
     ap.add_argument(
