@@ -144,7 +144,7 @@ def pro_routes(gw: Gateway) -> list[Route]:
             )
         title = "Set your password"
         if request.method == "GET":
-            return page(request, "invitation", title, account=account, token=token)
+            return page(request, "invitation", title, invited=account, token=token)
         form = await gw.form(request)
         if isinstance(form, Response):
             return form
@@ -153,7 +153,7 @@ def pro_routes(gw: Gateway) -> list[Route]:
         if problem:
             errors = {"password": problem}
             return page(
-                request, "invitation", title, 400, errors=errors, account=account, token=token
+                request, "invitation", title, 400, errors=errors, invited=account, token=token
             )
         hashed = accounts.hash_password(password)
         async with gw.pool.acquire() as conn, conn.transaction():

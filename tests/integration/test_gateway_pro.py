@@ -281,7 +281,7 @@ async def test_the_list_shows_the_step_and_gravity_task_status_the_answers_give(
         listing = await pro.client.get("/pro/referrals")
         assert "A link worker has been found" in listing.text
         row = listing.text[listing.text.index(reference) :]
-        assert '<td class="nhsuk-table__cell">Accepted</td>' in row
+        assert "Task status </span>Accepted</td>" in row
 
 
 async def test_signing_out_ends_the_session_and_the_old_cookie_no_longer_works(door, settings):
