@@ -358,3 +358,20 @@ async def test_a_post_without_the_pages_token_is_refused(door, settings):
         assert no_out.status_code == 403
         assert (await pro.client.get("/pro/referrals")).status_code == 200  # still signed in
         assert await gateway_rows(settings, "SELECT * FROM draft") == []
+
+
+async def test_inviting_again_resets_the_password_and_ends_the_sessions(door, settings):
+    open_door, invite = door
+    async with open_door() as pro, open_door("192.0.2.22") as other:
+        await pro.set_password(await invite("sam.lee@example.org"))
+        await pro.sign_in("sam.lee@example.org")
+        assert (await pro.client.get("/pro/referrals")).status_code == 200
+        link = await invite("sam.lee@example.org")  # forgotten password, or a lost laptop
+        assert (await pro.client.get("/pro/referrals")).status_code == 303
+        assert (await other.sign_in("sam.lee@example.org")).status_code == 401
+        await other.set_password(link, "a new long password")
+        assert (
+            await other.sign_in("sam.lee@example.org", "a new long password")
+        ).status_code == 303
+        with pytest.raises(ValueError, match="another organisation"):
+            await invite("sam.lee@example.org", "Y02345")

@@ -143,3 +143,39 @@ def test_a_gravity_task_status_is_shown_in_plain_words():
     assert pro_domain.task_status_words("in-progress") == "In progress"
     assert pro_domain.task_status_words(None) == "Not told yet"
     assert "self_referral" not in pro_domain.AGENCY_TYPES
+
+
+def test_the_access_plan_trusts_the_gateway_for_the_organisations_its_professionals_serve(
+    monkeypatch,
+):
+    from pathlib import Path
+
+    from services.ops.access_cli import plan
+    from services.runtime.settings import Settings
+
+    monkeypatch.setenv("LINKWELL_GATEWAY_ORGANISATIONS", "A81001")
+    organisations = Path(__file__).parents[2] / "deploy" / "rabbitmq" / "organisations.toml"
+    trusted = plan(Settings(), organisations).trusted_users()
+    assert trusted == ["linkwell-gateway=SELF-WEB|A81001"]
+
+
+def test_cookies_are_httponly_with_the_configured_samesite_and_secure():
+    from starlette.responses import Response
+
+    from services.gateway.settings import GatewaySettings
+    from services.gateway.web import Gateway
+
+    for own, expected in (
+        (GatewaySettings(), ("samesite=lax", False)),
+        (
+            GatewaySettings(gateway_cookie_samesite="strict", gateway_secure_cookies=True),
+            ("samesite=strict", True),
+        ),
+    ):
+        gateway = Gateway.__new__(Gateway)
+        gateway.settings = own
+        response = Response()
+        gateway._cookie(response, "lw_session", "t" * 43, max_age=None)
+        header = response.headers["set-cookie"].lower()
+        assert "httponly" in header and expected[0] in header
+        assert ("; secure" in header) is expected[1]
