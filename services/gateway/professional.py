@@ -132,8 +132,9 @@ def pro_routes(gw: Gateway) -> list[Route]:
     async def invitation(request: Request) -> Response:
         token = request.path_params["token"][:100]
         async with gw.pool.acquire() as conn:
-            account = await GatewayStore(conn).accounts.invitation(accounts.digest(token))
-        if account is None:
+            found = await GatewayStore(conn).accounts.invitation(accounts.digest(token))
+        now = datetime.now(UTC)
+        if found is None or not accounts.invitation_usable(found.expires_at, found.used_at, now):
             return gw.refused(
                 request,
                 410,
@@ -142,6 +143,7 @@ def pro_routes(gw: Gateway) -> list[Route]:
                 "It has been used already, or it is too old.",
                 "Ask your administrator for a new invitation.",
             )
+        account = found.account
         title = "Set your password"
         if request.method == "GET":
             return page(request, "invitation", title, invited=account, token=token)
@@ -158,7 +160,10 @@ def pro_routes(gw: Gateway) -> list[Route]:
         hashed = accounts.hash_password(password)
         async with gw.pool.acquire() as conn, conn.transaction():
             store = GatewayStore(conn).accounts
-            if await store.invitation(accounts.digest(token), lock=True) is None:
+            again = await store.invitation(accounts.digest(token), lock=True)
+            if again is None or not accounts.invitation_usable(
+                again.expires_at, again.used_at, datetime.now(UTC)
+            ):
                 return gw.expired(request)  # used meanwhile
             await store.accept(accounts.digest(token), account.id, hashed)
         log.info("password_set", account_id=str(account.id))

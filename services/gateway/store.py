@@ -244,9 +244,16 @@ class Account:
 
 _ACCOUNT = (
     "SELECT a.id, a.organisation, a.email, a.role, a.password_hash, a.disabled_at,"
-    " o.name AS organisation_name, o.agency_type FROM account a"
-    " JOIN organisation o ON o.code = a.organisation"
+    " o.name AS organisation_name, o.agency_type"
 )
+_FROM_ACCOUNT = " FROM account a JOIN organisation o ON o.code = a.organisation"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    account: Account
+    expires_at: datetime
+    used_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -304,15 +311,20 @@ class Accounts:
         )
         return account
 
-    async def invitation(self, token: bytes, *, lock: bool = False) -> Account | None:
-        """The account a usable invitation is for (unused, not expired)."""
+    async def invitation(self, token: bytes, *, lock: bool = False) -> Invitation | None:
+        """The invitation with this token's digest, and whom it is for (used or not)."""
         row = await self.conn.fetchrow(
-            _ACCOUNT + " JOIN invitation i ON i.account_id = a.id WHERE i.token_digest = $1"
-            " AND i.used_at IS NULL AND i.expires_at > now()"
+            _ACCOUNT + ", i.expires_at AS i_expires, i.used_at AS i_used"
+            " FROM invitation i JOIN account a ON a.id = i.account_id"
+            " JOIN organisation o ON o.code = a.organisation WHERE i.token_digest = $1"
             + (" FOR UPDATE OF i" if lock else ""),
             token,
         )
-        return Account(**dict(row)) if row else None
+        if row is None:
+            return None
+        values = dict(row)
+        expires_at, used_at = values.pop("i_expires"), values.pop("i_used")
+        return Invitation(Account(**values), expires_at, used_at)
 
     async def accept(self, token: bytes, account: uuid.UUID, password_hash: str) -> None:
         await self.conn.execute(
@@ -323,7 +335,7 @@ class Accounts:
         )
 
     async def by_email(self, email: str) -> Account | None:
-        row = await self.conn.fetchrow(_ACCOUNT + " WHERE a.email = $1", email)
+        row = await self.conn.fetchrow(_ACCOUNT + _FROM_ACCOUNT + " WHERE a.email = $1", email)
         return Account(**dict(row)) if row else None
 
     async def rehash(self, account: uuid.UUID, password_hash: str) -> None:

@@ -375,3 +375,15 @@ async def test_inviting_again_resets_the_password_and_ends_the_sessions(door, se
         ).status_code == 303
         with pytest.raises(ValueError, match="another organisation"):
             await invite("sam.lee@example.org", "Y02345")
+
+
+async def test_an_expired_invitation_cannot_be_used(door, settings):
+    open_door, invite = door
+    link = await invite("sam.lee@example.org", hours=0)  # expired as soon as made
+    async with open_door() as pro:
+        page = await pro.client.get(link)
+        assert page.status_code == 410 and "cannot be used" in page.text
+        forced = await pro.set_password(link)
+        assert forced.status_code == 410
+        hashes = await gateway_rows(settings, "SELECT password_hash FROM account")
+        assert hashes[0]["password_hash"] is None
