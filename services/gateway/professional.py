@@ -87,6 +87,21 @@ def pro_routes(gw: Gateway) -> list[Route]:
     def client_of(request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
+    def throttled(request: Request, wait: int) -> Response:
+        minutes = max(1, (wait + 59) // 60)
+        response = gw.refused(
+            request,
+            429,
+            "sign_in_throttled",
+            "Too many attempts to sign in",
+            "For your security, signing in is paused after several attempts.",
+            f"Wait {minutes} {'minute' if minutes == 1 else 'minutes'} and try again.",
+            again="/pro/sign-in",
+            again_text="Sign in",
+        )
+        response.headers["retry-after"] = str(wait)
+        return response
+
     # ------------------------------------------------------------ accounts
 
     async def home(request: Request) -> Response:
@@ -107,9 +122,9 @@ def pro_routes(gw: Gateway) -> list[Route]:
             return page(request, "sign-in", "Sign in", 400, errors=errors, email=email)
         key = accounts.digest(email).hex()
         if not per_client.allow(client_of(request)):
-            return gw.too_many(request, per_client.retry_after(client_of(request)))
+            return throttled(request, per_client.retry_after(client_of(request)))
         if not per_account.allow(key):
-            return gw.too_many(request, per_account.retry_after(key))
+            return throttled(request, per_account.retry_after(key))
         async with gw.pool.acquire() as conn:
             account = await GatewayStore(conn).accounts.by_email(email)
         stored = account.password_hash if account else None

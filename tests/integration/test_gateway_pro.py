@@ -332,6 +332,7 @@ async def test_sign_ins_are_throttled_per_account_and_per_client(door, settings)
             ).status_code == 401
         right = await pro.sign_in("sam.lee@example.org")  # even the right one, for a while
         assert right.status_code == 429 and int(right.headers["retry-after"]) > 0
+        assert "Too many attempts to sign in" in right.text
         assert await gateway_rows(settings, "SELECT * FROM sign_in") == []
         for n in range(1):  # another account from this client: its 5th attempt, then no more
             assert (await pro.sign_in(f"nobody{n}@example.org", "x" * 12)).status_code == 401
