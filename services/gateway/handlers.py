@@ -66,4 +66,5 @@ async def on_status(uow: Uow, event: CloudEvent[Any], data: ReferralStatus) -> N
         referral_id=data.referral_id,
         step=step,
         at=data.at,
+        task_status=data.task_status.value if data.task_status else None,
     )

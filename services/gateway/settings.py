@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -90,7 +90,54 @@ class GatewaySettings(BaseSettings):
         (),
         validation_alias=_env("LINKWELL_GATEWAY_ORGANISATIONS"),
         description="Other organisations the gateway sends for (comma separated), "
-        "besides the public one; its queue takes the answers to each.",
+        "besides the public one: those whose professionals sign in to make a referral "
+        "(`linkwell gateway invite`); its queue takes the answers to each.",
+    )
+
+    gateway_public_url: str = Field(
+        "",
+        max_length=200,
+        validation_alias=_env("LINKWELL_GATEWAY_PUBLIC_URL"),
+        description="The address people reach the pages at (https://...), as invitation "
+        "links name it; empty: http://<LINKWELL_GATEWAY_HOST>:<LINKWELL_GATEWAY_PORT>.",
+    )
+    gateway_cookie_samesite: Literal["lax", "strict"] = Field(
+        "lax",
+        validation_alias=_env("LINKWELL_GATEWAY_COOKIE_SAMESITE"),
+        description="SameSite of the gateway's cookies (all HttpOnly): lax, or strict.",
+    )
+    gateway_session_idle_seconds: int = Field(
+        1800,
+        ge=1,
+        le=86400,
+        validation_alias=_env("LINKWELL_GATEWAY_SESSION_IDLE_SECONDS"),
+        description="A professional's session ends after this long without a page.",
+    )
+    gateway_session_max_seconds: int = Field(
+        8 * 3600,
+        ge=1,
+        le=7 * 86400,
+        validation_alias=_env("LINKWELL_GATEWAY_SESSION_MAX_SECONDS"),
+        description="A professional's session ends this long after signing in, however busy.",
+    )
+    gateway_invitation_hours: int = Field(
+        72,
+        ge=1,
+        le=720,
+        validation_alias=_env("LINKWELL_GATEWAY_INVITATION_HOURS"),
+        description="Hours an invitation link (`linkwell gateway invite`) can be used in.",
+    )
+    gateway_sign_ins_per_account: int = Field(
+        5,
+        ge=1,
+        validation_alias=_env("LINKWELL_GATEWAY_SIGN_INS_PER_ACCOUNT"),
+        description="Sign-in attempts for one email address in 15 minutes.",
+    )
+    gateway_sign_ins_per_client: int = Field(
+        20,
+        ge=1,
+        validation_alias=_env("LINKWELL_GATEWAY_SIGN_INS_PER_CLIENT"),
+        description="Sign-in attempts from one client address in 15 minutes.",
     )
 
     @field_validator("gateway_organisations", mode="before")

@@ -28,6 +28,7 @@ from services.runtime.names import Names
 
 from . import domain, guard
 from .practices import Practices
+from .professional import pro_routes
 from .ratelimit import Limits
 from .settings import GatewaySettings
 from .status import status_routes
@@ -92,7 +93,7 @@ class Gateway:
             value,
             max_age=max_age,
             httponly=True,
-            samesite="lax",
+            samesite=self.settings.gateway_cookie_samesite,
             secure=self.settings.gateway_secure_cookies,
             path="/",
         )
@@ -395,6 +396,7 @@ def create_app(gw: Gateway) -> Starlette:
             Route("/refer/sent", sent),
             Route("/refer/{slug}", ask, methods=["GET", "POST"]),
             *status_routes(gw),
+            *pro_routes(gw),
             Mount("/assets", StaticFiles(directory=HERE / "static" / "nhsuk"), name="assets"),
             Mount("/own", StaticFiles(directory=HERE / "static" / "own"), name="own"),
         ],
