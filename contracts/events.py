@@ -135,12 +135,26 @@ class PersonContact(BaseModel):
     preferred: ContactPreference
     phone: Annotated[str | None, Field(pattern=r"^\+?[0-9 ]{10,16}$")] = None
     email: EmailStr | None = None
+    adjustments: Annotated[SafeText | None, Field(min_length=1, max_length=500)] = Field(
+        default=None,
+        description="Reasonable adjustments the person needs to be contacted and supported, "
+        'in their words (e.g. "call, don\'t text", an interpreter for Polish, large print). '
+        "Free text: what people need is open-ended (which language, which format), and a "
+        "closed list would lose it. Carried only to those who contact the person (the team's "
+        "notification); absent: none asked for.",
+    )
 
 
 class Person(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    nhs_number: NhsNumber
+    nhs_number: NhsNumber | None = Field(
+        default=None,
+        description="Absent: not known (most people do not know theirs). Checked (modulus 11) "
+        "when given. A referral without one is accepted, is never matched to another "
+        "person's, and nothing is written to a GP record until the person's team confirms "
+        "it (referral.identity_confirmed.v1).",
+    )
     given_name: Annotated[SafeText, Field(min_length=1, max_length=100)]
     family_name: Annotated[SafeText, Field(min_length=1, max_length=100)]
     date_of_birth: date
@@ -409,6 +423,21 @@ class ReferralTransferred(EventData):
     transferred_at: AwareDatetime
 
 
+class ReferralIdentityConfirmed(EventData):
+    """The person's team confirms who the person of a referral is: their NHS number (asked
+    of the person, or found on the national register). Published only by the team of the
+    referral's PCN. Until a referral has an NHS number nothing is written to the GP record;
+    once confirmed, the writebacks that were due go out, each once. A referral whose NHS
+    number is already known takes a confirmation of the same number as a no-op."""
+
+    TYPE = "referral.identity_confirmed.v1"
+    DIRECTION = Direction.INBOUND
+
+    referral_id: uuid.UUID
+    nhs_number: NhsNumber
+    confirmed_at: AwareDatetime
+
+
 # ---------------------------------------------------------------- emitted
 
 
@@ -416,7 +445,9 @@ class ReferralAccepted(EventData):
     """Intake accepted a referral. Routed by the sender: the sender's acknowledgement.
 
     Carries the NHS number (for the GP writeback) and contact preference (to tell the
-    person) and nothing more of the person: no name, no date of birth.
+    person) and nothing more of the person: no name, no date of birth. ``nhs_number`` is
+    absent when the submission gave none (since ``referral.submitted.v1`` made it
+    optional): a consumer must not assume it is present.
     """
 
     TYPE = "referral.accepted.v1"
@@ -432,7 +463,11 @@ class ReferralAccepted(EventData):
     pcn: PcnCode
     needs: Needs
     pathway: Pathway
-    nhs_number: NhsNumber
+    nhs_number: NhsNumber | None = Field(
+        default=None,
+        description="As submitted; absent when the referrer did not know it. Then the team "
+        "confirms it (referral.identity_confirmed.v1) and GP writebacks wait until it does.",
+    )
     contact: PersonContact
     accepted_at: AwareDatetime
     person_id: uuid.UUID | None = Field(
@@ -612,8 +647,11 @@ class ReferralJoined(EventData):
 class ReferralIdentityConflict(EventData):
     """The NHS number of a referral was given before with another date of birth: Linkwell
     keeps them apart as two people (never one episode) until the team confirms who this
-    person is. Routed by PCN, to the team of this referral only; the referrer is not told,
-    and nothing says who made the other referral or where it went."""
+    person is. Also sent (``nhs_number_missing``) for a referral that came without an NHS
+    number: it is matched to nobody, and its GP writebacks wait until the team confirms
+    the number (``referral.identity_confirmed.v1``). Routed by PCN, to the team of this
+    referral only; the referrer is not told, and nothing says who made the other referral
+    or where it went."""
 
     TYPE = "referral.identity_conflict.v1"
     DIRECTION = Direction.EMITTED
@@ -624,6 +662,11 @@ class ReferralIdentityConflict(EventData):
     registered_practice: PracticeCode
     detected_at: AwareDatetime
     message: Annotated[str, Field(max_length=500)]
+    nhs_number_missing: bool = Field(
+        default=False,
+        description="The referral came without an NHS number (rather than with one given "
+        "before with another date of birth): confirm it with referral.identity_confirmed.v1.",
+    )
 
 
 class ReferralUpdated(EventData):
@@ -730,6 +773,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(ReferralHeld, (Party.TEAMS,)),
         EventSpec(ReferralResumed, (Party.TEAMS,)),
         EventSpec(ReferralTransferred, (Party.TEAMS,)),
+        EventSpec(ReferralIdentityConfirmed, (Party.TEAMS,)),
         EventSpec(ReferralWithdrawn, (Party.AGENCIES, Party.TEAMS)),
         EventSpec(ReferralAccepted, (Party.REFERRER,)),
         EventSpec(ReferralRejected, (Party.REFERRER,)),

@@ -5,7 +5,8 @@
 
 Your queue `<namespace>.org.<PCN>` receives your PCN's assignments, waitlistings and
 referrals that joined a person's open episode, referrals whose NHS number was given before
-with another date of birth (confirm who the person is), notices of messages that could not be
+with another date of birth or that came without one (confirm who the person is; for one
+without, send `referral.identity_confirmed.v1`), notices of messages that could not be
 delivered, and the answers to what you sent (`event.rejected.v1`: nothing about a
 referral, so no `referral_id`). A message your code fails on is rejected and kept in
 `<namespace>.org.<PCN>.dead-letter`, which you can read: nothing is lost.
@@ -36,7 +37,8 @@ def handle(event: dict) -> None:
         case "referral.joined.v1":
             print(f"{data['referral_id']} joined the episode of {data['episode_referral_id']}")
         case "referral.identity_conflict.v1":
-            print(f"check who {data['referral_id']} is: {data['message']}")
+            missing = " (no NHS number yet)" if data.get("nhs_number_missing") else ""
+            print(f"check who {data['referral_id']} is{missing}: {data['message']}")
         case "notification.failed.v1":
             who, rid = data["audience"], data["referral_id"]
             print(f"could not tell the {who} of {rid}: reach them another way")

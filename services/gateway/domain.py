@@ -36,6 +36,8 @@ MAX_QUERY = 100
 MAX_PHONE = 20
 MAX_EMAIL = 254
 MAX_FIELD = 254
+MAX_ADJUSTMENTS = 500  # the contract's bound (PersonContact.adjustments); a textarea
+LONG_FIELDS = {"adjustments": MAX_ADJUSTMENTS}  # fields longer than MAX_FIELD may be
 MAX_FIELDS = 40
 
 WHO = {"myself": AgencyType.SELF_REFERRAL, "someone_else": AgencyType.FAMILY_OR_CARER}
@@ -90,6 +92,7 @@ STEPS: tuple[Step, ...] = (
     Step("gp", ("practice",)),
     Step("needs", ("needs",)),
     Step("contact", ("preferred", "phone", "email")),
+    Step("adjustments", ("adjustments",)),
     Step("consent", ("consent",)),
 )
 SLUGS = tuple(s.slug for s in STEPS)
@@ -109,7 +112,13 @@ def too_long(form: dict[str, Any]) -> bool:
     if len(form) > MAX_FIELDS:
         return True
     values = [v for vs in form.values() for v in (vs if isinstance(vs, list) else [vs])]
-    return len(values) > MAX_FIELDS or any(len(v) > MAX_FIELD for v in values)
+    if len(values) > MAX_FIELDS:
+        return True
+    return any(
+        len(v) > LONG_FIELDS.get(name, MAX_FIELD)
+        for name, vs in form.items()
+        for v in (vs if isinstance(vs, list) else [vs])
+    )
 
 
 def _clean(value: str) -> bool:
@@ -179,8 +188,8 @@ def _date_of_birth(form: dict[str, Any], _: Any) -> tuple[dict[str, Any], Errors
 
 def _nhs_number(form: dict[str, Any], _: Any) -> tuple[dict[str, Any], Errors]:
     value = re.sub(r"[\s-]", "", _text(form, "nhs_number"))
-    if not value:
-        return {}, {"nhs_number": "Enter an NHS number"}
+    if not value:  # optional: most people do not know theirs; the team confirms it
+        return {"nhs_number": ""}, {}
     if not value.isascii() or not value.isdigit() or len(value) != 10:
         return {}, {"nhs_number": "NHS number must be 10 numbers"}
     if not is_valid_nhs_number(value):
@@ -229,6 +238,19 @@ def _contact(form: dict[str, Any], _: Any) -> tuple[dict[str, Any], Errors]:
     return {"preferred": preferred, "phone": phone, "email": email}, {}
 
 
+def _adjustments(form: dict[str, Any], _: Any) -> tuple[dict[str, Any], Errors]:
+    """Optional, in the person's words; blank means none asked for."""
+    value = _text(form, "adjustments")
+    if len(value) > MAX_ADJUSTMENTS:
+        return {}, {
+            "adjustments": f"Reasonable adjustments must be {MAX_ADJUSTMENTS} characters or fewer"
+        }
+    if not _clean(value):
+        odd = "Reasonable adjustments must only include letters, numbers and punctuation"
+        return {}, {"adjustments": odd}
+    return {"adjustments": value}, {}
+
+
 def _consent(form: dict[str, Any], _: Any) -> tuple[dict[str, Any], Errors]:
     if _text(form, "consent") != "yes":
         return {}, {"consent": "Select that you agree, to send the referral"}
@@ -244,6 +266,7 @@ _CHECKS = {
     "gp": _gp,
     "needs": _needs,
     "contact": _contact,
+    "adjustments": _adjustments,
     "consent": _consent,
 }
 
@@ -256,6 +279,7 @@ _ANSWERED_BY = {
     "gp": "practice",
     "needs": "needs",
     "contact": "preferred",
+    "adjustments": "adjustments",
     "consent": "consent",
 }
 
@@ -311,6 +335,7 @@ def referral(
         preferred=ContactPreference(answers["preferred"]),
         phone=answers.get("phone") or None,
         email=answers.get("email") or None,
+        adjustments=answers.get("adjustments") or None,
     )
     agency = WHO[answers["who"]]
     return ReferralSubmitted(
@@ -321,7 +346,7 @@ def referral(
             professional_role=None,
         ),
         person=Person(
-            nhs_number=answers["nhs_number"],
+            nhs_number=answers.get("nhs_number") or None,
             given_name=answers["given_name"],
             family_name=answers["family_name"],
             date_of_birth=TypeAdapter(date).validate_python(answers["date_of_birth"]),

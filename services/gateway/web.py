@@ -195,6 +195,7 @@ TITLES = {
     "gp": "GP practice",
     "needs": "What would you like help with?",
     "contact": "How should a link worker contact you?",
+    "adjustments": "Reasonable adjustments",
     "consent": "Do you agree to this referral?",
 }
 
@@ -242,6 +243,7 @@ def create_app(gw: Gateway) -> Starlette:
             back="/refer/check" if change else _back(slug),
             change=change,
             dob=domain.dob_fields(answers, ctx.pop("form", None)),
+            max_adjustments=domain.MAX_ADJUSTMENTS,
             **extra,
             **ctx,
         )
@@ -409,14 +411,15 @@ def _rows(gw: Gateway, answers: dict[str, Any]) -> list[tuple[str, list[str], st
     born = date.fromisoformat(answers["date_of_birth"])
     contact = [domain.CONTACT_IN_PLAIN_WORDS[domain.ContactPreference(answers["preferred"])]]
     contact += [v for v in (answers.get("phone"), answers.get("email")) if v]
-    nhs = answers["nhs_number"]
+    nhs = answers.get("nhs_number") or ""
     return [
         ("Who", ["Myself" if domain.for_self(answers) else "Someone I care for"], "who"),
         ("Name", [f"{answers['given_name']} {answers['family_name']}"], "name"),
         ("Date of birth", [f"{born:%-d %B %Y}"], "date-of-birth"),
-        ("NHS number", [f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}"], "nhs-number"),
+        ("NHS number", [f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}" if nhs else "Not known"], "nhs-number"),
         ("GP practice", [f"{practice.name}, {practice.postcode}" if practice else ""], "gp"),
         ("Help with", [domain.NEEDS_IN_PLAIN_WORDS[Need(n)] for n in answers["needs"]], "needs"),
         ("Contact", contact, "contact"),
+        ("Adjustments", [answers.get("adjustments") or "None"], "adjustments"),
         ("Agreement", ["Agreed to be referred"], "consent"),
     ]

@@ -46,6 +46,14 @@ IDENTITY_CONFLICT = (
     "has kept them apart as two people. Confirm the person's NHS number and date of birth "
     "with them (or on the national register) before you act on this referral."
 )
+# A referral without an NHS number (most people referring themselves do not know theirs)
+# is a new person every time: with nothing to match on, matching would risk joining two
+# people. The team is asked to confirm who the person is.
+IDENTITY_UNKNOWN = (
+    "This referral came without an NHS number. Linkwell has not matched it to anyone and "
+    "writes nothing to the GP record until you confirm the person's NHS number (with them, "
+    "their GP practice or the national register): send referral.identity_confirmed.v1."
+)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import CRISIS, IDENTITY_CONFLICT, Reject, assess
+from .domain import CRISIS, IDENTITY_CONFLICT, IDENTITY_UNKNOWN, Reject, assess
 from .store import IntakeStore, Known
 
 log = get_logger(__name__)
@@ -119,9 +119,14 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         return
 
     referral_id = uuid.uuid4()
-    person_id, conflict = await uow.store.people.id_for(
-        referral.person.nhs_number, referral.person.date_of_birth
-    )
+    nhs_number = referral.person.nhs_number
+    if nhs_number is None:  # never matched to anyone: a new person, whom the team confirms
+        person_id, conflict = uuid.uuid4(), False
+        await uow.store.people.unidentified(person_id, referral.person.date_of_birth)
+    else:
+        person_id, conflict = await uow.store.people.id_for(
+            nhs_number, referral.person.date_of_birth
+        )
     added = await uow.store.referrals.add(
         referral_id,
         sender=sender,
@@ -169,24 +174,25 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
             pcn=referral.pcn,
             needs=referral.needs,
             pathway=decision.pathway,
-            nhs_number=referral.person.nhs_number,
+            nhs_number=nhs_number,
             contact=referral.person.contact,
             accepted_at=now,
             person_id=person_id,
             gp_sharing=referral.gp_sharing,
         )
     )
-    if conflict:  # to this referral's team only; the referrer is not told
+    if conflict or nhs_number is None:  # to this referral's team only; not the referrer
         await uow.emit(
             ReferralIdentityConflict(
                 referral_id=referral_id,
                 pcn=referral.pcn,
                 registered_practice=referral.registered_practice,
                 detected_at=now,
-                message=IDENTITY_CONFLICT,
+                message=IDENTITY_CONFLICT if conflict else IDENTITY_UNKNOWN,
+                nhs_number_missing=nhs_number is None,
             )
         )
-        log.info("identity_conflict", referral_id=str(referral_id))
+        log.info("identity_to_confirm", referral_id=str(referral_id), missing=nhs_number is None)
     log.debug("referral_accepted", referral_id=str(referral_id))
 
 

@@ -48,6 +48,14 @@ class People:
         )
         return row["person_id"], row["conflict"]
 
+    async def unidentified(self, person_id: uuid.UUID, born: date) -> None:
+        """A person without an NHS number: their own row, never matched to another."""
+        await self.conn.execute(
+            "INSERT INTO person (person_id, nhs_number, date_of_birth) VALUES ($1, NULL, $2)",
+            person_id,
+            born,
+        )
+
 
 class Referrals:
     def __init__(self, conn: asyncpg.Connection):

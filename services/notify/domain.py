@@ -207,6 +207,8 @@ def for_team(known: Known, assigned: ReferralAssigned, team_address: str) -> Mes
         lines.append(f"Phone: {contact.phone}")
     if contact.email:
         lines.append(f"Email: {contact.email}")
+    if contact.adjustments:  # what the person needs to be contacted and supported
+        lines.append(f"Reasonable adjustments: {contact.adjustments}")
     lines.append("Full details are in the referral record (by referral id).")
     return Message(
         Audience.TEAM,

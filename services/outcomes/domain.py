@@ -94,7 +94,7 @@ class Note:
 class Episode:
     referral_id: str
     registered_practice: str
-    nhs_number: str
+    nhs_number: str | None  # None: not known yet; nothing is written to the GP record
     agency_type: AgencyType
     pcn: str
     needs: tuple[str, ...]
@@ -308,7 +308,10 @@ def closing_entry(ep: Episode) -> RecordEntry:
 
 def due_entries(ep: Episode, written: Written) -> list[RecordEntry]:
     """The entries this episode calls for that have not been written yet, as the person's
-    sharing choice allows."""
+    sharing choice allows. None while the person's NHS number is not known: nothing goes to
+    a GP record until the team confirms who the person is (then all that is due, once)."""
+    if ep.nhs_number is None:
+        return []
     done = {w if isinstance(w, tuple) else (w, "") for w in written}
     facts = {fact for fact, _ in done}
     candidates: list[RecordEntry] = []

@@ -24,6 +24,7 @@ from contracts.events import (
     ReferralAssigned,
     ReferralClosed,
     ReferralHeld,
+    ReferralIdentityConfirmed,
     ReferralJoined,
     ReferralRejected,
     ReferralResumed,
@@ -94,7 +95,8 @@ async def write_due_entries(uow: Uow, referral_id: uuid.UUID) -> None:
     if episode is None:
         return
     written = await uow.store.gp_record.facts_written(referral_id)
-    for entry in due_entries(episode, written):
+    for entry in due_entries(episode, written):  # none while the NHS number is not known
+        assert episode.nhs_number is not None
         event = await uow.emit(
             writeback(referral_id, episode.registered_practice, episode.nhs_number, entry)
         )
@@ -366,6 +368,27 @@ async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -
         why = f"by the {w.by.value}"  # never the withdrawer's own words (their timeline's)
         await tell(uow, known.episode_id, Step.WITHDRAWN, TaskStatus.CANCELLED, w.withdrawn_at, why)
     await write_due_entries(uow, known.episode_id)
+
+
+async def on_identity_confirmed(
+    uow: Uow, event: CloudEvent[Any], c: ReferralIdentityConfirmed
+) -> None:
+    """The team of the referral's PCN confirms the person's NHS number: the GP writebacks
+    that waited for it go out now, each once. A referral whose NHS number is known takes
+    the same number as a no-op, and refuses another (what went to a GP record stands)."""
+    known = await own_referral(uow, event, c.referral_id)
+    if known is None:
+        return
+    held = await uow.store.referrals.confirm_nhs_number(c.referral_id, c.nhs_number, c.confirmed_at)
+    if held != c.nhs_number:
+        raise refuse(
+            RejectionCode.NOT_PERMITTED,
+            "this referral's NHS number is already known and differs: it cannot be replaced",
+            "data.nhs_number",
+        )
+    await on_timeline(uow, event, c.referral_id, c.confirmed_at)
+    await write_due_entries(uow, known.episode_id)
+    log.info("nhs_number_confirmed", referral_id=str(c.referral_id))
 
 
 # ------------------------------------------------------------------ for the reports

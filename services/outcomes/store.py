@@ -77,7 +77,7 @@ class Referrals:
         referral_id: uuid.UUID,
         *,
         practice: str,
-        nhs_number: str,
+        nhs_number: str | None,
         agency_type: str,
         pcn: str,
         needs: list[str],
@@ -102,6 +102,21 @@ class Referrals:
             gp_sharing,
             person_id,
             pathway,
+        )
+
+    async def confirm_nhs_number(
+        self, referral_id: uuid.UUID, nhs_number: str, at: datetime
+    ) -> str | None:
+        """Give a referral without one its NHS number, as its team confirmed it; the number
+        it already had otherwise (the row is unchanged)."""
+        return await self.conn.fetchval(
+            "WITH set AS (UPDATE referral SET nhs_number = $2, nhs_number_confirmed_at = $3"
+            " WHERE referral_id = $1 AND nhs_number IS NULL RETURNING nhs_number)"
+            " SELECT coalesce((SELECT nhs_number FROM set),"
+            " (SELECT nhs_number FROM referral WHERE referral_id = $1))",
+            referral_id,
+            nhs_number,
+            at,
         )
 
     async def set(self, referral_id: uuid.UUID, **columns: Any) -> None:

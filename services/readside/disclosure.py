@@ -66,6 +66,7 @@ FIELDS = (
     "swemwbs_pairs",
     "swemwbs_mean_change",
     "ons4_pairs",
+    "awaiting_nhs_number",
 )
 
 

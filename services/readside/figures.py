@@ -60,6 +60,7 @@ COUNTS = (
     "declined",
     "withdrawn",
     "completed",
+    "awaiting_nhs_number",
     "coded",
     "swemwbs_pairs",
     "ons4_pairs",
@@ -170,6 +171,8 @@ class Figures:
     ons4_pairs: int  # referrals with both a baseline and an end ONS4
     # per ONS4 item, people whose band got better / stayed the same / got worse
     ons4_shifts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # came without an NHS number and not confirmed yet: their GP writebacks wait
+    awaiting_nhs_number: int = 0
 
 
 @dataclass(frozen=True)
@@ -420,6 +423,7 @@ def _figures(
         swemwbs_mean_change=_mean_change(swemwbs),
         ons4_pairs=len(ons4),
         ons4_shifts=_ons4_shifts(ons4),
+        awaiting_nhs_number=sum(r.awaiting_nhs_number for r in cohort),
     )
 
 

@@ -53,6 +53,7 @@ class ReferralRow:
         tuple[int, int, int, int] | None
     )  # life satisfaction, worthwhile, happiness, anxiety
     ons4_end: tuple[int, int, int, int] | None
+    awaiting_nhs_number: bool = False  # came without one; the team has not confirmed it yet
 
     @property
     def completed(self) -> bool:

@@ -65,6 +65,7 @@ SECTIONS: tuple[tuple[str, dict[str, str]], ...] = (
             "swemwbs_pairs": "SWEMWBS pairs",
             "swemwbs_mean_change": "SWEMWBS mean change",
             "ons4_pairs": "ONS4 pairs",
+            "awaiting_nhs_number": "NHS number awaited",
         },
     ),
 )

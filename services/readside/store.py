@@ -23,7 +23,7 @@ REFERRAL_COLUMNS = (
     "referral_id, person_id, sender, agency_type, registered_practice, pcn, needs, pathway,"
     " received_at, waitlisted_at, assigned_at, first_contact_at, declined_at, withdrawn_at,"
     " closed_at, close_reason, contacts, coded_at, link_worker_id, joined, swemwbs_baseline,"
-    " swemwbs_end, ons4_baseline, ons4_end"
+    " swemwbs_end, ons4_baseline, ons4_end, awaiting_nhs_number"
 )
 
 
@@ -75,6 +75,7 @@ async def load(
             swemwbs_end=_float(r["swemwbs_end"]),
             ons4_baseline=tuple(r["ons4_baseline"]) if r["ons4_baseline"] else None,  # type: ignore[arg-type]
             ons4_end=tuple(r["ons4_end"]) if r["ons4_end"] else None,  # type: ignore[arg-type]
+            awaiting_nhs_number=r["awaiting_nhs_number"],
         )
         for r in await conn.fetch(
             f"SELECT {REFERRAL_COLUMNS} FROM {s}.referral_fact {where} ORDER BY received_at",

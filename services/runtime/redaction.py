@@ -58,6 +58,7 @@ PERSONAL_KEYS = frozenset(
         "postcode",
         "person",
         "contact",
+        "adjustments",  # reasonable adjustments: in the person's words
     }
 )
 # Under a personal key but not personal: the choice of channel ("phone", "email").

@@ -16,7 +16,9 @@ and takes nobody new until below it. A worker who leaves has each of their peopl
 to a colleague with room (by the same rule), or to the head of the waitlist.
 
 A person already supported in the PCN (an open referral, waiting or assigned) who is
-referred again takes no second place: the new referral joins the open episode.
+referred again takes no second place: the new referral joins the open episode. A
+referral without an NHS number is nobody's second referral and nobody joins it: with
+nothing to say who the person is, it is always a person of its own (``matchable``).
 
 People are told they are on a waiting list, never given a waiting time, so the waitlist
 exposes no position or estimate.
@@ -24,6 +26,7 @@ exposes no position or estimate.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -92,3 +95,8 @@ def transfer_refusal(workers: Iterable[WorkerLoad], to: str) -> RejectionCode | 
     if target.free == 0:
         return RejectionCode.AT_CAPACITY
     return None
+
+
+def matchable(person_id: uuid.UUID | None, nhs_number: str | None) -> uuid.UUID | None:
+    """The person id a referral may be joined by, or join on: none without an NHS number."""
+    return person_id if nhs_number is not None else None

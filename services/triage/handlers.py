@@ -27,7 +27,7 @@ from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import free_places, plan, rehome, transfer_refusal
+from .domain import free_places, matchable, plan, rehome, transfer_refusal
 from .store import Placement, TriageStore
 
 log = get_logger(__name__)
@@ -88,7 +88,8 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
     await uow.serialise(r.referral_id)  # then the PCN: always in this order
     await uow.store.roster.lock(r.pcn)
     referrals = uow.store.referrals
-    episode = await referrals.open_episode(r.pcn, r.person_id) if r.person_id else None
+    person_id = matchable(r.person_id, r.nhs_number)
+    episode = await referrals.open_episode(r.pcn, person_id) if person_id else None
     added = await referrals.add(
         r.referral_id,
         pcn=r.pcn,
@@ -97,7 +98,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> 
         pathway=r.pathway.value,
         accepted_at=r.accepted_at,
         sender=r.sender,
-        person_id=r.person_id,
+        person_id=person_id,
         status="joined" if episode else "waiting",
         episode_referral_id=episode.referral_id if episode else None,
         worker_id=episode.link_worker_id if episode else None,

@@ -148,9 +148,9 @@ async def test_a_person_refers_themself_with_the_keyboard_and_sees_the_step(door
         await me.type_into("#dob_year", "1958")
         await me.continue_()
 
-        assert "NHS App" in await me.check_page("nhs-number")
-        await me.type_into("#nhs_number", "943 476 5919")
-        await me.continue_()
+        text = await me.check_page("nhs-number")
+        assert "NHS App" in text and "If you do not know it, leave this blank" in text
+        await me.continue_()  # left blank: most people do not know theirs
 
         await me.check_page("gp")
         await me.type_into("#query", "ts18 1hu")
@@ -169,6 +169,10 @@ async def test_a_person_refers_themself_with_the_keyboard_and_sees_the_step(door
         await me.type_into("#phone", "07700 900456")
         await me.continue_()
 
+        assert "interpreter" in await me.check_page("adjustments")
+        await me.type_into("#adjustments", "Large print, please")
+        await me.continue_()
+
         assert "GP practice will be told" in await me.check_page("consent")
         await me.tab_to("#consent")
         await page.keyboard.press("Space")
@@ -176,6 +180,7 @@ async def test_a_person_refers_themself_with_the_keyboard_and_sees_the_step(door
 
         text = await me.check_page("check-your-answers")
         assert "Quillfeather" in text and "Riverside Surgery" in text
+        assert "Not known" in text and "Large print, please" in text
         await me.continue_()  # Send referral
 
         text = await me.check_page("sent")

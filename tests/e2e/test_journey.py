@@ -148,3 +148,53 @@ async def test_times_nobody_could_have_meant_change_nothing_across_the_services(
     assert written["data"]["effective_at"] == good["data"]["occurred_at"].replace("+00:00", "Z")
     statuses = sender.events("referral.status.v1", referral_id=rid)
     assert [s["data"]["task_status"] for s in statuses] == ["received", "accepted", "in-progress"]
+
+
+async def test_without_an_nhs_number_the_gp_record_waits_for_the_team_then_gets_each_fact_once(
+    settings, stack
+):
+    """Two referrals of one person who does not know their NHS number: each is accepted
+    and placed (never joined), the team is asked who the person is, nothing reaches the
+    GP record; another PCN's team may not confirm it; the person's own team does, and
+    what was due goes, once."""
+    pcn, other = "U45680", "U45681"
+    async with (
+        Tap(settings, f"gp.writeback.v1.{PRACTICE}") as practice,
+        Tap(settings, f"referral.assigned.v1.{pcn}") as team,
+        Tap(settings, f"referral.joined.v1.{pcn}") as joins,
+        Tap(settings, f"referral.identity_conflict.v1.{pcn}") as asked,
+        Tap(settings, f"event.rejected.v1.{other}") as refusals,
+    ):
+        await publish(settings, worker(pcn, "lw-unknown", 3))
+        await asyncio.sleep(0.5)
+        first = submission(org=AGENCY, pcn=pcn, practice=PRACTICE)
+        del first["data"]["person"]["nhs_number"]
+        second = submission(org=AGENCY, pcn=pcn, practice=PRACTICE)
+        second["data"]["person"] = first["data"]["person"]
+        await publish(settings, first)
+        await publish(settings, second)
+        placed = await team.wait_count("referral.assigned.v1", 2)
+        flags = await asked.wait_count("referral.identity_conflict.v1", 2)
+        assert all(f["data"]["nhs_number_missing"] for f in flags)
+        rid = placed[0]["data"]["referral_id"]
+        for event_type, data in (
+            ("contact.recorded.v1", {"outcome": "engaged", "link_worker_id": "lw-unknown"}),
+            ("referral.closed.v1", {"reason": "completed"}),
+        ):
+            await publish(settings, inbound(event_type, pcn, referral_id=rid, **data))
+        confirm = {"referral_id": rid, "nhs_number": "9434765919"}
+        await publish(settings, inbound("referral.identity_confirmed.v1", other, **confirm))
+        [refused] = await refusals.wait_count("event.rejected.v1", 1)
+        assert refused["data"]["reasons"][0]["code"] == "not_permitted"
+        await asyncio.sleep(1.5)
+        assert practice.events("gp.writeback.v1", referral_id=rid) == []  # it waits
+        await publish(settings, inbound("referral.identity_confirmed.v1", pcn, **confirm))
+        await practice.wait_count("gp.writeback.v1", 2, referral_id=rid)
+        await publish(settings, inbound("referral.identity_confirmed.v1", pcn, **confirm))
+        await asyncio.sleep(1.5)  # anything sent twice would have arrived by now
+
+    assert joins.events("referral.joined.v1") == []
+    assert len({p["data"]["referral_id"] for p in placed}) == 2
+    sent = practice.events("gp.writeback.v1", referral_id=rid)
+    assert Counter(w["data"]["fact"] for w in sent) == {"accepted": 1, "closed": 1}
+    assert {w["data"]["nhs_number"] for w in sent} == {"9434765919"}

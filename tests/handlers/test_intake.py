@@ -149,3 +149,26 @@ async def test_a_date_of_birth_that_disagrees_is_never_merged_and_the_team_is_as
     again_accepted, again_conflict = await intake.send(third)
     assert again_accepted.data.person_id == intake.of("referral.accepted.v1")[0].data.person_id
     assert again_conflict.type == "referral.identity_conflict.v1"
+
+
+async def test_without_an_nhs_number_it_is_accepted_never_matched_and_the_team_is_asked(harness):
+    """Most people do not know their NHS number: a referral without one is accepted (the
+    pathway as ever), is a new person each time, and its team is asked to confirm who
+    the person is; the referrer hears a plain acceptance."""
+    intake = await harness("intake")
+    first = submission(org="SELF-WEB", pcn="U12345")
+    del first["data"]["person"]["nhs_number"]
+    first["data"]["person"]["contact"]["adjustments"] = "Call, don't text"
+    second = submission(org="SELF-WEB", pcn="U12345", person=copy.deepcopy(first["data"]["person"]))
+    a, flag = await intake.send(first)
+    b, _ = await intake.send(second)
+    assert a.type == b.type == "referral.accepted.v1"
+    assert a.data.nhs_number is None and "nhs_number" not in a.to_json().decode()
+    assert a.data.pathway.value == "adult"
+    assert a.data.contact.adjustments == "Call, don't text"  # for notify, to the team
+    assert a.data.person_id != b.data.person_id  # the same name and birth: never matched
+    assert flag.type == "referral.identity_conflict.v1" and flag.data.nhs_number_missing
+    assert flag.data.routing_key() == "referral.identity_conflict.v1.U12345"
+    assert "without an NHS number" in flag.data.message
+    people = await intake.value("SELECT count(*) FROM person WHERE nhs_number IS NULL")
+    assert people == 2

@@ -393,6 +393,23 @@ async def test_a_person_already_supported_takes_no_second_place(harness):
     assert assigned.type == "referral.assigned.v1"
 
 
+async def test_a_referral_without_an_nhs_number_never_joins_nor_is_joined(harness):
+    """Even under one person id (a sender cannot make one person of two without an NHS
+    number), each such referral takes its own place."""
+    triage = await triage_with(harness, 5)
+    person = str(uuid.uuid4())
+    first = accepted(person_id=person)
+    second = accepted(person_id=person, sender="B82005")
+    del first["data"]["nhs_number"], second["data"]["nhs_number"]
+    [a] = await triage.send(first)
+    [b] = await triage.send(second)
+    assert a.type == b.type == "referral.assigned.v1"
+    with_number = accepted(person_id=person)  # and one with the number joins neither
+    [c] = await triage.send(with_number)
+    assert c.type == "referral.assigned.v1"
+    assert await triage.value("SELECT count(*) FROM referral WHERE status = 'assigned'") == 3
+
+
 # ---------------------------------------------------------------- notify
 
 

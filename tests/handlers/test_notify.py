@@ -38,6 +38,23 @@ async def test_referrer_person_and_team_are_told_in_order(harness):
     assert "waiting list" in bodies[0] and "will contact you" in bodies[1]
 
 
+async def test_the_team_is_told_the_adjustments_and_the_person_never_is(harness):
+    notify = await harness("notify")
+    adjustments = "Call, don't text. An interpreter (Polish)."
+    ref = accepted(
+        contact={"preferred": "phone", "phone": "07700 900123", "adjustments": adjustments}
+    )
+    del ref["data"]["nhs_number"]  # a referral without one is told like any other
+    rid = ref["data"]["referral_id"]
+    await notify.send(ref)
+    await notify.send(internal("referral.assigned.v1", producer="triage", referral_id=rid))
+    rows = await notify.rows("SELECT audience, body FROM notification ORDER BY id")
+    team = [r["body"] for r in rows if r["audience"] == "team"]
+    person = [r["body"] for r in rows if r["audience"] == "person"]
+    assert len(team) == 1 and f"Reasonable adjustments: {adjustments}" in team[0]
+    assert person and not any("Polish" in body for body in person)
+
+
 def told(harness) -> list[tuple[str, str]]:
     return [
         (e.data.status.value, e.data.task_status.value) for e in harness.of("referral.status.v1")

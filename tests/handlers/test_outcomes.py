@@ -250,3 +250,58 @@ async def test_an_early_contact_from_the_future_is_refused_at_once_never_held(ha
         await outcomes.send(contact(rid, occurred_at=(datetime.now(UTC) + HOUR).isoformat()))
     time_refusal(refused, "data.occurred_at")
     assert await outcomes.value("SELECT count(*) FROM early_event") == 0
+
+
+def unidentified(**data) -> dict:
+    ref = accepted(**data)
+    del ref["data"]["nhs_number"]  # the referrer did not know it
+    return ref
+
+
+def confirmed(rid: str, pcn: str = "U12345", nhs_number: str = "9434765919") -> dict:
+    return inbound("referral.identity_confirmed.v1", pcn, referral_id=rid, nhs_number=nhs_number)
+
+
+async def test_without_an_nhs_number_writebacks_wait_for_the_team_then_go_once(harness):
+    outcomes = await harness("outcomes")
+    ref = unidentified(pcn="U12345")
+    rid = ref["data"]["referral_id"]
+    await outcomes.send(ref)
+    await outcomes.send(contact(rid))
+    await outcomes.send(
+        inbound("note.shared.v1", "U12345", referral_id=rid, text="Joined the walking group.")
+    )
+    await outcomes.send(closed(rid))
+    assert facts(outcomes) == {}  # nothing reaches a GP record without the NHS number
+    schema = outcomes.names.schema("reporting")
+    fact = f'SELECT awaiting_nhs_number, nhs_number_confirmed_at FROM "{schema}".referral_fact'
+    assert [tuple(r) for r in await outcomes.rows(fact)] == [(True, None)]
+    # another PCN's team may not say who the person is
+    with pytest.raises(BadMessage) as refused:
+        await outcomes.send(confirmed(rid, pcn="U99999"))
+    assert refused.value.reason == "not_permitted"
+    assert facts(outcomes) == {}
+    emitted = await outcomes.send(confirmed(rid))
+    sent = writebacks(emitted)
+    assert Counter(w.data.fact.value for w in sent) == {"accepted": 1, "note": 1, "closed": 1}
+    assert {w.data.nhs_number for w in sent} == {"9434765919"}
+    [(awaiting, confirmed_at)] = [tuple(r) for r in await outcomes.rows(fact)]
+    assert awaiting is False and confirmed_at is not None
+    # the same confirmation again, or anything later, writes nothing twice
+    assert writebacks(await outcomes.send(confirmed(rid))) == []
+    await outcomes.send(contact(rid, "declined"))
+    assert facts(outcomes) == {"accepted": 1, "note": 1, "closed": 1}
+    # a number once known is not replaced
+    with pytest.raises(BadMessage) as other:
+        await outcomes.send(confirmed(rid, nhs_number="9990000018"))
+    assert other.value.reason == "not_permitted"
+
+
+async def test_a_confirmation_before_the_referral_is_held_then_applied(harness):
+    outcomes = await harness("outcomes")
+    ref = unidentified()
+    rid = ref["data"]["referral_id"]
+    assert await outcomes.send(confirmed(rid)) == []
+    await outcomes.send(ref)
+    [wb] = writebacks(await outcomes.send(contact(rid)))
+    assert wb.data.fact.value == "accepted" and wb.data.nhs_number == "9434765919"

@@ -63,10 +63,11 @@ class Door:
             ("who", {"who": over.get("who", "myself")}),
             ("name", {k: PERSON[k] for k in ("given_name", "family_name")}),
             ("date-of-birth", {k: PERSON[k] for k in ("dob_day", "dob_month", "dob_year")}),
-            ("nhs-number", {"nhs_number": PERSON["nhs_number"]}),
+            ("nhs-number", {"nhs_number": over.get("nhs_number", PERSON["nhs_number"])}),
             ("gp", {"practice": "A81001"}),
             ("needs", {"needs": ["loneliness", "bereavement"]}),
             ("contact", {"preferred": "phone", "phone": "07700 900123", "email": ""}),
+            ("adjustments", {"adjustments": over.get("adjustments", "")}),
             ("consent", {"consent": "yes"}),
         ]
         for slug, data in answers:
@@ -139,6 +140,33 @@ async def test_a_person_refers_themself_and_it_is_in_the_outbox_once(door, setti
     out = capsys.readouterr().out
     for personal in ("Zephyrine", "9434765919", "943 476 5919", "1961", "07700", reference):
         assert personal not in out
+
+
+async def test_a_blank_nhs_number_is_accepted_and_adjustments_reach_the_referral(door, settings):
+    key = await door.answer_all(nhs_number="", adjustments="Call, don't text. Large print.")
+    page = await door.client.get("/refer/nhs-number")
+    assert "If you do not know it, leave this blank" in page.text and "(optional)" in page.text
+    check = await door.client.get("/refer/check")
+    assert "Not known" in check.text and "Large print." in check.text
+    assert 'href="/refer/adjustments?change=1"' in check.text
+    assert (await door.send(key)).headers["location"] == "/refer/sent"
+    [row] = await outbox(settings)
+    event = parse_event(ReferralSubmitted, bytes(row["body"]))
+    assert event.data.person.nhs_number is None
+    assert "nhs_number" not in json.loads(bytes(row["body"]))["data"]["person"]
+    assert event.data.person.contact.adjustments == "Call, don't text. Large print."
+
+
+async def test_the_adjustments_page_is_one_optional_question_with_its_own_limit(door, settings):
+    await door.post("/refer")
+    page = await door.client.get("/refer/adjustments")
+    assert page.status_code == 200
+    assert page.text.count("<h1") == 1 and 'maxlength="500"' in page.text
+    assert "interpreter" in page.text
+    refused = await door.post("/refer/adjustments", {"adjustments": "x" * 501})
+    assert refused.status_code == 413  # longer than the page takes: nothing stored
+    odd = await door.post("/refer/adjustments", {"adjustments": "large\x01print"})
+    assert odd.status_code == 400 and "nhsuk-error-summary" in odd.text
 
 
 async def test_someone_caring_for_a_person_refers_them_as_family_or_carer(door, settings):

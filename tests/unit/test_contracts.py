@@ -24,9 +24,11 @@ from contracts.events import (
     GpCoding,
     GpWriteback,
     LinkWorkerRegistered,
+    Party,
     ReferralAccepted,
     ReferralAssigned,
     ReferralClosed,
+    ReferralIdentityConfirmed,
     ReferralRejected,
     ReferralStatus,
     ReferralSubmitted,
@@ -347,3 +349,50 @@ def test_invalid_email_reason_does_not_quote_the_address(email: str, part: str) 
     (reason,) = reasons_for(data)
     assert reason.field == "data.person.contact.email"
     assert part not in reason.message
+
+
+# ------------------------------------------------- NHS number optional, adjustments
+
+
+def test_a_submission_without_an_nhs_number_is_valid_and_one_given_is_still_checked() -> None:
+    data = submitted_data()
+    del data["person"]["nhs_number"]
+    assert ReferralSubmitted.model_validate(data).person.nhs_number is None
+    data["person"]["nhs_number"] = "943 476 5918"
+    assert [r.code for r in reasons_for(data)] == [RejectionCode.NHS_NUMBER_INVALID]
+
+
+def test_the_json_schema_no_longer_requires_the_nhs_number_but_checks_one_given() -> None:
+    doc = json.loads((schema.SCHEMA_DIR / "referral.submitted.v1.schema.json").read_text())
+    payload = example("referral.submitted.v1")
+    del payload["data"]["person"]["nhs_number"]
+    assert Draft202012Validator(doc).is_valid(payload)
+    payload["data"]["person"]["nhs_number"] = "12345"
+    assert not Draft202012Validator(doc).is_valid(payload)
+
+
+def test_adjustments_are_optional_free_text_of_at_most_500_characters() -> None:
+    data = submitted_data()
+    data["person"]["contact"]["adjustments"] = "Call, don't text.\nAn interpreter (Polish)."
+    assert "Polish" in ReferralSubmitted.model_validate(data).person.contact.adjustments
+    for bad in ("x" * 501, "", "large\x00print"):
+        data["person"]["contact"]["adjustments"] = bad
+        with pytest.raises(ValidationError):
+            ReferralSubmitted.model_validate(data)
+
+
+def test_accepted_v1_examples_of_before_still_validate_and_the_number_may_be_absent() -> None:
+    """Additive: what was valid stays valid; consumers are told nhs_number may be absent."""
+    payload = example("referral.accepted.v1")
+    assert parse_event(ReferralAccepted, payload).data.nhs_number == payload["data"]["nhs_number"]
+    del payload["data"]["nhs_number"]
+    assert parse_event(ReferralAccepted, payload).data.nhs_number is None
+
+
+def test_an_identity_confirmation_needs_a_valid_nhs_number() -> None:
+    payload = example("referral.identity_confirmed.v1")
+    assert parse_event(ReferralIdentityConfirmed, payload).data.nhs_number == "9434765919"
+    payload["data"]["nhs_number"] = "9434765918"
+    with pytest.raises(ValidationError):
+        parse_event(ReferralIdentityConfirmed, payload)
+    assert EVENTS[ReferralIdentityConfirmed.TYPE].parties == (Party.TEAMS,)

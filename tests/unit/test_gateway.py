@@ -36,6 +36,7 @@ ANSWERS = {
     "preferred": "sms",
     "phone": "07700 900123",
     "email": "",
+    "adjustments": "",
     "consent": "yes",
     "consented_at": "2026-12-01T10:00:00+00:00",
 }
@@ -71,6 +72,8 @@ def check(slug, **form):
         ("contact", {"preferred": "sms", "phone": "", "email": ""}, "phone"),
         ("contact", {"preferred": "email", "phone": "", "email": "not-an-address"}, "email"),
         ("contact", {"preferred": "phone", "phone": "call me", "email": ""}, "phone"),
+        ("adjustments", {"adjustments": "x" * 501}, "adjustments"),
+        ("adjustments", {"adjustments": "large\x00print"}, "adjustments"),
         ("consent", {}, "consent"),
         ("consent", {"consent": "no"}, "consent"),
     ],
@@ -95,6 +98,29 @@ def test_good_answers_are_kept_in_their_plain_form():
     assert check("contact", preferred="letter", phone="", email="")[1] == {}
 
 
+def test_the_nhs_number_and_adjustments_may_be_left_blank():
+    assert check("nhs-number", nhs_number="  ") == ({"nhs_number": ""}, {})
+    assert check("adjustments", adjustments="") == ({"adjustments": ""}, {})
+    words = "Call, don't text.\nAn interpreter (Polish), please."
+    assert check("adjustments", adjustments=f"  {words} ") == ({"adjustments": words}, {})
+    # a blank answer is an answer: the questions go on past it
+    blank = {**ANSWERS, "nhs_number": "", "adjustments": ""}
+    assert domain.next_unanswered(blank) is None
+    assert domain.next_unanswered({k: v for k, v in ANSWERS.items() if k != "adjustments"}) == (
+        "adjustments"
+    )
+
+
+def test_without_an_nhs_number_the_referral_has_none_and_carries_the_adjustments():
+    now = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    answers = {**ANSWERS, "nhs_number": "", "adjustments": "Large print, please"}
+    data = domain.referral(answers, "LW-ABCD-EFGH", BY_CODE["A81001"], "Scheme", now)
+    assert data.person.nhs_number is None
+    assert data.person.contact.adjustments == "Large print, please"
+    plain = domain.referral(ANSWERS, "LW-ABCD-EFGH", BY_CODE["A81001"], "Scheme", now)
+    assert plain.person.nhs_number == "9434765919" and plain.person.contact.adjustments is None
+
+
 def test_the_questions_go_in_order_and_check_your_answers_comes_last():
     assert domain.next_unanswered({}) == "crisis"
     assert domain.next_unanswered({"crisis": "no"}) == "who"
@@ -105,6 +131,8 @@ def test_the_questions_go_in_order_and_check_your_answers_comes_last():
 def test_a_form_longer_than_any_question_takes_is_too_long():
     assert not domain.too_long({"given_name": "A" * 100, "csrf": "x" * 43})
     assert domain.too_long({"given_name": "A" * 255})
+    assert not domain.too_long({"adjustments": "A" * 500})  # a textarea: the contract's bound
+    assert domain.too_long({"adjustments": "A" * 501})
     assert domain.too_long({f"f{i}": "x" for i in range(41)})
     assert domain.too_long({"needs": ["loneliness"] * 41})
 

@@ -263,3 +263,19 @@ def test_in_any_arrival_order_every_step_is_told_and_the_status_never_goes_back(
     assert len(ranks) == len(_JOURNEY)  # every step told
     assert ranks == sorted(ranks)  # in arrival order, never backwards
     assert current is TaskStatus.COMPLETED  # wherever it ends, it ends where it really did
+
+
+def test_team_message_tells_the_reasonable_adjustments_when_there_are_any() -> None:
+    plain = for_team(known(), assigned(), "team@example.org")
+    assert "adjustments" not in plain.body.lower()
+    adjusted = Known(
+        referral_id=REFERRAL_ID,
+        sender="A81001",
+        sender_reference="EMIS-2026-000123",
+        pcn="U12345",
+        contact=PersonContact(
+            preferred=ContactPreference.PHONE, phone=PHONE, adjustments="Call, don't text"
+        ),
+    )
+    message = for_team(adjusted, assigned(), "team@example.org")
+    assert "Reasonable adjustments: Call, don't text" in message.body

@@ -297,3 +297,16 @@ def test_summaries_contain_no_nhs_number() -> None:
         assert NHS_NUMBER not in summary
         assert not re.search(r"\d{3}[ -]?\d{3}[ -]?\d{4}", summary)
         assert 1 <= len(summary) <= 2000  # what GpWriteback.summary allows
+
+
+# ---------------------------------------------------------------- no NHS number yet
+
+
+def test_nothing_is_due_for_the_gp_record_until_the_nhs_number_is_known() -> None:
+    ep = episode(contact(3, ENGAGED), closure=closed(ClosureReason.COMPLETED))
+    waiting = replace(ep, nhs_number=None)
+    assert due_entries(waiting, set()) == []
+    # once confirmed, everything that was due goes, once
+    confirmed = due_entries(ep, set())
+    assert WritebackFact.ACCEPTED in facts(confirmed) and WritebackFact.CLOSED in facts(confirmed)
+    assert due_entries(ep, {(e.fact, e.key) for e in confirmed}) == []

@@ -617,3 +617,17 @@ async def test_synthetic_rows_never_go_into_the_real_model():
     year = synthetic.generate(50, datetime(2026, 12, 2, tzinfo=UTC))
     with pytest.raises(ValueError, match="only to a \\*_synthetic schema"):
         await fill_synthetic(None, "linkwell_reporting", year)  # type: ignore[arg-type]
+
+
+def test_referrals_awaiting_an_nhs_number_are_counted_and_suppressed_like_any_count() -> None:
+    import dataclasses
+
+    waiting = [dataclasses.replace(r, awaiting_nhs_number=True) for r in REFERRALS[:3]]
+    rows = waiting + REFERRALS[3:]
+    total = report(rows, REJECTIONS, Q3, "source")[-1]
+    in_q3 = sum(r.awaiting_nhs_number and Q3.contains(r.received_at) for r in rows)
+    assert total.awaiting_nhs_number == in_q3 > 0
+    assert report(REFERRALS, REJECTIONS, Q3, "source")[-1].awaiting_nhs_number == 0
+    assert disclosed(total, exact=True)["awaiting_nhs_number"] == in_q3
+    assert disclosed(total, exact=False)["awaiting_nhs_number"] == shown(in_q3, False)
+    assert "NHS number awaited" in table(report(rows, REJECTIONS, Q3, "source"))

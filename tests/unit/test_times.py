@@ -38,6 +38,7 @@ STATED = {
     "referral.transferred.v1": ["data.transferred_at"],
     "referral.closed.v1": ["data.closed_at"],
     "referral.withdrawn.v1": ["data.withdrawn_at"],
+    "referral.identity_confirmed.v1": ["data.confirmed_at"],
 }
 
 
@@ -182,6 +183,7 @@ def test_the_examples_tell_one_referrals_journey_in_order() -> None:
         "linkworker.registered.v1",
         "referral.submitted.v1",
         "referral.accepted.v1",
+        "referral.identity_confirmed.v1",
         "contact.recorded.v1",
         "plan.agreed.v1",
         "wellbeing.measured.v1",

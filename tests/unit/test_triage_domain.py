@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.triage.domain import WorkerLoad, choose_worker, free_places, plan
+from services.triage.domain import WorkerLoad, choose_worker, free_places, matchable, plan
 
 try:
     from hypothesis import given
@@ -176,3 +177,10 @@ def test_plan_keeps_proportions_level() -> None:
         load[wid] += 1
         assert abs(load["big"] / 12 - load["small"] / 4) <= 1 / 4 + 1e-9
     assert load == {"big": 12, "small": 4}
+
+
+def test_a_referral_without_an_nhs_number_is_never_matched_to_a_person() -> None:
+    person = uuid.uuid4()
+    assert matchable(person, "9434765919") == person
+    assert matchable(person, None) is None
+    assert matchable(None, "9434765919") is None

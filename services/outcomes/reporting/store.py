@@ -17,7 +17,7 @@ _REFERRAL_COLUMNS = (
     "referral_id, person_id, sender, agency_type, registered_practice, pcn, needs, pathway,"
     " received_at, waitlisted_at, assigned_at, first_contact_at, declined_at, withdrawn_at,"
     " closed_at, close_reason, contacts, coded_at, link_worker_id, joined, swemwbs_baseline,"
-    " swemwbs_end, ons4_baseline, ons4_end"
+    " swemwbs_end, ons4_baseline, ons4_end, awaiting_nhs_number, nhs_number_confirmed_at"
 )
 
 # One referral's facts, from outcomes' tables (the connection's search_path is outcomes').
@@ -53,7 +53,8 @@ SELECT r.referral_id, r.person_id, r.sender, r.agency_type, r.registered_practic
        (SELECT items FROM measurement m WHERE m.referral_id = r.referral_id
            AND m.instrument = 'ons4' AND m.point = 'baseline' ORDER BY taken_at LIMIT 1),
        (SELECT items FROM measurement m WHERE m.referral_id = r.referral_id
-           AND m.instrument = 'ons4' AND m.point = 'end' ORDER BY taken_at DESC LIMIT 1)
+           AND m.instrument = 'ons4' AND m.point = 'end' ORDER BY taken_at DESC LIMIT 1),
+       r.nhs_number IS NULL, r.nhs_number_confirmed_at
   FROM referral r,
        LATERAL (SELECT min(occurred_at) FILTER (WHERE detail->>'outcome' <> 'not_reached')
                          AS first_contact_at,
