@@ -53,6 +53,7 @@ class Person:
             ("gp", {"practice": "A81001"}),
             ("needs", {"needs": ["loneliness"]}),
             ("contact", {"preferred": "phone", "phone": "07700 900123", "email": ""}),
+            ("adjustments", {"adjustments": "Please call, do not text"}),
             ("consent", {"consent": "yes"}),
         ):
             await self.answer(slug, data)
