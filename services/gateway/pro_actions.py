@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from contracts.enums import WithdrawnBy
 from contracts.envelope import org_source
-from contracts.events import ReferralWithdrawn
 from services.runtime.logs import get_logger
 from services.runtime.names import Names
 from services.runtime.outbox import enqueue
@@ -23,8 +21,7 @@ from . import accounts, domain, pro_domain
 from .practices import Practices
 from .store import Account, GatewayStore, check_digest
 from .submit import NotReady, Sent, event_id_for
-from .withdraw import can_withdraw
-from .withdraw import event_id_for as withdrawal_id_for
+from .withdraw import send_withdrawal
 
 log = get_logger(__name__)
 
@@ -119,23 +116,9 @@ async def withdraw(pool: asyncpg.Pool, names: Names, reference: str, account: Ac
     async with pool.acquire() as conn, conn.transaction():
         store = GatewayStore(conn).submissions
         standing = await store.standing_in(reference, account.organisation, lock=True)
-        if standing is None:
-            return False
-        if standing.withdrawn_at is not None:
-            return True
-        if not can_withdraw(standing):
-            return False
-        assert standing.referral_id is not None
-        data = ReferralWithdrawn(
-            referral_id=standing.referral_id,
-            by=WithdrawnBy.REFERRER,
-            reason="withdrawn by the referrer",
-            withdrawn_at=datetime.now(UTC),
+        done, event_id = await send_withdrawal(
+            conn, standing, reference, names, "withdrawn by the referrer"
         )
-        event = data.envelope(
-            source=org_source(account.organisation), event_id=withdrawal_id_for(reference)
-        )
-        await enqueue(conn, event, names.inbound, data.routing_key())
-        await store.withdrawn(reference, event.id)
-    log.info("withdrawal_sent", event_id=event.id, account_id=str(account.id))
-    return True
+    if event_id is not None:
+        log.info("withdrawal_sent", event_id=event_id, account_id=str(account.id))
+    return done

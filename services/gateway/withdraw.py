@@ -43,28 +43,40 @@ def event_id_for(reference: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"linkwell:gateway:withdraw:{reference}"))
 
 
+async def send_withdrawal(
+    conn: asyncpg.Connection, standing: Standing | None, reference: str, names: Names, reason: str
+) -> tuple[bool, str | None]:
+    """In the caller's transaction, with ``standing`` locked: (True, the event's id) if a
+    withdrawal is now in the outbox, (True, None) if one already was, (False, None) if the
+    referral cannot be withdrawn. Sent as the organisation that sent the referral."""
+    if standing is None:
+        return False, None
+    if standing.withdrawn_at is not None:
+        return True, None
+    if not can_withdraw(standing):
+        return False, None
+    assert standing.referral_id is not None
+    data = ReferralWithdrawn(
+        referral_id=standing.referral_id,
+        by=WithdrawnBy.REFERRER,
+        reason=reason,
+        withdrawn_at=datetime.now(UTC),
+    )
+    event = data.envelope(
+        source=org_source(standing.organisation), event_id=event_id_for(reference)
+    )
+    await enqueue(conn, event, names.inbound, data.routing_key())
+    await GatewayStore(conn).submissions.withdrawn(reference, event.id)
+    return True, event.id
+
+
 async def withdraw(pool: asyncpg.Pool, names: Names, reference: str, check: bytes) -> bool:
     """True if the referral is (now, or already) being withdrawn; False if it cannot be."""
     async with pool.acquire() as conn, conn.transaction():
-        store = GatewayStore(conn).submissions
-        standing = await store.standing(reference, check, lock=True)
-        if standing is None:
-            return False
-        if standing.withdrawn_at is not None:
-            return True
-        if not can_withdraw(standing):
-            return False
-        assert standing.referral_id is not None
-        data = ReferralWithdrawn(
-            referral_id=standing.referral_id,
-            by=WithdrawnBy.REFERRER,
-            reason="withdrawn by the person on the gateway's status page",
-            withdrawn_at=datetime.now(UTC),
+        standing = await GatewayStore(conn).submissions.standing(reference, check, lock=True)
+        done, event_id = await send_withdrawal(
+            conn, standing, reference, names, "withdrawn by the person on the gateway's status page"
         )
-        event = data.envelope(
-            source=org_source(standing.organisation), event_id=event_id_for(reference)
-        )
-        await enqueue(conn, event, names.inbound, data.routing_key())
-        await store.withdrawn(reference, event.id)
-    log.info("withdrawal_sent", event_id=event.id)
-    return True
+    if event_id is not None:
+        log.info("withdrawal_sent", event_id=event_id)
+    return done
