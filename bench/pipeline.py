@@ -544,6 +544,9 @@ async def pipeline(
             )
         sampler = Sampler(settings)
         cpu = CpuMeter(stack)
+        cost = CostMeter(stack, settings)
+        await asyncio.sleep(STATS_SETTLE_S)  # the broker's counts of the warm-up, settled
+        await cost.mark()
         t_start = now()
         cpu.start()
         await sampler.start(t_start)
@@ -579,6 +582,9 @@ async def pipeline(
             stall=args.stall,
         )
         cpu_used = cpu.stop(n)
+        await asyncio.sleep(STATS_SETTLE_S)
+        await cost.mark()
+        await asyncio.sleep(0.5)  # the services write their counters
         await submitter.drain(10)
         await contacts.drain(10)
         await asyncio.sleep(0.3)  # let stray duplicates, if any, arrive
@@ -648,6 +654,7 @@ async def pipeline(
         "latency_publish_to_assigned": summary(to_assigned),
         "latency_contact_to_writeback": summary(to_writeback),
         "cpu": cpu_used,
+        "cost": cost.result(n, stack.log_dir, len(sent_at) + len(contact_at)),
         "backlog_peaks": sampler.peaks(),
         "backlog_samples": sampler.samples,
     }
@@ -793,6 +800,121 @@ class CpuMeter:
             if referrals
             else {},
         }
+
+
+STATS_SETTLE_S = 6.0  # the management API's statistics are collected every 5 s
+
+
+def management(amqp_url: str) -> tuple[str, tuple[str, str]]:
+    """The management API beside the broker (RABBITMQ_MANAGEMENT_URL, else port 15672)."""
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(amqp_url)
+    base = os.environ.get("RABBITMQ_MANAGEMENT_URL") or f"http://{url.hostname}:15672"
+    return base.rstrip("/") + "/api", (
+        unquote(url.username or "guest"),
+        unquote(url.password or "guest"),
+    )
+
+
+def broker_counts(amqp_url: str, namespace: str) -> dict[str, int]:
+    """Cumulative counts over the namespace's queues: messages routed into them and
+    messages delivered from them (to the services; the benchmark's observer queue is not
+    in the namespace)."""
+    import httpx
+
+    base, auth = management(amqp_url)
+    response = httpx.get(
+        f"{base}/queues",
+        params={"columns": "name,message_stats.publish,message_stats.deliver_get"},
+        auth=auth,
+        timeout=10,
+    )
+    response.raise_for_status()
+    routed = delivered = 0
+    for queue in response.json():
+        if not queue["name"].startswith(f"{namespace}."):
+            continue
+        stats = queue.get("message_stats") or {}
+        routed += stats.get("publish", 0)
+        delivered += stats.get("deliver_get", 0)
+    return {"routed": routed, "delivered": delivered}
+
+
+def cost_lines(log_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each service's ``cost_counters`` log lines (written on SIGUSR1), oldest first."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for service in SERVICES:
+        path = log_dir / f"{service}.log"
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if '"cost_counters"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                found.setdefault(service, []).append(json.loads(line))
+    return found
+
+
+class CostMeter:
+    """What a referral costs in messages and statements over the measured phase: the
+    services' own counters (SIGUSR1 makes each log them: handled, emitted, SQL
+    statements) and the broker's (messages routed into and delivered from the
+    namespace's queues), each differenced between the start and the end."""
+
+    def __init__(self, stack: ProcessStack, settings: Settings):
+        self.stack = stack
+        self.settings = settings
+        self.broker: list[dict[str, int] | None] = []
+
+    async def mark(self) -> None:
+        for proc in self.stack.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)
+        try:
+            self.broker.append(
+                await asyncio.to_thread(
+                    broker_counts, self.settings.amqp_url, self.settings.namespace
+                )
+            )
+        except Exception as exc:  # a diagnostic: the run's other figures stand
+            log(f"broker statistics unavailable: {exc!r}")
+            self.broker.append(None)
+
+    def result(self, referrals: int, log_dir: Path, bench_published: int) -> dict[str, Any]:
+        per_service: dict[str, Any] = {}
+        emitted = 0.0
+        for service, lines in cost_lines(log_dir).items():
+            if len(lines) < 2:
+                continue
+            first, last = lines[-2], lines[-1]
+            handled = last["handled"] - first["handled"]
+            made = last["emitted"] - first["emitted"]
+            emitted += made
+            entry: dict[str, Any] = {
+                "handled_per_referral": round(handled / referrals, 2),
+                "emitted_per_referral": round(made / referrals, 2),
+            }
+            if last.get("statements") is not None and first.get("statements") is not None:
+                statements = last["statements"] - first["statements"]
+                entry["statements_per_handled"] = (
+                    round(statements / handled, 2) if handled else None
+                )
+                entry["statements_per_referral"] = round(statements / referrals, 2)
+            per_service[service] = entry
+        out: dict[str, Any] = {
+            "per_service": per_service,
+            "published_per_referral": {
+                "services": round(emitted / referrals, 2),
+                "bench": round(bench_published / referrals, 2),
+            },
+        }
+        if len(self.broker) >= 2 and self.broker[0] and self.broker[-1]:
+            before, after = self.broker[0], self.broker[-1]
+            out["broker_per_referral"] = {
+                k: round((after[k] - before[k]) / referrals, 2) for k in ("routed", "delivered")
+            }
+        return out
 
 
 def read_logs(log_dir: Path) -> dict[str, Any]:
@@ -1027,11 +1149,40 @@ def print_report(result: dict[str, Any]) -> None:
             f"{fmt(cpu['machine_busy_pct'])}% busy of {cpu['cpus']} CPUs; "
             f"CPU ms per referral: {per}"
         )
+        pipeline_ms = sum(
+            v for k, v in cpu["cpu_ms_per_referral"].items() if k not in ("bench", FOREIGN)
+        )
+        allowed = 1000 * cpu["cpus"] / pipeline_ms if pipeline_ms else None
+        achieved = p.get("rate_assigned_per_s")
+        print(
+            f"pipeline CPU per referral (services, broker, database): {pipeline_ms:.1f} ms; "
+            f"{cpu['cpus']} CPUs allow {fmt(allowed)}/s; the run reached {fmt(achieved)}/s "
+            f"to assignment ({fmt(ratio(achieved, allowed))} of what that CPU allows)"
+        )
         foreign = cpu["cpu_s"].get(FOREIGN, 0.0)
         if foreign > 0.05 * cpu["wall_s"]:
             print(
                 f"WARNING: other Linkwell services / pytest runs used {foreign:.1f} CPU-s "
                 f"during the measured phase: figures are disturbed, run again on a quiet host"
+            )
+    cost = p.get("cost") if p else None
+    if cost:
+        pub = cost["published_per_referral"]
+        line = f"\nmessages per referral: published by the services {fmt(pub['services'])}"
+        line += f" (+ {fmt(pub['bench'])} by the benchmark)"
+        if cost.get("broker_per_referral"):
+            b = cost["broker_per_referral"]
+            line += (
+                f"; the broker routed {fmt(b['routed'])} into and delivered "
+                f"{fmt(b['delivered'])} from Linkwell's queues"
+            )
+        print(line)
+        for service, c in cost["per_service"].items():
+            print(
+                f"  {service}: handled {fmt(c['handled_per_referral'])}, emitted "
+                f"{fmt(c['emitted_per_referral'])} per referral; SQL statements "
+                f"{fmt(c.get('statements_per_handled'))} per handled event "
+                f"({fmt(c.get('statements_per_referral'))} per referral)"
             )
     if result.get("interference_at_start"):
         print(f"WARNING: at start: {result['interference_at_start']}")
@@ -1141,6 +1292,7 @@ async def main(args: argparse.Namespace) -> int:
             )
 
         stack = ProcessStack(settings, log_dir)
+        stack.env["LINKWELL_COUNT_STATEMENTS"] = "1"  # the cost of an event, in statements
         log(f"starting {', '.join(SERVICES)} in namespace {namespace!r} (logs: {log_dir})")
         t = now()
         await stack.start_all()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,19 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+def counting_statements() -> bool:
+    """LINKWELL_COUNT_STATEMENTS=1 (the benchmark): count every statement a pool sends."""
+    return os.environ.get("LINKWELL_COUNT_STATEMENTS", "") == "1"
+
+
+async def _init_counted(conn: asyncpg.Connection, service: str) -> None:
+    from .metrics import STATEMENTS
+
+    await init_connection(conn)
+    counter = STATEMENTS.labels(service)
+    conn.add_query_logger(lambda _record: counter.inc())
+
+
 async def _keep(conn: asyncpg.Connection) -> None:
     return None
 
@@ -26,7 +41,9 @@ async def create_pool(dsn: str, schema: str, service: str, size: int) -> asyncpg
         dsn,
         min_size=1,
         max_size=size,
-        init=init_connection,
+        init=functools.partial(_init_counted, service=service)
+        if counting_statements()
+        else init_connection,
         # No reset round trip each time a connection is returned: handlers leave no session
         # state behind (every statement runs in a transaction; no LISTEN, no session locks,
         # no cursors; the search path is a connection parameter).

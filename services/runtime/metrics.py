@@ -49,6 +49,12 @@ OUTBOX_OLDEST = Gauge(
     "Age of the oldest unpublished outbox row (0 when empty).",
     ["service"],
 )
+STATEMENTS = Counter(
+    "linkwell_sql_statements",
+    "SQL statements the service sent to PostgreSQL (counted only where "
+    "LINKWELL_COUNT_STATEMENTS=1, as the benchmark sets: the cost of an event, measured).",
+    ["service"],
+)
 READY = Gauge("linkwell_ready", "1 when the service is ready (see /readyz).", ["service"])
 
 
@@ -77,3 +83,13 @@ def set_per_label(gauge: Gauge, rows: Iterable[tuple[str, float]]) -> None:
     for label, value in values.items():
         gauge.labels(label).set(value)
     seen.update(values)
+
+
+def total(counter: Counter, service: str) -> float:
+    """A counter's value summed over every label but the service."""
+    found = 0.0
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels.get("service") == service:
+                found += sample.value
+    return found

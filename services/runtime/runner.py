@@ -247,11 +247,26 @@ class Runner:
             await self.health.stop()
         log.info("stopped")
 
+    def log_cost(self) -> None:
+        """On SIGUSR1: what this process has cost so far, for the benchmark to difference
+        (messages handled, events committed to the outbox, SQL statements sent when
+        counted)."""
+        name = self.service.name
+        log.info(
+            "cost_counters",
+            handled=metrics.total(metrics.HANDLED, name),
+            emitted=metrics.total(metrics.EMITTED, name),
+            statements=metrics.total(metrics.STATEMENTS, name)
+            if db.counting_statements()
+            else None,
+        )
+
     async def run_until_signalled(self) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, self.log_cost)
         starting = asyncio.create_task(self.start(), name="start")
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         try:
