@@ -27,6 +27,7 @@ from services.runtime.logs import get_logger
 from services.runtime.names import Names
 
 from . import domain, guard
+from .clients import ClientAuth
 from .practices import Practices
 from .professional import pro_routes
 from .ratelimit import Limits
@@ -403,6 +404,7 @@ def create_app(gw: Gateway) -> Starlette:
             Mount("/own", StaticFiles(directory=HERE / "static" / "own"), name="own"),
         ],
     )
+    ClientAuth(gw.pool, gw.settings).install(app)
     return guard.Guard(app, too_large)  # type: ignore[return-value]
 
 
