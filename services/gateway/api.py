@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contracts.api import ReferralLinks, ReferralReceived
 from contracts.envelope import org_source
 from services.runtime.logs import get_logger
 from services.runtime.names import Names
@@ -107,17 +108,12 @@ def api_routes(gw: Gateway) -> list[Route]:
         except Problem as exc:
             log.info("api_refused", code=exc.code, status=exc.status)
             return problem(exc)
+        where = f"{PREFIX}/referrals/{event_id}"
+        received = ReferralReceived(id=event_id, links=ReferralLinks(self=where))
         answer = JSONResponse(
-            {
-                "id": event_id,
-                "status": "received",
-                "links": {"self": f"{PREFIX}/referrals/{event_id}"},
-            },
+            received.model_dump(mode="json"),
             202,
-            headers={
-                "Location": f"{PREFIX}/referrals/{event_id}",
-                "Idempotent-Replay": "false" if new else "true",
-            },
+            headers={"Location": where, "Idempotent-Replay": "false" if new else "true"},
         )
         if new:
             answer.background = BackgroundTask(gw.wake)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contracts.api import ReferralStanding
 from contracts.events import ReferralSubmitted
 from contracts.rejections import reasons_from
 
@@ -122,14 +123,16 @@ def standing_view(standing: ApiStanding) -> dict[str, Any]:
     (``accepted``, ``rejected`` with its reasons, ``duplicate``; null until it comes),
     the latest status, the HL7 Gravity task status, and the referral's id once intake
     gave one."""
-    return {
-        "id": standing.event_id,
-        "answer": standing.answer,
-        "status": standing.step,
-        "task_status": standing.task_status,
-        "referral_id": str(standing.referral_id) if standing.referral_id else None,
-        "reasons": standing.reasons or [],
-        "submitted_at": standing.submitted_at.isoformat(),
-        "status_at": standing.step_at.isoformat() if standing.step_at.year > 1 else None,
-        "withdrawn_at": standing.withdrawn_at.isoformat() if standing.withdrawn_at else None,
-    }
+    return ReferralStanding.model_validate(
+        {
+            "id": standing.event_id,
+            "answer": standing.answer,
+            "status": standing.step,
+            "task_status": standing.task_status,
+            "referral_id": str(standing.referral_id) if standing.referral_id else None,
+            "reasons": standing.reasons or [],
+            "submitted_at": standing.submitted_at,
+            "status_at": standing.step_at if standing.step_at.year > 1 else None,
+            "withdrawn_at": standing.withdrawn_at,
+        }
+    ).model_dump(mode="json")
