@@ -6,6 +6,7 @@ a JSON problem and stores nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -246,3 +247,36 @@ async def test_a_revoked_credential_sends_nothing(api, settings):
     assert response.status_code == 401 and response.json()["code"] == "credential_revoked"
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert await stored(settings) == ([], [])
+
+
+async def test_racing_copies_of_one_request_send_one_referral(api, settings):
+    doors, _ = api
+    answers = await asyncio.gather(*(doors["A81001"].post(referral(), "race") for _ in range(6)))
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sorted(a.headers["idempotent-replay"] for a in answers).count("false") == 1
+    outbox, rows = await stored(settings)
+    assert len(outbox) == 1 and len(rows) == 1
+
+
+async def test_a_failure_before_the_commit_answers_500_and_stores_nothing(
+    api, settings, monkeypatch
+):
+    from services.gateway import api as api_module
+
+    doors, _ = api
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the outbox insert failed")
+
+    monkeypatch.setattr(api_module, "enqueue", broken)
+    failed = await doors["A81001"].post(referral(), "fails")
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert failed.json()["code"] == "internal_error"
+    assert await stored(settings) == ([], [])
+    monkeypatch.undo()
+    retried = await doors["A81001"].post(referral(), "fails")
+    assert retried.status_code == 202 and retried.headers["idempotent-replay"] == "false"
+    outbox, rows = await stored(settings)
+    assert len(outbox) == 1 and len(rows) == 1
