@@ -280,3 +280,31 @@ async def test_a_failure_before_the_commit_answers_500_and_stores_nothing(
     assert retried.status_code == 202 and retried.headers["idempotent-replay"] == "false"
     outbox, rows = await stored(settings)
     assert len(outbox) == 1 and len(rows) == 1
+
+
+async def test_intakes_answers_reach_get_through_the_broker(api, settings):
+    """The real path: the relay publishes, intake answers over AMQP, the gateway's
+    consumers record it; GET shows accepted with the referral's id, and a referral in
+    crisis rejected with intake's reason."""
+    from services.intake.app import SERVICE as INTAKE
+
+    from .conftest import running
+
+    doors, _ = api
+    gp = doors["A81001"]
+    ok = (await gp.post(referral(), "through-1")).json()["id"]
+    crisis = (
+        await gp.post(referral(sender_reference="EMIS-2026-000777", in_crisis=True), "through-2")
+    ).json()["id"]
+    async with running(INTAKE, settings), running(GATEWAY, settings) as gw:
+        for _ in range(150):
+            for poller in gw.pollers:  # the outbox relay: publish now
+                getattr(poller, "wake", lambda: None)()
+            shown = [(await gp.get(i)).json() for i in (ok, crisis)]
+            if all(s["answer"] for s in shown):
+                break
+            await asyncio.sleep(0.1)
+    accepted, rejected = shown
+    assert accepted["answer"] == "accepted" and accepted["referral_id"], shown
+    assert rejected["answer"] == "rejected" and rejected["referral_id"] is None
+    assert [r["code"] for r in rejected["reasons"]] == ["crisis_redirect"]
