@@ -207,7 +207,11 @@ class ClientAuth:
             return await self._proxied(request, address)
         if not _TOKEN.match(token):
             raise ClientRefused(401, "invalid_credential", "The credential is not recognised.")
-        return decide(await self.lookup(token), now)
+        client = decide(await self.lookup(token), now)
+        if client.org not in self.settings.serves:
+            # no longer in LINKWELL_GATEWAY_ORGANISATIONS: the broker would not take its events
+            raise ClientRefused(403, "not_permitted", "The gateway no longer sends for them.")
+        return client
 
     async def _proxied(self, request: Request, address: str | None) -> ApiClient:
         if not from_proxy(address, self.settings.gateway_proxy_addresses):

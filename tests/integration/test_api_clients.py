@@ -116,6 +116,9 @@ async def test_issue_list_use_and_revoke_a_credential(pool, settings):
     assert missing.headers["www-authenticate"].startswith("Bearer")
     wrong = await call(app, {"Authorization": f"Bearer {token[:-2]}xx"})
     assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_credential")
+    no_longer = tiny_app(pool, GatewaySettings(gateway_organisations=("Y02345",)))
+    dropped = await call(no_longer, {"Authorization": f"Bearer {token}"})
+    assert (dropped.status_code, dropped.json()["code"]) == (403, "not_permitted")
     other_pepper = tiny_app(pool, GatewaySettings(gateway_client_pepper="another"))
     assert (await call(other_pepper, {"Authorization": f"Bearer {token}"})).status_code == 401
 
