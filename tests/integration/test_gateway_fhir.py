@@ -1,0 +1,429 @@
+"""The FHIR door against the real database: the public BaRS and Gravity examples posted
+(adapted for social prescribing only where tests/fhir_examples/README.md says), each
+refusal the answer its guide gives, a referral in the outbox once, as the caller's
+organisation; a cancellation withdraws; the Task tells what the answers said; hostile
+HTTP refused with an OperationOutcome and nothing stored."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts import parse_event
+from contracts.enums import ReferralStatusValue, TaskStatus
+from contracts.events import ReferralStatus, ReferralSubmitted, ReferralWithdrawn
+from services.gateway.app import SERVICE as GATEWAY
+from services.gateway.ratelimit import Limits
+from services.gateway.settings import GatewaySettings
+from services.gateway.store import GatewayStore
+from services.gateway.web import Gateway, create_app
+from services.runtime.db import create_pool
+from services.runtime.runner import migrate
+
+from .conftest import asyncpg_connect
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).parents[1] / "fhir_examples"
+FHIR = "application/fhir+json"
+
+
+def example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+class ClientRefused(Exception):
+    """Stands for services.gateway.clients.ClientRefused (status, code, detail)."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        self.status, self.code, self.detail = status, code, detail
+
+
+class ApiClient:
+    def __init__(self, org: str, name: str, agency_type: str):
+        self.client_id, self.org, self.name, self.agency_type = f"c-{org}", org, name, agency_type
+
+
+CLIENTS = {
+    "rnd-key": ApiClient("RND", "Emergency service", "hospital_discharge"),
+    "food-key": ApiClient("Y02345", "Eastfield Food Bank", "vcse"),
+    "other-key": ApiClient("Z99999", "Not served", "vcse"),
+}
+
+
+async def authenticate(request: Any) -> ApiClient:
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if token not in CLIENTS:
+        raise ClientRefused(401, "unauthenticated", "no such client")
+    return CLIENTS[token]
+
+
+def headers(key: str = "rnd-key", **extra: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": FHIR,
+        "X-Request-Id": str(uuid.uuid4()),
+        "X-Correlation-Id": str(uuid.uuid4()),
+        **extra,
+    }
+
+
+@pytest.fixture
+async def door(settings, monkeypatch) -> AsyncIterator[Any]:
+    monkeypatch.setenv("LINKWELL_GATEWAY_ORGANISATIONS", "A81001,Y02345,RND")
+    await migrate(settings, GATEWAY)
+    pool = await create_pool(settings.database_url, settings.names.schema("gateway"), "t", 4)
+    own = GatewaySettings(gateway_port=0)
+    gateway = Gateway(
+        pool, settings.names, own, limits=Limits.of(999, 999, 999), authenticate=authenticate
+    )
+    transport = httpx.ASGITransport(app=create_app(gateway), client=("192.0.2.30", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://door") as client:
+        client.pool = pool  # type: ignore[attr-defined]
+        yield client
+    await pool.close()
+
+
+async def outbox(settings) -> list[Any]:
+    async with asyncpg_connect(settings) as conn:
+        schema = settings.names.schema("gateway")
+        return await conn.fetch(f'SELECT routing_key, body FROM "{schema}".outbox ORDER BY id')
+
+
+def issue(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome", body
+    return body["issue"][0]
+
+
+def rec(response: httpx.Response) -> str:
+    return issue(response)["details"]["coding"][0]["code"]
+
+
+def guide(name: str) -> tuple[int, str, str]:
+    """The status, REC code and issue type a BaRS OperationOutcome example gives."""
+    found = example(f"bars/OperationOutcome/{name}.json")["issue"][0]
+    return int(name[:3]), found["details"]["coding"][0]["code"], found["code"]
+
+
+async def test_the_bars_example_referral_lands_in_the_outbox_once(door, settings):
+    body = example("bars/servicerequest-request-social-prescribing.json")
+    sent = headers()
+    answer = await door.post("/$process-message", json=body, headers=sent)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith(FHIR)
+    assert answer.headers["x-request-id"] == sent["X-Request-Id"]
+    assert answer.headers["x-correlation-id"] == sent["X-Correlation-Id"]
+    message = answer.json()
+    assert message["entry"][0]["resource"]["eventCoding"]["code"] == "servicerequest-response"
+    sr_id = message["entry"][1]["resource"]["id"]
+    rows = await outbox(settings)
+    assert len(rows) == 1
+    event = parse_event(ReferralSubmitted, bytes(rows[0]["body"]))
+    assert isinstance(event.data, ReferralSubmitted)
+    assert event.source == "urn:linkwell:org:RND"
+    assert event.data.sender_reference == "RND-SP-0001"
+    assert event.data.person.nhs_number == "9434765919"
+    assert event.data.registered_practice == "A81001" and event.data.pcn == "U12345"
+    assert [n.value for n in event.data.needs] == ["loneliness", "money_and_debt"]
+
+    # the same message again (a replay, or a resend): 409 REC_CONFLICT, nothing more
+    again = await door.post("/$process-message", json=body, headers=headers())
+    status, code, kind = guide("409-REC_CONFLICT-duplicate")
+    assert (again.status_code, rec(again), issue(again)["code"]) == (status, code, kind)
+    assert len(await outbox(settings)) == 1
+
+    read = await door.get(f"/ServiceRequest/{sr_id}", headers=headers())
+    assert read.status_code == 200 and read.json()["status"] == "active"
+    found = await door.get(
+        "/ServiceRequest",
+        params={"patient:identifier": "https://fhir.nhs.uk/Id/nhs-number|9434765919"},
+        headers=headers(),
+    )
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [sr_id]
+    # another organisation sees nothing of it
+    other = await door.get(f"/ServiceRequest/{sr_id}", headers=headers("food-key"))
+    assert other.status_code == 404 and rec(other) == "REC_NOT_FOUND"
+    none = await door.get(
+        "/ServiceRequest",
+        params={"patient:identifier": "https://fhir.nhs.uk/Id/nhs-number|9434765919"},
+        headers=headers("food-key"),
+    )
+    assert none.json()["total"] == 0
+
+
+async def test_the_published_examples_get_their_guides_answers(door, settings):
+    # BaRS' own validation example carries an NHS number that fails the modulus 11 check
+    original = await door.post(
+        "/$process-message", json=example("bars/servicerequest-request.json"), headers=headers()
+    )
+    assert original.status_code == 422 and rec(original) == "REC_UNPROCESSABLE_ENTITY"
+    assert "nhs-number" in issue(original)["expression"][0]
+    # a booking is not a referral: this receiver does not support it
+    booking = await door.post(
+        "/$process-message", json=example("bars/booking-request.json"), headers=headers()
+    )
+    status, code, kind = guide("422-REC_UNPROCESSABLE_ENTITY-not-supported")
+    assert (booking.status_code, rec(booking), issue(booking)["code"]) == (status, code, kind)
+    assert issue(booking)["expression"] == ["Bundle.entry[0].resource.eventCoding.code"]
+    # a required element missing: the header's focus
+    body = example("bars/servicerequest-request-social-prescribing.json")
+    body["entry"][0]["resource"]["focus"] = []
+    missing = await door.post("/$process-message", json=body, headers=headers())
+    status, code, kind = guide("400-REC_BAD_REQUEST-required")
+    assert (missing.status_code, rec(missing), issue(missing)["code"]) == (status, code, kind)
+    # not a message bundle: an invariant
+    body = example("bars/servicerequest-request-social-prescribing.json")
+    body["type"] = "collection"
+    wrong = await door.post("/$process-message", json=body, headers=headers())
+    status, code, kind = guide("400-REC_BAD_REQUEST-invariant")
+    assert (wrong.status_code, rec(wrong), issue(wrong)["code"]) == (status, code, kind)
+    assert issue(wrong)["expression"] == ["Bundle.type"]
+    # a cancellation of a referral never sent
+    gone = await door.post(
+        "/$process-message",
+        json=example("bars/servicerequest-request-revoked.json"),
+        headers=headers(),
+    )
+    status, code, kind = guide("404-REC_NOT_FOUND-not-found")
+    assert (gone.status_code, rec(gone), issue(gone)["code"]) == (status, code, kind)
+    # a Gravity example already accepted is not a new Task
+    accepted = await door.post(
+        "/Task", json=example("gravity/Task-accepted.json"), headers=headers("food-key")
+    )
+    assert accepted.status_code == 422 and issue(accepted)["expression"] == ["Task.status"]
+    assert await outbox(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"Content-Type": "application/json"}, 415, "REC_BAD_REQUEST"),
+        ({"X-Request-Id": ""}, 400, "REC_BAD_REQUEST"),
+        ({"X-Correlation-Id": "bad id with spaces"}, 400, "REC_BAD_REQUEST"),
+        ({"Authorization": "Bearer nobody"}, 401, "REC_UNAUTHORIZED"),
+        ({"Authorization": "Bearer other-key"}, 403, "REC_FORBIDDEN"),
+        ({"Authorization": "Bearer food-key"}, 403, "REC_FORBIDDEN"),  # another org's sender
+    ],
+)
+async def test_hostile_headers_are_refused_and_nothing_stored(door, settings, change, status, code):
+    sent = headers(**change)
+    sent = {k: v for k, v in sent.items() if v != ""}
+    answer = await door.post(
+        "/$process-message",
+        json=example("bars/servicerequest-request-social-prescribing.json"),
+        headers=sent,
+    )
+    assert (answer.status_code, rec(answer)) == (status, code), answer.text
+    assert await outbox(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "issue_code"),
+    [
+        (b"{not json", 400, "structure"),
+        (b"[" * 5000 + b"]" * 5000, 400, "structure"),
+        (
+            json.dumps(
+                {
+                    "resourceType": "Bundle",
+                    "type": "message",
+                    "entry": [{"resource": {"resourceType": "Spaceship"}}],
+                }
+            ).encode(),
+            400,
+            "not-supported",
+        ),
+        (json.dumps({"resourceType": "Patient"}).encode(), 400, "not-supported"),
+        (
+            json.dumps(
+                {
+                    "resourceType": "Bundle",
+                    "type": "message",
+                    "entry": [{"resource": {"resourceType": "MessageHeader", "eventCoding": 7}}],
+                }
+            ).encode(),
+            400,
+            "structure",
+        ),
+        (b"x" * (600 * 1024), 413, "too-costly"),
+    ],
+)
+async def test_hostile_bodies_are_refused_and_nothing_stored(
+    door, settings, content, status, issue_code
+):
+    answer = await door.post("/$process-message", content=content, headers=headers())
+    assert answer.status_code == status, answer.text
+    assert issue(answer)["code"] == issue_code
+    assert await outbox(settings) == []
+
+
+async def test_unknown_resources_and_methods_answer_an_operation_outcome(door):
+    unknown = await door.get("/Task/not-a-uuid", headers=headers())
+    assert unknown.status_code == 404 and rec(unknown) == "REC_NOT_FOUND"
+    method = await door.delete("/Task", headers=headers())
+    assert method.status_code == 405 and issue(method)["code"] == "not-supported"
+    meta = await door.get("/metadata")
+    assert meta.json()["resourceType"] == "CapabilityStatement"
+    assert meta.json()["fhirVersion"] == "4.0.1"
+
+
+async def answer(
+    door,
+    settings,
+    event_id: str,
+    status: ReferralStatusValue,
+    task: TaskStatus,
+    at: datetime,
+    referral_id: uuid.UUID,
+    **kw: Any,
+) -> None:
+    """What triage's referral.status.v1 would tell, handled as the gateway's consumer does."""
+    from services.gateway import handlers
+
+    data = ReferralStatus(
+        referral_id=referral_id,
+        sender="Y02345",
+        sender_reference="Y02345-T-0001",
+        status=status,
+        message=kw.pop("message", status.value),
+        at=at,
+        task_status=task,
+        submission_event_id=event_id,
+        **kw,
+    )
+
+    class Uow:
+        def __init__(self, conn: Any):
+            self.store = GatewayStore(conn)
+
+    async with door.pool.acquire() as conn, conn.transaction():
+        await handlers.on_status(Uow(conn), data.envelope(source="urn:linkwell:svc:triage"), data)
+
+
+async def test_a_gravity_task_tells_each_status_in_order_and_a_cancel_withdraws(door, settings):
+    posted = await door.post(
+        "/Task",
+        json=example("gravity/Task-requested-social-prescribing.json"),
+        headers=headers("food-key"),
+    )
+    assert posted.status_code == 201, posted.text
+    task = posted.json()
+    assert (task["status"], task["intent"], task["code"]["coding"][0]["code"]) == (
+        "received",
+        "order",
+        "fulfill",
+    )
+    task_id = task["id"]
+    rows = await outbox(settings)
+    event = parse_event(ReferralSubmitted, bytes(rows[0]["body"]))
+    assert event.source == "urn:linkwell:org:Y02345"
+    assert event.data.referrer.agency_type.value == "vcse"
+    referral_id = uuid.uuid4()
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    polled_from = (start - timedelta(seconds=1)).isoformat()
+    steps = [
+        (ReferralStatusValue.ACCEPTED, TaskStatus.ACCEPTED, {}),
+        (ReferralStatusValue.ON_HOLD, TaskStatus.ON_HOLD, {"reason": "person in hospital"}),
+    ]
+    seen = []
+    for n, (status, task_status, kw) in enumerate(steps):
+        await answer(
+            door,
+            settings,
+            event.id,
+            status,
+            task_status,
+            start + timedelta(minutes=n),
+            referral_id,
+            **kw,
+        )
+        read = (await door.get(f"/Task/{task_id}", headers=headers("food-key"))).json()
+        seen.append(read["status"])
+    assert seen == ["accepted", "on-hold"]
+    assert read["statusReason"]["text"] == "person in hospital"
+    polled = await door.get(
+        "/Task",
+        params={"requester": "Organization/Y02345", "_lastUpdated": f"gt{polled_from}"},
+        headers=headers("food-key"),
+    )
+    assert [e["resource"]["id"] for e in polled.json()["entry"]] == [task_id]
+    # polling another organisation's tasks is refused
+    theirs = await door.get(
+        "/Task", params={"requester": "Organization/RND"}, headers=headers("food-key")
+    )
+    assert theirs.status_code == 403
+    # the requester cancels: one withdrawal, in the outbox
+    cancel = await door.patch(
+        f"/Task/{task_id}",
+        content=json.dumps([{"op": "replace", "path": "/status", "value": "cancelled"}]),
+        headers=headers("food-key", **{"Content-Type": "application/json-patch+json"}),
+    )
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    again = await door.put(
+        f"/Task/{task_id}", json=dict(task, status="cancelled"), headers=headers("food-key")
+    )
+    assert again.status_code == 200
+    withdrawals = [
+        parse_event(ReferralWithdrawn, bytes(r["body"])) for r in (await outbox(settings))[1:]
+    ]
+    assert len(withdrawals) == 1 and isinstance(withdrawals[0].data, ReferralWithdrawn)
+    assert withdrawals[0].data.referral_id == referral_id
+    # another organisation cannot cancel it
+    stranger = await door.put(
+        f"/Task/{task_id}", json=dict(task, status="cancelled"), headers=headers("rnd-key")
+    )
+    assert stranger.status_code == 404
+
+
+async def test_a_completed_task_names_what_was_done_in_its_outputs(door, settings):
+    posted = await door.post(
+        "/Task",
+        json=example("gravity/Task-requested-social-prescribing.json"),
+        headers=headers("food-key"),
+    )
+    task_id = posted.json()["id"]
+    event = parse_event(ReferralSubmitted, bytes((await outbox(settings))[0]["body"]))
+    referral_id = uuid.uuid4()
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    for n, (status, task_status, message) in enumerate(
+        [
+            (ReferralStatusValue.ACCEPTED, TaskStatus.ACCEPTED, "accepted by the PCN"),
+            (ReferralStatusValue.IN_PROGRESS, TaskStatus.IN_PROGRESS, "first contact made"),
+            (ReferralStatusValue.CLOSED, TaskStatus.COMPLETED, "closed: goals met"),
+        ]
+    ):
+        await answer(
+            door,
+            settings,
+            event.id,
+            status,
+            task_status,
+            start + timedelta(minutes=n),
+            referral_id,
+            message=message,
+        )
+    read = (await door.get(f"/Task/{task_id}", headers=headers("food-key"))).json()
+    assert read["status"] == "completed"
+    assert [o["valueString"] for o in read["output"]] == [
+        "accepted by the PCN",
+        "first contact made",
+        "closed: goals met",
+    ]
+    sr = (await door.get(f"/ServiceRequest/{task_id}", headers=headers("food-key"))).json()
+    assert sr["status"] == "completed"
+    # a cancellation of a completed referral is refused as a conflict, nothing sent
+    body = copy.deepcopy(posted.json())
+    late = await door.put(
+        f"/Task/{task_id}", json=dict(body, status="cancelled"), headers=headers("food-key")
+    )
+    assert late.status_code == 409 and rec(late) == "REC_CONFLICT"
+    assert len(await outbox(settings)) == 1
