@@ -6,6 +6,7 @@ HTTP refused with an OperationOutcome and nothing stored."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import uuid
@@ -427,3 +428,83 @@ async def test_a_completed_task_names_what_was_done_in_its_outputs(door, setting
     )
     assert late.status_code == 409 and rec(late) == "REC_CONFLICT"
     assert len(await outbox(settings)) == 1
+
+
+async def test_a_fhir_referral_followed_through_the_pipeline_to_completed(door, settings):
+    """Posted as a Gravity Task; intake, triage, outcomes, notify and the gateway running
+    (in process, on the real broker and database); the team's steps published as the
+    PCN's system would. The Task, polled, goes through Linkwell's statuses in order and
+    ends completed with its outputs; the ServiceRequest reads completed."""
+    from services.intake.app import SERVICE as INTAKE
+    from services.notify.app import SERVICE as NOTIFY
+    from services.outcomes.app import SERVICE as OUTCOMES
+    from services.triage.app import SERVICE as TRIAGE
+
+    from ..support import inbound, publish, worker
+    from .conftest import running
+
+    posted = await door.post(
+        "/Task",
+        json=example("gravity/Task-requested-social-prescribing.json"),
+        headers=headers("food-key"),
+    )
+    assert posted.status_code == 201, posted.text
+    task_id = posted.json()["id"]
+    seen: list[str] = []
+
+    async def poll_until(status: str, gw: Any) -> dict[str, Any]:
+        for _ in range(300):
+            for poller in gw.pollers:
+                wake = getattr(poller, "wake", None)
+                if wake:
+                    wake()
+            read = (await door.get(f"/Task/{task_id}", headers=headers("food-key"))).json()
+            if not seen or seen[-1] != read["status"]:
+                seen.append(read["status"])
+            if read["status"] == status:
+                return read
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"never {status}: {seen}")
+
+    async with (
+        running(INTAKE, settings),
+        running(TRIAGE, settings),
+        running(NOTIFY, settings),
+        running(OUTCOMES, settings),
+        running(GATEWAY, settings) as gw,
+    ):
+        await publish(settings, worker("U12345", "lw-fhir-1", 2))
+        await asyncio.sleep(0.5)
+        await poll_until("accepted", gw)
+        async with door.pool.acquire() as conn:
+            rid = await conn.fetchval(
+                "SELECT referral_id FROM submission WHERE fhir_id = $1", uuid.UUID(task_id)
+            )
+        assert rid is not None
+        await publish(
+            settings,
+            inbound(
+                "contact.recorded.v1",
+                "U12345",
+                referral_id=str(rid),
+                link_worker_id="lw-fhir-1",
+                outcome="engaged",
+            ),
+        )
+        await poll_until("in-progress", gw)
+        await publish(
+            settings,
+            inbound("referral.closed.v1", "U12345", referral_id=str(rid), reason="completed"),
+        )
+        done = await poll_until("completed", gw)
+
+    assert [s for s in seen if s != "received"] == ["accepted", "in-progress", "completed"]
+    assert done["output"] and all(
+        o["type"]["coding"][0]["code"] == "resulting-activity" for o in done["output"]
+    )
+    sr = (await door.get(f"/ServiceRequest/{task_id}", headers=headers("food-key"))).json()
+    assert sr["status"] == "completed"
+    polled = await door.get(
+        "/Task", params={"requester": "Organization/Y02345"}, headers=headers("food-key")
+    )
+    assert polled.json()["entry"][0]["resource"]["status"] == "completed"
