@@ -12,7 +12,7 @@ The models check structure and datatypes; the rule layer below checks what they 
 the BaRS message event, the NHS number's system and check digit, ODS codes, the
 registered practice, consent, the needs, and the SDOHCC Task invariants. Every refusal is
 a ``Refusal``: HTTP status, the BaRS error code (``REC_*``, CodeSystem
-``https://fhir.nhs.uk/CodeSystem/http-error-codes``, as listed in the BaRS API
+``https://fhir.nhs.uk/Codesystem/http-error-codes``, as listed in the BaRS API
 specification's error table, NHSDigital/booking-and-referral-fhir-api
 specification/booking-and-referral.yaml, and its OperationOutcome examples), the FHIR
 issue type (http://hl7.org/fhir/valueset-issue-type.html) and the FHIRPath of the
@@ -51,7 +51,7 @@ ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 ODS_SYSTEMS = {ODS, "https://fhir.nhs.uk/id/ods-organization-code"}
 BARS_EVENTS = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
 SERVICEREQUEST_REQUEST = "servicerequest-request"
-ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
+ERRORS = "https://fhir.nhs.uk/Codesystem/http-error-codes"  # as BaRS spells it, every time
 TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
 SDOHCC_TEMP = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
 TASK_PROFILE = (
