@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.envelope import OrgCode
@@ -139,6 +140,36 @@ class GatewaySettings(BaseSettings):
         validation_alias=_env("LINKWELL_GATEWAY_SIGN_INS_PER_CLIENT"),
         description="Sign-in attempts from one client address in 15 minutes.",
     )
+
+    gateway_client_pepper: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("LINKWELL_GATEWAY_CLIENT_PEPPER"),
+        description="Server secret API credentials are digested with (HMAC-SHA256): a "
+        "stolen copy of the database alone cannot test guesses. Changing it invalidates "
+        "every API credential.",
+    )
+    gateway_proxy_addresses: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        validation_alias=_env("LINKWELL_GATEWAY_PROXY_ADDRESSES"),
+        description="Addresses or CIDRs (comma separated) of the BaRS proxy in front of "
+        "the API: only requests from these, with LINKWELL_GATEWAY_PROXY_CREDENTIAL, may "
+        "name their sender in the proxy's organisation header. Empty: proxy mode off.",
+    )
+    gateway_proxy_credential: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("LINKWELL_GATEWAY_PROXY_CREDENTIAL"),
+        description="The bearer credential the proxy presents (at least 32 characters); "
+        "empty: proxy mode off.",
+    )
+
+    @field_validator("gateway_proxy_addresses", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for part in value or ():  # type: ignore[union-attr]
+            ipaddress.ip_network(part, strict=False)  # a typo fails at start, loudly
+        return value
 
     @field_validator("gateway_organisations", mode="before")
     @classmethod

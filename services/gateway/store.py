@@ -375,8 +375,74 @@ class Accounts:
         )
 
 
+@dataclass(frozen=True)
+class ApiClientRow:
+    id: uuid.UUID
+    organisation: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    organisation_name: str
+    agency_type: str
+
+
+_API_CLIENT = (
+    "SELECT c.id, c.organisation, c.name, c.created_at, c.expires_at, c.revoked_at,"
+    " o.name AS organisation_name, o.agency_type FROM api_client c"
+    " JOIN organisation o ON o.code = c.organisation"
+)
+
+
+class ApiClients:
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def add(
+        self, organisation: str, name: str, secret: bytes, expires_at: datetime | None
+    ) -> uuid.UUID:
+        return await self.conn.fetchval(
+            "INSERT INTO api_client (id, organisation, name, secret_digest, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            uuid.uuid4(),
+            organisation,
+            name,
+            secret,
+            expires_at,
+        )
+
+    async def by_digest(self, secret: bytes) -> ApiClientRow | None:
+        row = await self.conn.fetchrow(_API_CLIENT + " WHERE c.secret_digest = $1", secret)
+        return ApiClientRow(**dict(row)) if row else None
+
+    async def listed(self, organisation: str | None = None) -> list[ApiClientRow]:
+        rows = await self.conn.fetch(
+            _API_CLIENT + " WHERE $1::text IS NULL OR c.organisation = $1"
+            " ORDER BY c.organisation, c.created_at",
+            organisation,
+        )
+        return [ApiClientRow(**dict(r)) for r in rows]
+
+    async def revoke(self, client_id: uuid.UUID) -> bool:
+        """False if there is no such client (revoking twice keeps the first time)."""
+        done = await self.conn.fetchval(
+            "UPDATE api_client SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
+            " RETURNING 1",
+            client_id,
+        )
+        return done is not None
+
+    async def organisation(self, code: str) -> tuple[str, str] | None:
+        """An organisation's name and agency type, if the gateway knows it."""
+        row = await self.conn.fetchrow(
+            "SELECT name, agency_type FROM organisation WHERE code = $1", code
+        )
+        return (row["name"], row["agency_type"]) if row else None
+
+
 class GatewayStore:
     def __init__(self, conn: asyncpg.Connection):
+        self.api_clients = ApiClients(conn)
         self.drafts = Drafts(conn)
         self.submissions = Submissions(conn)
         self.accounts = Accounts(conn)

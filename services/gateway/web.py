@@ -27,6 +27,7 @@ from services.runtime.logs import get_logger
 from services.runtime.names import Names
 
 from . import domain, guard
+from .clients import ClientAuth
 from .practices import Practices
 from .professional import pro_routes
 from .ratelimit import Limits
@@ -405,6 +406,7 @@ def create_app(gw: Gateway) -> Starlette:
             Mount("/own", StaticFiles(directory=HERE / "static" / "own"), name="own"),
         ],
     )
+    ClientAuth(gw.pool, gw.settings).install(app)
     people = guard.Guard(app, too_large)
     from .fhir import web as fhir_web
 

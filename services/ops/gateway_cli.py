@@ -6,16 +6,24 @@ linkwell gateway invite --org A81001 --email name@example.org [--org-name N --ag
 Prints a one-time invitation link (the database keeps only its digest); the person opens
 it and sets their password. Inviting an existing account again resets its password and
 ends its sessions.
+
+linkwell gateway client issue --org A81001 --name "Riverside EMIS" [--expires 2027-03-31]
+linkwell gateway client list [--org A81001]
+linkwell gateway client revoke <client id>
+
+API credentials for an organisation's own system (the JSON API, the FHIR endpoints).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import uuid
+from datetime import UTC, datetime, time
+from typing import Annotated, Any
 
 import typer
 
-from services.gateway import pro_actions
+from services.gateway import clients, pro_actions
 from services.gateway.app import SERVICE as GATEWAY
 from services.gateway.settings import GatewaySettings
 from services.runtime.db import create_pool
@@ -95,3 +103,131 @@ def invite(
         f"valid {own.gateway_invitation_hours} hours:"
     )
     typer.echo(url)
+
+
+client_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="API credentials: an organisation's own system sending referrals over HTTP.",
+)
+app.add_typer(client_app, name="client")
+
+
+async def _pool() -> Any:
+    settings = Settings()
+    await migrate(settings, GATEWAY)
+    return await create_pool(settings.database_url, settings.names.schema("gateway"), "ops", 1)
+
+
+def _expiry(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("give a date (2027-03-31) or a time with its offset") from None
+    if when.tzinfo is None:  # a date: the credential works until the end of that day, UTC
+        when = datetime.combine(when.date(), time.max, tzinfo=UTC)
+    return when
+
+
+@client_app.command("issue")
+def client_issue(
+    org: Annotated[
+        str, typer.Option(help="The organisation's code (one of LINKWELL_GATEWAY_ORGANISATIONS).")
+    ],
+    name: Annotated[str, typer.Option(help="What the client is, e.g. 'Riverside EMIS'.")],
+    expires: Annotated[
+        str | None, typer.Option(help="Last day it works (YYYY-MM-DD, UTC); none: until revoked.")
+    ] = None,
+    org_name: Annotated[
+        str | None, typer.Option(help="The organisation's name (needed the first time).")
+    ] = None,
+    agency_type: Annotated[
+        str | None, typer.Option(help="Its agency type, e.g. vcse (needed the first time).")
+    ] = None,
+) -> None:
+    """Issue a credential: prints it once (only its digest is kept)."""
+    own = GatewaySettings()
+    when = _expiry(expires)
+
+    async def run() -> clients.Issued:
+        pool = await _pool()
+        try:
+            return await clients.issue(
+                pool,
+                organisation=org,
+                name=name,
+                serves=own.serves,
+                pepper=own.gateway_client_pepper.get_secret_value(),
+                expires_at=when,
+                organisation_name=org_name,
+                agency_type=agency_type,
+            )
+        finally:
+            await pool.close()
+
+    try:
+        issued = asyncio.run(run())
+    except pro_actions.NotServed:
+        typer.echo(
+            f"{org} is not served by the gateway: add it to LINKWELL_GATEWAY_ORGANISATIONS.",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    until = when.date().isoformat() if when else "until revoked"
+    typer.echo(f"client {issued.client_id} for {org} ({until}); the credential, shown once:")
+    typer.echo(issued.token)
+
+
+@client_app.command("list")
+def client_list(
+    org: Annotated[str | None, typer.Option(help="Only this organisation's.")] = None,
+) -> None:
+    """Every credential: id, organisation, name, issued, expiry, state (never the secret)."""
+
+    async def run() -> list[Any]:
+        pool = await _pool()
+        try:
+            return await clients.listed(pool, org)
+        finally:
+            await pool.close()
+
+    now = datetime.now(UTC)
+    for row in asyncio.run(run()):
+        if row.revoked_at is not None:
+            state = f"revoked {row.revoked_at:%Y-%m-%d}"
+        elif row.expires_at is not None and row.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
+        expiry = f"{row.expires_at:%Y-%m-%d}" if row.expires_at else "-"
+        typer.echo(
+            f"{row.id}\t{row.organisation}\t{row.name}\t{row.created_at:%Y-%m-%d}\t{expiry}\t{state}"
+        )
+
+
+@client_app.command("revoke")
+def client_revoke(client_id: Annotated[str, typer.Argument(help="The client's id.")]) -> None:
+    """Revoke a credential: refused from the next request on."""
+    try:
+        which = uuid.UUID(client_id)
+    except ValueError:
+        typer.echo("not a client id", err=True)
+        raise typer.Exit(2) from None
+
+    async def run() -> bool:
+        pool = await _pool()
+        try:
+            return await clients.revoke(pool, which)
+        finally:
+            await pool.close()
+
+    if not asyncio.run(run()):
+        typer.echo(f"no client {which}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"client {which} revoked")

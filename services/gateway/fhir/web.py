@@ -51,16 +51,10 @@ def is_fhir_path(path: str) -> bool:
 
 
 def _default_authenticate() -> Authenticate:
-    """API client credentials (``services.gateway.clients``); where that module is not
-    installed, every caller is refused (401): the door never opens unauthenticated."""
-    try:
-        from ..clients import authenticate  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # pragma: no cover - depends on the deployment's modules
+    """API client credentials (``services.gateway.clients``, docs/architecture/api-clients.md)."""
+    from ..clients import authenticate
 
-        async def authenticate(request: Request) -> Any:
-            raise Refusal(401, "REC_UNAUTHORIZED", "login", "no API client credentials")
-
-    return authenticate  # type: ignore[no-any-return]
+    return authenticate
 
 
 def _ids(request: Request) -> dict[str, str]:
@@ -171,7 +165,8 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
             raise Refusal(
                 403, "REC_FORBIDDEN", "forbidden", "not an organisation this gateway sends for"
             )
-        return Sender(client.org, client.name, str(client.agency_type))
+        name = getattr(client, "organisation_name", "") or client.name
+        return Sender(client.org, name, str(client.agency_type))
 
     def need_ids(request: Request) -> None:
         for name in ("X-Request-Id", "X-Correlation-Id"):
@@ -448,6 +443,11 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
             Route("/Task/{id}", change_task, methods=["PUT", "PATCH"]),
         ],
     )
+
+    if authenticate is None:
+        from ..clients import ClientAuth
+
+        ClientAuth(gw.pool, gw.settings).install(app)
 
     async def too_large(scope: dict[str, Any], receive: Any, send: Any) -> None:
         refusal = Refusal(413, "REC_BAD_REQUEST", "too-costly", f"at most {MAX_BODY} bytes")
