@@ -508,3 +508,71 @@ async def test_a_fhir_referral_followed_through_the_pipeline_to_completed(door, 
         "/Task", params={"requester": "Organization/Y02345"}, headers=headers("food-key")
     )
     assert polled.json()["entry"][0]["resource"]["status"] == "completed"
+
+
+async def test_with_issued_credentials_each_organisation_acts_only_for_itself(
+    settings, monkeypatch
+):
+    """The real API clients (services.gateway.clients): a credential issued to RND sends
+    the BaRS example; Y02345's credential cannot read, cancel or search it; a revoked
+    credential is refused 401; nothing is stored for a refused request."""
+    from services.gateway import clients
+
+    monkeypatch.setenv("LINKWELL_GATEWAY_ORGANISATIONS", "A81001,Y02345,RND")
+    monkeypatch.setenv("LINKWELL_GATEWAY_CLIENT_PEPPER", "pepper-for-tests")
+    await migrate(settings, GATEWAY)
+    pool = await create_pool(settings.database_url, settings.names.schema("gateway"), "t", 4)
+    own = GatewaySettings(gateway_port=0)
+    try:
+        rnd = await clients.issue(
+            pool,
+            organisation="RND",
+            name="RND system",
+            serves=own.serves,
+            pepper="pepper-for-tests",
+            organisation_name="Emergency service",
+            agency_type="hospital_discharge",
+        )
+        food = await clients.issue(
+            pool,
+            organisation="Y02345",
+            name="Food bank system",
+            serves=own.serves,
+            pepper="pepper-for-tests",
+            organisation_name="Eastfield Food Bank",
+            agency_type="vcse",
+        )
+        gateway = Gateway(pool, settings.names, own, limits=Limits.of(999, 999, 999))
+        transport = httpx.ASGITransport(app=create_app(gateway), client=("192.0.2.31", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://door") as client:
+
+            def as_(issued: Any) -> dict[str, str]:
+                return {**headers(), "Authorization": f"Bearer {issued.token}"}
+
+            body = example("bars/servicerequest-request-social-prescribing.json")
+            none = await client.post("/$process-message", json=body, headers=headers())
+            assert none.status_code == 401 and rec(none) == "REC_UNAUTHORIZED"
+            theirs = await client.post("/$process-message", json=body, headers=as_(food))
+            assert theirs.status_code == 403 and rec(theirs) == "REC_FORBIDDEN"
+            assert await outbox(settings) == []
+            sent = await client.post("/$process-message", json=body, headers=as_(rnd))
+            assert sent.status_code == 200, sent.text
+            sr_id = sent.json()["entry"][1]["resource"]["id"]
+            event = parse_event(ReferralSubmitted, bytes((await outbox(settings))[0]["body"]))
+            assert event.source == "urn:linkwell:org:RND"  # the credential's organisation
+            replay = await client.post("/$process-message", json=body, headers=as_(rnd))
+            assert replay.status_code == 409 and rec(replay) == "REC_CONFLICT"
+            read = await client.get(f"/ServiceRequest/{sr_id}", headers=as_(food))
+            assert read.status_code == 404
+            cancel = await client.post(
+                "/$process-message",
+                json=example("bars/servicerequest-request-revoked.json"),
+                headers=as_(food),
+            )
+            assert cancel.status_code == 403  # the message names RND as its sender
+            assert len(await outbox(settings)) == 1
+            assert await clients.revoke(pool, rnd.client_id)
+            revoked = await client.get(f"/ServiceRequest/{sr_id}", headers=as_(rnd))
+            assert revoked.status_code == 401 and rec(revoked) == "REC_UNAUTHORIZED"
+    finally:
+        await pool.close()
