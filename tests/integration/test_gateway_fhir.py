@@ -270,6 +270,12 @@ async def test_hostile_bodies_are_refused_and_nothing_stored(
 async def test_unknown_resources_and_methods_answer_an_operation_outcome(door):
     unknown = await door.get("/Task/not-a-uuid", headers=headers())
     assert unknown.status_code == 404 and rec(unknown) == "REC_NOT_FOUND"
+    for path in ("/Patient/1", "/Spaceship", "/$everything"):
+        other = await door.get(path, headers=headers())
+        assert other.status_code == 404 and rec(other) == "REC_NOT_FOUND", path
+    posted = await door.post("/$validate", json={}, headers=headers())
+    assert posted.status_code == 404 and issue(posted)["code"] == "not-supported"
+    assert (await door.get("/refer")).headers["content-type"].startswith("text/html")
     method = await door.delete("/Task", headers=headers())
     assert method.status_code == 405 and issue(method)["code"] == "not-supported"
     meta = await door.get("/metadata")

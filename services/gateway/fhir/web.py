@@ -40,14 +40,20 @@ log = get_logger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 MAX_BODY = 512 * 1024  # bytes; BaRS' own example message is under 40 kB
-PATHS = ("/$process-message", "/metadata", "/ServiceRequest", "/Task")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 Authenticate = Callable[[Request], Awaitable[Any]]
 
 
+_RESOURCE_PATH = re.compile(
+    r"^/[A-Z][A-Za-z]{1,63}(/|$)"
+)  # FHIR resource types; pages are lower case
+
+
 def is_fhir_path(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") or path.startswith(p + "?") for p in PATHS)
+    """Paths the FHIR door answers: its own, and any other resource type's (refused there
+    with an OperationOutcome, not the people's HTML page)."""
+    return path.startswith("/$") or path == "/metadata" or bool(_RESOURCE_PATH.match(path))
 
 
 def _default_authenticate() -> Authenticate:
