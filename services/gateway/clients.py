@@ -34,14 +34,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
-from starlette.requests import Request
 
 from services.runtime.logs import get_logger
 
 from .settings import GatewaySettings
 from .store import ApiClientRow, GatewayStore
+
+if TYPE_CHECKING:  # the operator's commands import this module without the web stack
+    from starlette.requests import Request
 
 log = get_logger(__name__)
 

@@ -32,6 +32,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], data: ReferralAccepted) 
         referral_id=data.referral_id,
         step=ReferralStatusValue.ACCEPTED.value,
         at=data.accepted_at,
+        answer="accepted",
     )
 
 
@@ -43,6 +44,8 @@ async def on_rejected(uow: Uow, event: CloudEvent[Any], data: ReferralRejected) 
         referral_id=None,
         step=ReferralStatusValue.REJECTED.value,
         at=data.rejected_at,
+        answer="rejected",
+        reasons=[reason.model_dump(mode="json") for reason in data.reasons],
     )
 
 
@@ -54,6 +57,7 @@ async def on_duplicate(uow: Uow, event: CloudEvent[Any], data: ReferralDuplicate
         referral_id=data.referral_id,
         step=None,
         at=data.received_at,
+        answer="duplicate",
     )
 
 

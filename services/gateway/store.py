@@ -4,6 +4,7 @@ submissions (what was sent, once per form, and where each stands)."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -168,12 +169,16 @@ class Submissions:
         step: str | None,
         at: datetime,
         task_status: str | None = None,
+        answer: str | None = None,
+        reasons: list[dict[str, Any]] | None = None,
     ) -> bool:
         """An answer about one of ours: the referral's id is noted, and its step (and its
-        Gravity task status) move on if the answer is not older than the one shown. False
-        if it is not ours."""
+        Gravity task status) move on if the answer is not older than the one shown; the
+        first answer (accepted, rejected, duplicate) and a rejection's reasons are kept.
+        False if it is not ours."""
         row = await self.conn.fetchval(
             "UPDATE submission SET referral_id = coalesce(referral_id, $2),"
+            " answer = coalesce(answer, $6::text), reasons = coalesce(reasons, $7::jsonb),"
             " step = CASE WHEN $3::text IS NOT NULL AND $4 >= step_at THEN $3 ELSE step END,"
             " step_at = CASE WHEN $3::text IS NOT NULL AND $4 >= step_at THEN $4 ELSE step_at END,"
             " task_status = CASE WHEN $5::text IS NOT NULL AND $4 >= task_status_at THEN $5"
@@ -187,8 +192,54 @@ class Submissions:
             step,
             at,
             task_status,
+            answer,
+            reasons,
         )
         return row is not None
+
+    async def add_api(
+        self,
+        *,
+        reference: str,
+        form_key: str,
+        event_id: str,
+        organisation: str,
+        client: uuid.UUID | None,
+        request: bytes,
+    ) -> bool:
+        """A referral sent over the API; False if its form key (organisation and
+        Idempotency-Key) was used before (nothing is added)."""
+        added = await self.conn.fetchval(
+            "INSERT INTO submission (reference, form_key, event_id, organisation, check_digest,"
+            " api_client_id, request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (form_key) DO NOTHING RETURNING 1",
+            reference,
+            form_key,
+            event_id,
+            organisation,
+            secrets.token_bytes(32),  # no status check by reference and date of birth
+            client,
+            request,
+        )
+        return added is not None
+
+    async def api_request(self, form_key: str) -> tuple[str, bytes | None] | None:
+        """The event id and request digest a form key was used with, if it was."""
+        row = await self.conn.fetchrow(
+            "SELECT event_id, request_digest FROM submission WHERE form_key = $1", form_key
+        )
+        return (row["event_id"], row["request_digest"]) if row else None
+
+    async def by_event(self, event_id: str, organisation: str) -> ApiStanding | None:
+        """One of this organisation's submissions by its event id (never another's)."""
+        row = await self.conn.fetchrow(
+            "SELECT event_id, step, step_at, submitted_at, referral_id, withdrawn_at,"
+            " task_status, answer, reasons FROM submission"
+            " WHERE event_id = $1 AND organisation = $2",
+            event_id,
+            organisation,
+        )
+        return ApiStanding(**dict(row)) if row else None
 
     async def standing_in(
         self, reference: str, organisation: str, *, lock: bool = False
@@ -221,6 +272,19 @@ class Submissions:
             )
             for r in rows
         ]
+
+
+@dataclass(frozen=True)
+class ApiStanding:
+    event_id: str
+    step: str
+    step_at: datetime
+    submitted_at: datetime
+    referral_id: uuid.UUID | None
+    withdrawn_at: datetime | None
+    task_status: str | None
+    answer: str | None
+    reasons: list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True)

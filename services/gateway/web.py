@@ -26,7 +26,7 @@ from contracts.enums import Need
 from services.runtime.logs import get_logger
 from services.runtime.names import Names
 
-from . import domain, guard
+from . import api, domain, guard
 from .clients import ClientAuth
 from .practices import Practices
 from .professional import pro_routes
@@ -376,10 +376,15 @@ def create_app(gw: Gateway) -> Starlette:
         return page
 
     async def too_large(scope: dict[str, Any], receive: Any, send_: Any) -> None:
+        if api.is_api(scope["path"]):
+            await api.too_large()(scope, receive, send_)
+            return
         await gw.too_large(Request(scope, receive))(scope, receive, send_)
 
     async def failed(request: Request, exc: Exception) -> Response:
         log.error("page_failed", error=type(exc).__name__)  # never the exception's text
+        if api.is_api(request.url.path):
+            return api.failed()
         return gw.page(
             request,
             "refused.html",
@@ -402,6 +407,7 @@ def create_app(gw: Gateway) -> Starlette:
             Route("/refer/{slug}", ask, methods=["GET", "POST"]),
             *status_routes(gw),
             *pro_routes(gw),
+            *api.api_routes(gw),
             Mount("/assets", StaticFiles(directory=HERE / "static" / "nhsuk"), name="assets"),
             Mount("/own", StaticFiles(directory=HERE / "static" / "own"), name="own"),
         ],

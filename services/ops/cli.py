@@ -22,6 +22,7 @@ from services.ops.asyncapi_cli import app as asyncapi_app
 from services.ops.client import publish_inbound
 from services.ops.dlq_cli import app as dlq_app
 from services.ops.gateway_cli import app as gateway_app
+from services.ops.openapi_cli import app as openapi_app
 from services.ops.report_cli import app as report_app
 from services.registry import SERVICE_DEFS
 from services.runtime import topology as topo
@@ -36,6 +37,7 @@ HELP = (
 )
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=HELP)
 app.add_typer(asyncapi_app, name="asyncapi", short_help="Write or check the AsyncAPI documents.")
+app.add_typer(openapi_app, name="openapi", short_help="Write or check the OpenAPI document.")
 app.add_typer(access_app, name="access", short_help="Broker users and what each may do.")
 app.add_typer(dlq_app, name="dlq", short_help="List dead letters; replay them once fixed.")
 app.add_typer(gateway_app, name="gateway", short_help="Invite professionals to make referrals.")
