@@ -256,6 +256,18 @@ async def test_hostile_headers_are_refused_and_nothing_stored(door, settings, ch
             "structure",
         ),
         (b"x" * (600 * 1024), 413, "too-costly"),
+        (
+            (
+                '{"resourceType": "Bundle", "type": "message", "entry": [{"resource": '
+                '{"resourceType": "MessageHeader", "extension": ['
+                + '{"url": "x", "extension": [' * 300
+                + '{"url": "x", "valueString": "y"}'
+                + "]}" * 300
+                + "]}}]}"
+            ).encode(),
+            400,
+            "too-costly",
+        ),
     ],
 )
 async def test_hostile_bodies_are_refused_and_nothing_stored(

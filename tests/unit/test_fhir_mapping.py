@@ -264,3 +264,16 @@ def test_a_task_tells_its_latest_status_its_reason_and_on_completion_its_outputs
     from fhir.resources.R4B.task import Task
 
     Task.model_validate(copy.deepcopy(done))
+
+
+@pytest.mark.parametrize("levels", [45, 200, 5000])
+def test_deeply_nested_json_is_refused_before_the_models_recurse(levels):
+    ext: dict[str, Any] = {"url": "x", "valueString": "y"}
+    for _ in range(levels):
+        ext = {"url": "x", "extension": [ext]}
+    body = bars()
+    body["entry"][0]["resource"]["extension"] = [ext]
+    found = refused(mapping.from_message, body)
+    assert (found.status, found.issue) == (400, "too-costly")
+    assert mapping.depth(bars()) <= mapping.MAX_DEPTH
+    assert mapping.depth(example("gravity/Task-requested-social-prescribing.json")) <= 20

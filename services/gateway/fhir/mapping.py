@@ -125,11 +125,33 @@ def _path(root: str, loc: Iterable[Any]) -> str:
     return out
 
 
+MAX_DEPTH = 40  # levels of JSON nesting; BaRS' example message has 11
+
+
+def depth(value: object) -> int:
+    """How deeply a JSON value nests (without recursing: hostile input is deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def parse(model: type[Any], body: dict[str, Any], root: str) -> Any:
     """The resource, or a 400 naming the first offending element. Unknown resource types
-    inside are refused too (the models raise a KeyError for them)."""
+    inside are refused too (the models raise a KeyError for them), and JSON nested deeper
+    than ``MAX_DEPTH`` before the models see it (they recurse)."""
+    if depth(body) > MAX_DEPTH:
+        raise bad("too-costly", f"nested more than {MAX_DEPTH} levels deep", root)
     try:
         return model.model_validate(body)
+    except RecursionError:
+        raise bad("too-costly", "nested too deeply", root) from None
     except ValidationError as error:
         first = error.errors()[0]
         raise bad(

@@ -60,13 +60,16 @@ def _with_ids(items: dict[str, Any]) -> dict[str, Any]:
     """Each operation named (fhir<Method><Path>), and a path's {id} declared on each."""
     for path, item in items.items():
         for method, operation in item.items():
-            words = "".join(w[:1].upper() + w[1:] for w in
-                            path.replace("$", "").replace("{id}", "byId").strip("/").split("/"))
+            words = "".join(
+                w[:1].upper() + w[1:]
+                for w in path.replace("$", "").replace("{id}", "byId").strip("/").split("/")
+            )
             operation.setdefault("operationId", f"fhir{method.title()}{words.replace('-', '')}")
             if "{id}" in path:
-                operation.setdefault("parameters", [{"name": "id", "in": "path",
-                                                     "required": True,
-                                                     "schema": {"type": "string"}}])
+                operation.setdefault(
+                    "parameters",
+                    [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                )
     return items  # fmt: skip
 
 
@@ -138,11 +141,14 @@ def _with_ids(items: dict[str, Any]) -> dict[str, Any]:
     """Each operation named (fhir<Method><Path>), and a path's {id} declared on each."""
     for path, item in items.items():
         for method, operation in item.items():
-            words = "".join(w[:1].upper() + w[1:] for w in
-                            path.replace("$", "").replace("{id}", "byId").strip("/").split("/"))
+            words = "".join(
+                w[:1].upper() + w[1:]
+                for w in path.replace("$", "").replace("{id}", "byId").strip("/").split("/")
+            )
             operation.setdefault("operationId", f"fhir{method.title()}{words.replace('-', '')}")
             if "{id}" in path:
-                operation.setdefault("parameters", [{"name": "id", "in": "path",
-                                                     "required": True,
-                                                     "schema": {"type": "string"}}])
+                operation.setdefault(
+                    "parameters",
+                    [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                )
     return items  # fmt: skip
