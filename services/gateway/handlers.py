@@ -72,3 +72,13 @@ async def on_status(uow: Uow, event: CloudEvent[Any], data: ReferralStatus) -> N
         at=data.at,
         task_status=data.task_status.value if data.task_status else None,
     )
+    if data.task_status is not None:
+        # the FHIR door keeps each step it tells (a Task's history); others keep nothing
+        await uow.store.fhir.told(
+            event_id=data.submission_event_id,
+            referral_id=data.referral_id,
+            status=data.task_status.value,
+            at=data.step_at or data.at,
+            reason=data.reason,
+            message=data.message,
+        )

@@ -510,3 +510,6 @@ class GatewayStore:
         self.drafts = Drafts(conn)
         self.submissions = Submissions(conn)
         self.accounts = Accounts(conn)
+        from .fhir.store import FhirReferrals  # (it names this module's Standing)
+
+        self.fhir = FhirReferrals(conn)

@@ -8,7 +8,7 @@ birth, a query, or a client's address."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,13 @@ class Gateway:
         settings: GatewaySettings,
         wake: Callable[[], None] = lambda: None,
         limits: Limits | None = None,
+        authenticate: Callable[[Any], Awaitable[Any]] | None = None,
     ):
         self.pool = pool
         self.names = names
         self.settings = settings
         self.wake = wake
+        self.authenticate = authenticate  # API clients (None: services.gateway.clients)
         self.practices = Practices.load(settings.gateway_practices)
         self.limits = limits or Limits.of(
             settings.gateway_client_posts_per_minute,
@@ -411,7 +413,19 @@ def create_app(gw: Gateway) -> Starlette:
         ],
     )
     ClientAuth(gw.pool, gw.settings).install(app)
-    return guard.Guard(app, too_large)  # type: ignore[return-value]
+    people = guard.Guard(app, too_large)
+    from .fhir import web as fhir_web
+
+    systems = fhir_web.routes(gw, gw.authenticate)
+
+    async def door(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Systems' FHIR requests to the FHIR door, everything else to the people's."""
+        if scope["type"] == "http" and fhir_web.is_fhir_path(scope["path"]):
+            await systems(scope, receive, send)
+        else:
+            await people(scope, receive, send)
+
+    return door  # type: ignore[return-value]
 
 
 def _rows(gw: Gateway, answers: dict[str, Any]) -> list[tuple[str, list[str], str]]:

@@ -1,0 +1,1 @@
+"""The gateway's FHIR door: NHS BaRS messages and HL7 Gravity (SDOHCC) Tasks."""
