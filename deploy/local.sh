@@ -27,6 +27,9 @@ cd "$(dirname "$0")/.."
 
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+# A developer's machine: plain links on 127.0.0.1, sample passwords, guest trusted.
+# Production refuses all three (LINKWELL_MODE unset; services/runtime/secure.py).
+export LINKWELL_MODE="${LINKWELL_MODE:-development}"
 PY=.venv/bin/python
 STARTED=()
 

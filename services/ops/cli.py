@@ -299,7 +299,17 @@ def demo(
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as error:
+        # a refused setting (a missing or development secret, a plain link): say which,
+        # without a traceback
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            typer.echo(f"linkwell: {where}: {problem['msg']}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
