@@ -352,6 +352,8 @@ def demo(
 def main() -> None:
     from pydantic import ValidationError
 
+    from services.runtime.secure import Refused
+
     try:
         app()
     except ValidationError as error:
@@ -360,6 +362,9 @@ def main() -> None:
         for problem in error.errors():
             where = ".".join(str(part) for part in problem["loc"]) or "settings"
             typer.echo(f"linkwell: {where}: {problem['msg']}", err=True)
+        raise SystemExit(2) from None
+    except Refused as error:
+        typer.echo(f"linkwell: {error}", err=True)
         raise SystemExit(2) from None
 
 

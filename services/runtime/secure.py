@@ -51,8 +51,32 @@ def database_with_ca(url: str, ca: str | None) -> str:
     return _with_query(url, {"sslmode": "verify-full", "sslrootcert": ca})
 
 
-def production_problems(amqp_url: str, database_url: str, tls_ca: str | None) -> list[str]:
-    """Why these links may not be used outside development (empty: they may)."""
+def production_problems(
+    amqp_url: str | None, database_url: str, tls_ca: str | None
+) -> list[str]:
+    """Why these links may not be used outside development (empty: they may). ``amqp_url``
+    None: not set, for a process that does not use the broker (the dashboard); a service's
+    runner refuses to start without it (``require_broker``)."""
+    problems = []
+    if amqp_url is not None:
+        problems += _amqp_problems(amqp_url, tls_ca)
+    problems += _database_problems(database_url)
+    return problems
+
+
+class Refused(ValueError):
+    """A setting production does not accept (the message names it)."""
+
+
+def require_broker(mode: str, amqp_set: bool) -> None:
+    if mode != "development" and not amqp_set:
+        raise Refused(
+            "refusing to start outside development: AMQP_URL is not set (the service's own "
+            "broker user and password, amqps://)"
+        )
+
+
+def _amqp_problems(amqp_url: str, tls_ca: str | None) -> list[str]:
     problems = []
     amqp = urlsplit(amqp_url)
     if is_development_secret(amqp.password):
@@ -70,6 +94,11 @@ def production_problems(amqp_url: str, database_url: str, tls_ca: str | None) ->
             problems.append("AMQP_URL: no_verify_ssl turns certificate checks off")
         if not (tls_ca or query.get("cafile") or query.get("capath")):
             problems.append("AMQP_URL: amqps:// without LINKWELL_TLS_CA (the broker's CA)")
+    return problems
+
+
+def _database_problems(database_url: str) -> list[str]:
+    problems = []
     db = urlsplit(database_url)
     if is_development_secret(db.password):
         problems.append(

@@ -146,7 +146,8 @@ class Settings(BaseSettings):
             if "trusted_users" not in self.model_fields_set:
                 self.__dict__["trusted_users"] = frozenset({"guest"})
             return self
-        problems = secure.production_problems(self.amqp_url, self.database_url, self.tls_ca)
+        amqp = self.amqp_url if "amqp_url" in self.model_fields_set else None
+        problems = secure.production_problems(amqp, self.database_url, self.tls_ca)
         if problems:
             raise ValueError(
                 "refusing to start outside development (LINKWELL_MODE=development is for a "

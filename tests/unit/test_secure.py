@@ -67,8 +67,13 @@ def test_turning_verification_off_is_refused():
 
 
 def test_the_defaults_are_refused_unless_in_development():
-    with pytest.raises(ValidationError, match="guest"):
+    with pytest.raises(ValidationError, match="DATABASE_URL: the password of database role 'postgres'"):
         Settings(_env_file=None, LINKWELL_MODE="production")
+    # a service needs its own broker user: the runner refuses without AMQP_URL
+    with pytest.raises(secure.Refused, match="AMQP_URL is not set"):
+        secure.require_broker("production", amqp_set=False)
+    secure.require_broker("development", amqp_set=False)
+    secure.require_broker("production", amqp_set=True)
     dev = Settings(_env_file=None, LINKWELL_MODE="development")
     assert dev.trusted_users == frozenset({"guest"})
 
