@@ -3,6 +3,8 @@
 # production profile (deploy/compose.production.yaml; deploy/README.md, "Production").
 #
 #   bash deploy/check-secrets.sh deploy/.env && docker compose ... up -d
+#   bash deploy/check-secrets.sh deploy/.env --cluster     (with compose.cluster.yaml: the
+#                                                            Erlang cookie is required too)
 #
 # Reads the env file (KEY=value lines; the process environment wins, as in Compose) and
 # names every secret that is missing, empty or a development one (guest, dev-*, the sample
@@ -49,7 +51,9 @@ for name in "${SECRETS[@]}"; do
     fi
 done
 cookie="$(get LINKWELL_ERLANG_COOKIE)"
-if [ -n "$cookie" ] && development "$cookie"; then
+if [ "${2:-}" = --cluster ] && [ -z "$cookie" ]; then
+    refuse "LINKWELL_ERLANG_COOKIE is not set (openssl rand -hex 32)"
+elif [ -n "$cookie" ] && development "$cookie"; then
     refuse "LINKWELL_ERLANG_COOKIE is a known development secret"
 fi
 tls="$(get LINKWELL_TLS_DIR)"

@@ -103,7 +103,8 @@ def _own_everything(schema: str, role: str) -> str:
         f"c.relnamespace WHERE n.nspname = {literal(schema)} AND c.relkind IN "
         # tables take their own sequences and indexes with them
         "('r', 'p', 'v', 'm', 'f') LOOP "
-        "EXECUTE format('ALTER %s %I.%I OWNER TO %I', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN "
+        "EXECUTE format('ALTER %s %I.%I OWNER TO %I', CASE r.relkind WHEN 'v' THEN 'VIEW' "
+        "WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN "
         f"'FOREIGN TABLE' ELSE 'TABLE' END, {literal(schema)}, r.relname, {literal(role)}); "
         "END LOOP; END $$"
     )

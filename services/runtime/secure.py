@@ -51,9 +51,7 @@ def database_with_ca(url: str, ca: str | None) -> str:
     return _with_query(url, {"sslmode": "verify-full", "sslrootcert": ca})
 
 
-def production_problems(
-    amqp_url: str | None, database_url: str, tls_ca: str | None
-) -> list[str]:
+def production_problems(amqp_url: str | None, database_url: str, tls_ca: str | None) -> list[str]:
     """Why these links may not be used outside development (empty: they may). ``amqp_url``
     None: not set, for a process that does not use the broker (the dashboard); a service's
     runner refuses to start without it (``require_broker``)."""

@@ -46,7 +46,8 @@ async def with_roles(settings):
         for role in everyone:
             await admin.execute(
                 f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
-                f'EXECUTE \'DROP OWNED BY "{role}"\'; EXECUTE \'DROP ROLE "{role}"\'; END IF; END $$'
+                f"EXECUTE 'DROP OWNED BY \"{role}\"'; EXECUTE 'DROP ROLE \"{role}\"'; "
+                "END IF; END $$"
             )
         await admin.close()
 

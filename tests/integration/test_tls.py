@@ -97,13 +97,23 @@ def tls_postgres(certificates: tuple[Path, Path]) -> Iterator[int]:
     proc = subprocess.Popen(
         _as_postgres(
             [
-                "postgres", "-D", str(data), "-p", str(port),
-                "-c", "listen_addresses=127.0.0.1,127.0.0.2",
-                "-c", f"unix_socket_directories={data}",
-                "-c", "ssl=on",
-                "-c", f"ssl_cert_file={data.parent / 'pg-server.pem'}",
-                "-c", f"ssl_key_file={key}",
-                "-c", "fsync=off",
+                "postgres",
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-c",
+                "listen_addresses=127.0.0.1,127.0.0.2",
+                "-c",
+                f"unix_socket_directories={data}",
+                "-c",
+                "ssl=on",
+                "-c",
+                f"ssl_cert_file={data.parent / 'pg-server.pem'}",
+                "-c",
+                f"ssl_key_file={key}",
+                "-c",
+                "fsync=off",
             ]
         ),
         stdout=subprocess.DEVNULL,
@@ -162,7 +172,10 @@ def tls_rabbitmq(certificates: tuple[Path, Path]) -> Iterator[int]:
         yield port
     finally:
         subprocess.run(
-            [str(bindir / "rabbitmqctl"), "-n", name, "stop"], env=env, capture_output=True, timeout=60
+            [str(bindir / "rabbitmqctl"), "-n", name, "stop"],
+            env=env,
+            capture_output=True,
+            timeout=60,
         )
         try:
             proc.wait(30)
@@ -183,7 +196,9 @@ def _settings(ca: Path, amqp: str, database: str) -> Settings:
 async def test_postgres_connects_over_verified_tls(certificates, tls_postgres):
     good, _ = certificates
     settings = _settings(
-        good / "ca.pem", "amqp://x@localhost/", f"postgresql://postgres@localhost:{tls_postgres}/postgres"
+        good / "ca.pem",
+        "amqp://x@localhost/",
+        f"postgresql://postgres@localhost:{tls_postgres}/postgres",
     )
     assert "sslmode=verify-full" in settings.database_url
     conn = await asyncpg.connect(settings.database_url)
@@ -196,7 +211,9 @@ async def test_postgres_connects_over_verified_tls(certificates, tls_postgres):
 async def test_postgres_refuses_another_ca(certificates, tls_postgres):
     _, other = certificates
     settings = _settings(
-        other / "ca.pem", "amqp://x@localhost/", f"postgresql://postgres@localhost:{tls_postgres}/postgres"
+        other / "ca.pem",
+        "amqp://x@localhost/",
+        f"postgresql://postgres@localhost:{tls_postgres}/postgres",
     )
     with pytest.raises(ssl.SSLCertVerificationError):
         await asyncpg.connect(settings.database_url)
@@ -206,7 +223,9 @@ async def test_postgres_refuses_a_wrong_host_name(certificates, tls_postgres):
     good, _ = certificates
     # 127.0.0.2 reaches the same server, but its certificate does not name it
     settings = _settings(
-        good / "ca.pem", "amqp://x@localhost/", f"postgresql://postgres@127.0.0.2:{tls_postgres}/postgres"
+        good / "ca.pem",
+        "amqp://x@localhost/",
+        f"postgresql://postgres@127.0.0.2:{tls_postgres}/postgres",
     )
     with pytest.raises(ssl.SSLCertVerificationError):
         await asyncpg.connect(settings.database_url)
@@ -215,7 +234,9 @@ async def test_postgres_refuses_a_wrong_host_name(certificates, tls_postgres):
 async def test_rabbitmq_connects_over_verified_tls(certificates, tls_rabbitmq):
     good, _ = certificates
     settings = _settings(
-        good / "ca.pem", f"amqps://guest:guest@localhost:{tls_rabbitmq}/", "postgresql://p@localhost/p"
+        good / "ca.pem",
+        f"amqps://guest:guest@localhost:{tls_rabbitmq}/",
+        "postgresql://p@localhost/p",
     )
     assert "cafile=" in settings.amqp_url
     connection = await aio_pika.connect(settings.amqp_url, timeout=20)
@@ -232,7 +253,9 @@ async def test_rabbitmq_connects_over_verified_tls(certificates, tls_rabbitmq):
 async def test_rabbitmq_refuses_another_ca(certificates, tls_rabbitmq):
     _, other = certificates
     settings = _settings(
-        other / "ca.pem", f"amqps://guest:guest@localhost:{tls_rabbitmq}/", "postgresql://p@localhost/p"
+        other / "ca.pem",
+        f"amqps://guest:guest@localhost:{tls_rabbitmq}/",
+        "postgresql://p@localhost/p",
     )
     with pytest.raises(Exception) as refused:
         await aio_pika.connect(settings.amqp_url, timeout=20)

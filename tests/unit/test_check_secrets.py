@@ -17,10 +17,14 @@ NAMES = ["POSTGRES_PASSWORD", "LINKWELL_ADMIN_AMQP_PASSWORD", "LINKWELL_READSIDE
 ]
 
 
-def run(env_file: Path) -> subprocess.CompletedProcess[str]:
+def run(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in NAMES and not k.startswith("LINKWELL_")}
     return subprocess.run(
-        ["bash", str(SCRIPT), str(env_file)], capture_output=True, text=True, env=env, timeout=30
+        ["bash", str(SCRIPT), str(env_file), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
 
 
@@ -74,3 +78,12 @@ def test_the_development_ca_stops_it(tmp_path):
     done = run(env)
     assert done.returncode == 1
     assert "is the development CA" in done.stderr
+
+
+def test_a_cluster_needs_its_own_erlang_cookie(tmp_path):
+    done = run(production_env(tmp_path), "--cluster")
+    assert done.returncode == 1 and "LINKWELL_ERLANG_COOKIE is not set" in done.stderr
+    (tmp_path / "x").mkdir()
+    env = production_env(tmp_path / "x", LINKWELL_ERLANG_COOKIE="dev-linkwell-erlang-cookie")
+    done = run(env, "--cluster")
+    assert done.returncode == 1 and "LINKWELL_ERLANG_COOKIE is a known development" in done.stderr

@@ -67,7 +67,9 @@ def test_turning_verification_off_is_refused():
 
 
 def test_the_defaults_are_refused_unless_in_development():
-    with pytest.raises(ValidationError, match="DATABASE_URL: the password of database role 'postgres'"):
+    with pytest.raises(
+        ValidationError, match="DATABASE_URL: the password of database role 'postgres'"
+    ):
         Settings(_env_file=None, LINKWELL_MODE="production")
     # a service needs its own broker user: the runner refuses without AMQP_URL
     with pytest.raises(secure.Refused, match="AMQP_URL is not set"):

@@ -32,9 +32,7 @@ def test_every_vendored_file_matches_its_digest():
 
 def test_no_vendored_file_is_unlisted():
     listed = set(manifest())
-    present = {
-        str(p.relative_to(ROOT)) for d in VENDORED for p in d.rglob("*") if p.is_file()
-    }
+    present = {str(p.relative_to(ROOT)) for d in VENDORED for p in d.rglob("*") if p.is_file()}
     assert present - listed == set(), "not in deploy/vendored.sha256: run bash deploy/vendored.sh"
     assert {p for p in listed if "nhsuk-frontend.min.css" in p}
     assert {p for p in listed if p.endswith("axe.min.js")}
