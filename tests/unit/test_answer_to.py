@@ -27,6 +27,7 @@ def test_outside_development_nobody_is_trusted_by_default():
     production = Settings(
         _env_file=None,
         LINKWELL_MODE="production",
+        AMQP_URL="amqp://linkwell-intake:Zq8v7Kp2long@127.0.0.1/",
         DATABASE_URL="postgresql://linkwell_intake:Hk3m9Wq1long@127.0.0.1/linkwell",
     )
     assert production.trusted_users == frozenset()
