@@ -274,3 +274,26 @@ async def test_rabbitmq_plain_listener_is_off(tls_rabbitmq):
         except (TimeoutError, ConnectionResetError):
             answer = b""
     assert not answer.startswith(b"AMQP") and not answer.startswith(b"\x01\x00\x00")
+
+
+async def test_the_services_clients_connect_over_tls_and_refuse_another_ca(
+    certificates, tls_rabbitmq
+):
+    # what a service's runner uses: FastStream's broker (consuming) and aio-pika's robust
+    # connection (the outbox's publisher), each given only the settings' URL
+    from faststream.rabbit import RabbitBroker
+
+    good, other = certificates
+    url = f"amqps://guest:guest@localhost:{tls_rabbitmq}/"
+    settings = _settings(good / "ca.pem", url, "postgresql://p@localhost/p")
+    broker = RabbitBroker(settings.amqp_url, logger=None)
+    await broker.connect()
+    await broker.stop()
+    robust = await aio_pika.connect_robust(settings.amqp_url, timeout=20)
+    await robust.close()
+    wrong = _settings(other / "ca.pem", url, "postgresql://p@localhost/p")
+    with pytest.raises(Exception) as refused:
+        await aio_pika.connect_robust(wrong.amqp_url, timeout=20, fail_fast="true")
+    assert "CERTIFICATE_VERIFY_FAILED" in repr(refused.value) or isinstance(
+        refused.value, ssl.SSLError
+    ), repr(refused.value)
