@@ -11,7 +11,8 @@
 #   bash deploy/local.sh bench gateway   the people's door's form post (bench/gateway.py)
 #
 # What every command does first, and nothing more:
-#   - creates .venv and installs the pinned Python packages into it (requirements.lock);
+#   - creates .venv and installs the pinned Python packages into it (requirements.lock, every file
+#     checked against its SHA-256);
 #   - if AMQP_URL / DATABASE_URL point at this machine (the default) and RabbitMQ or
 #     PostgreSQL is not answering, starts the installed server, and enables RabbitMQ's
 #     management plugin (port 15672: `linkwell access` and the tests use its API);
@@ -27,6 +28,9 @@ cd "$(dirname "$0")/.."
 
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+# A developer's machine: plain links on 127.0.0.1, sample passwords, guest trusted.
+# Production refuses all three (LINKWELL_MODE unset; services/runtime/secure.py).
+export LINKWELL_MODE="${LINKWELL_MODE:-development}"
 PY=.venv/bin/python
 STARTED=()
 
@@ -36,7 +40,10 @@ install() {
   say "installing Python packages into .venv (pinned by requirements.lock)"
   [ -x "$PY" ] || python3 -m venv .venv
   "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$PY" -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+  # every file checked against its SHA-256 in the lock (bash deploy/lock.sh makes it);
+  # then Linkwell itself, whose dependencies that was
+  "$PY" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+  "$PY" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

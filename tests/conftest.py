@@ -11,6 +11,11 @@ import asyncio
 import os
 import re
 import warnings
+
+# The tests run on a developer's servers (plain, sample passwords, guest trusted):
+# development mode, which production refuses (services/runtime/secure.py). Set before any
+# settings are read; tests of production mode set it themselves.
+os.environ.setdefault("LINKWELL_MODE", "development")
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 

@@ -22,4 +22,5 @@ cp "$dist/nhsuk-frontend.min.css" "$dist/nhsuk-frontend.min.js" "$target/"
 cp -r "$dist/assets/images" "$target/images"
 sed -n '/^## Licence/,$p' "$work/package/README.md" > "$target/LICENCE.md"
 echo "$VERSION" > "$target/VERSION"
+bash deploy/vendored.sh   # their digests, which tests/unit/test_vendored.py checks
 echo "vendored nhsuk-frontend $VERSION into $target"

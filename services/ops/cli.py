@@ -47,6 +47,8 @@ docs_app = typer.Typer(
     rich_markup_mode=None,
     help="Documentation generated from the code (the README's type table).",
 )
+db_app = typer.Typer(no_args_is_help=True, help="PostgreSQL roles: least privilege per service.")
+app.add_typer(db_app, name="db", short_help="PostgreSQL roles: one per service, a read-only one.")
 app.add_typer(docs_app, name="docs", short_help="Print documentation made from the code.")
 app.add_typer(report_app, name="report", short_help="Figures for practices, PCNs, commissioners.")
 
@@ -127,6 +129,55 @@ def docs_types() -> None:
     from services.ops.catalogue import type_table
 
     typer.echo(type_table(), nl=False)
+
+
+@db_app.command("roles", short_help="Create a role per service and a read-only one.")
+def db_roles(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Run it against DATABASE_URL (as an administrator).")
+    ] = False,
+) -> None:
+    """Print (or, with --apply, run) the SQL that gives each service a role owning only its
+    own schemas and the read side a role that can only SELECT the reporting model
+    (services/ops/roles.py). Idempotent. A role's password, where set, comes from
+    LINKWELL_DB_PASSWORD_<ROLE> (LINKWELL_DB_PASSWORD_LINKWELL_INTAKE...); connect each
+    service with its role in DATABASE_URL, and run `linkwell migrate` afterwards as the
+    administrator (it applies each schema's migrations as its owner)."""
+    from urllib.parse import urlsplit
+
+    from services.ops import roles
+
+    settings = Settings()
+    names = settings.names
+    schemas = {name: s.schema_names(names) for name, s in SERVICE_DEFS.items()}
+    everyone = [roles.role_name(settings.namespace, n) for n in [*schemas, roles.READSIDE]]
+    passwords = {
+        role: os.environ[key]
+        for role in everyone
+        if (key := "LINKWELL_DB_PASSWORD_" + role.upper().replace("-", "_")) in os.environ
+    }
+    database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
+    sql = roles.statements(
+        settings.namespace, database, schemas, names.schema("reporting"), passwords
+    )
+    if not apply:
+        for statement in sql:
+            typer.echo(statement + ";")
+        return
+
+    async def go() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            async with conn.transaction():
+                for statement in sql:
+                    await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    typer.echo(f"roles: {', '.join(everyone)}")
 
 
 @app.command(short_help="Apply every service's database migrations.")
@@ -301,7 +352,22 @@ def demo(
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    from services.runtime.secure import Refused
+
+    try:
+        app()
+    except ValidationError as error:
+        # a refused setting (a missing or development secret, a plain link): say which,
+        # without a traceback
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            typer.echo(f"linkwell: {where}: {problem['msg']}", err=True)
+        raise SystemExit(2) from None
+    except Refused as error:
+        typer.echo(f"linkwell: {error}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

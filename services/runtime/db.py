@@ -78,6 +78,7 @@ async def migrate(dsn: str, schema: str, migrations: list[Migration]) -> list[st
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", schema)
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await _as_owner(conn, schema)
             await conn.execute(f'SET LOCAL search_path TO "{schema}"')
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -96,6 +97,17 @@ async def migrate(dsn: str, schema: str, migrations: list[Migration]) -> list[st
             return applied
     finally:
         await conn.close()
+
+
+async def _as_owner(conn: asyncpg.Connection, schema: str) -> None:
+    """Run the migrations as the schema's owner (its service's role, where ``linkwell db
+    roles`` made one), so that what they create is the service's, not the administrator's."""
+    owner = await conn.fetchval(
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", schema
+    )
+    current = await conn.fetchval("SELECT quote_ident(current_user)")
+    if owner and owner != current:
+        await conn.execute(f"SET LOCAL ROLE {owner}")
 
 
 async def drop_schema(dsn: str, schema: str) -> None:

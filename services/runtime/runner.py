@@ -18,7 +18,7 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 
-from . import db, metrics, topology
+from . import db, metrics, secure, topology
 from .consumer import Consumer
 from .errors import is_transient
 from .handling import UnitOfWork
@@ -49,6 +49,7 @@ async def migrate(settings: Settings, service: ServiceDef) -> list[str]:
 
 class Runner:
     def __init__(self, service: ServiceDef, settings: Settings, own_settings: Any = None):
+        secure.require_broker(settings.mode, "amqp_url" in settings.model_fields_set)
         self.service = service
         self.settings = settings
         self.own_settings = own_settings

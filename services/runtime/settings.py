@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import secure
 from .names import Names
 from .trust import grants
 
@@ -21,6 +22,19 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
+    mode: Literal["production", "development"] = Field(
+        "production",
+        validation_alias=_env("LINKWELL_MODE"),
+        description="development allows plain links, missing passwords and the sample "
+        "development ones, and trusts guest; anything else refuses to start with them "
+        "(services/runtime/secure.py).",
+    )
+    tls_ca: str | None = Field(
+        None,
+        validation_alias=_env("LINKWELL_TLS_CA"),
+        description="CA (PEM file) the broker's and database's certificates must chain to; "
+        "adds cafile to amqps:// URLs and sslmode=verify-full to the database URL.",
+    )
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias=_env("AMQP_URL"))
     database_url: str = Field(
         "postgresql://postgres@127.0.0.1:5432/postgres", validation_alias=_env("DATABASE_URL")
@@ -69,13 +83,14 @@ class Settings(BaseSettings):
         "Python's own asyncio loop.",
     )
     trusted_users: Annotated[frozenset[str], NoDecode] = Field(
-        frozenset({"guest"}),
+        frozenset(),
         validation_alias=_env("LINKWELL_TRUSTED_USERS"),
         description="Broker users that may publish inbound events on behalf of other "
         "organisations (comma separated): `user` for any organisation, `user=ORG1|ORG2` "
         "for those only (the gateway: `linkwell access show` prints its grant). Every "
-        "other user must be the organisation its events' source names. The default, "
-        "guest, can only connect from the broker's own host; set it empty in production.",
+        "other user must be the organisation its events' source names. Unset: nobody, "
+        "except in development mode, where it is guest (which can only connect from "
+        "the broker's own host).",
     )
     declare_topology: bool = Field(
         True,
@@ -121,6 +136,24 @@ class Settings(BaseSettings):
         if not value or any(v <= 0 for v in value):
             raise ValueError("give at least one positive delay")
         return value
+
+    @model_validator(mode="after")
+    def _fail_closed(self) -> Settings:
+        # frozen: set the derived values once, here
+        self.__dict__["amqp_url"] = secure.amqp_with_ca(self.amqp_url, self.tls_ca)
+        self.__dict__["database_url"] = secure.database_with_ca(self.database_url, self.tls_ca)
+        if self.mode == "development":
+            if "trusted_users" not in self.model_fields_set:
+                self.__dict__["trusted_users"] = frozenset({"guest"})
+            return self
+        amqp = self.amqp_url if "amqp_url" in self.model_fields_set else None
+        problems = secure.production_problems(amqp, self.database_url, self.tls_ca)
+        if problems:
+            raise ValueError(
+                "refusing to start outside development (LINKWELL_MODE=development is for a "
+                "developer's machine only): " + "; ".join(problems)
+            )
+        return self
 
     @cached_property
     def names(self) -> Names:

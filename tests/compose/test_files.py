@@ -11,6 +11,7 @@ from .stack import DEPLOY
 ENV_EXAMPLE = (DEPLOY / ".env.example").read_text()
 COMPOSE = (DEPLOY / "compose.yaml").read_text()
 COMPOSE_TEST = (DEPLOY / "compose.test.yaml").read_text()
+COMPOSE_PRODUCTION = (DEPLOY / "compose.production.yaml").read_text()
 
 
 def setting_names() -> set[str]:
@@ -23,7 +24,7 @@ def test_env_example_lists_every_setting():
 
 
 def test_env_example_lists_every_compose_variable():
-    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE + COMPOSE_TEST))
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE + COMPOSE_TEST + COMPOSE_PRODUCTION))
     missing = {n for n in used if not re.search(rf"^#?{n}=", ENV_EXAMPLE, re.M)}
     assert not missing, f"add to deploy/.env.example: {sorted(missing)}"
 
@@ -56,3 +57,27 @@ def test_the_gateway_is_published_trusted_for_its_organisation_and_has_its_pract
     published = re.findall(r'"\$\{LINKWELL_BIND_ADDRESS:-127\.0\.0\.1\}:\$\{\w+:-(\d+)\}:', COMPOSE)
     assert len(published) == len(set(published)) == 4, published
     assert "8070" not in published  # bash deploy/local.sh run serves the pages there
+
+
+def test_the_production_profile_encrypts_every_link_and_requires_every_secret():
+    assert "amqp://" not in COMPOSE_PRODUCTION
+    for service in ("intake", "triage", "notify", "outcomes", "gateway"):
+        upper = service.upper()
+        assert (
+            f"amqps://linkwell-{service}:${{LINKWELL_{upper}_AMQP_PASSWORD:?" in COMPOSE_PRODUCTION
+        )
+        assert (
+            f"postgresql://linkwell_{service}:${{LINKWELL_{upper}_DB_PASSWORD:?"
+            in COMPOSE_PRODUCTION
+        )
+    assert "postgresql://linkwell_readside:${LINKWELL_READSIDE_DB_PASSWORD:?" in COMPOSE_PRODUCTION
+    assert "${POSTGRES_PASSWORD:?" in COMPOSE_PRODUCTION
+    assert "LINKWELL_MODE: production" in COMPOSE_PRODUCTION
+    assert "ssl=on" in COMPOSE_PRODUCTION
+    assert "${LINKWELL_DEFINITIONS:?" in COMPOSE_PRODUCTION
+    tls = (DEPLOY / "rabbitmq" / "tls.conf").read_text()
+    assert "listeners.tcp = none" in tls and "listeners.ssl.default = 5671" in tls
+    hba = (DEPLOY / "postgres" / "pg_hba.conf").read_text()
+    assert not re.search(r"^host\s", hba, re.M), "a plain network login is allowed"
+    # the development profile says what it is
+    assert "LINKWELL_MODE: development" in COMPOSE
