@@ -18,7 +18,7 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 
-from . import db, metrics, topology
+from . import db, metrics, retention, topology
 from .consumer import Consumer
 from .errors import is_transient
 from .handling import UnitOfWork
@@ -64,6 +64,7 @@ class Runner:
         self._stopped = False
         self._declared = False
         self._gauges: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
         self.health: HealthServer | None = None
         if settings.http_port:
             self.health = HealthServer(
@@ -159,6 +160,7 @@ class Runner:
         for server in self.servers:  # takes requests once everything behind it is up
             await server.start()
         self._gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
+        self._retention = asyncio.create_task(retention.of(self), name="retention")
         log.info("started", queue=self.names.queue(self.service.name))
 
     async def _until_up(self, what: str, step: Callable[[], Awaitable[Any]]) -> None:
@@ -231,10 +233,11 @@ class Runner:
         for server in self.servers:  # no new requests; those in flight finish
             with contextlib.suppress(Exception):
                 await server.stop()
-        if self._gauges is not None:
-            self._gauges.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gauges
+        for task in (self._gauges, self._retention):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.broker is not None:
             await self.broker.stop()
         for poller in self.pollers:
