@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         validation_alias=_env("LINKWELL_RETAIN_EARLY_DAYS"),
         description="Days an event is held for a referral that is not known yet.",
     )
+    retain_intake_submission_days: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_INTAKE_RETAIN_SUBMISSION_DAYS"),
+        description="Days intake keeps an accepted referral's full submission (then "
+        "emptied; ids, pathway and needs remain).",
+    )
     retain_dead_letter_days: float = Field(
         14.0,
         gt=0,

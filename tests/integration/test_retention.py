@@ -206,3 +206,32 @@ async def test_dead_letter_and_unrouted_queues_carry_a_message_ttl(settings):
         with management(settings.amqp_url) as api:
             for policy in policies:
                 api.http.delete(f"/policies/{access._q(vhost)}/{access._q(policy['name'])}")
+
+
+async def test_intake_empties_a_full_submission_past_its_limit(settings):
+    from services.intake.app import SERVICE as INTAKE
+
+    pool = await _pool(settings, INTAKE)
+    try:
+        async with pool.acquire() as conn:
+            for ref, accepted in (("old", NOW - timedelta(days=31)), ("new", NOW)):
+                await conn.execute(
+                    "INSERT INTO referral (referral_id, sender, sender_reference,"
+                    " submission_event_id, agency_type, registered_practice, pcn, pathway,"
+                    " needs, submission, accepted_at) VALUES (gen_random_uuid(), 'A81001', $1,"
+                    " $1, 'gp_practice', 'A81001', 'U1', 'community', '{loneliness}', $2, $3)",
+                    ref,
+                    {"person": {"given_name": "Ada", "phone": "07700900123"}},
+                    accepted,
+                )
+        removed = await sweep(pool, "intake", INTAKE.retention, settings, NOW)
+        assert removed == {"referral_submission": 1}
+        async with pool.acquire() as conn:
+            got = {
+                r["sender_reference"]: r["submission"]
+                for r in await conn.fetch("SELECT sender_reference, submission FROM referral")
+            }
+        assert got["old"] == {}
+        assert got["new"]["person"]["given_name"] == "Ada"
+    finally:
+        await pool.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.gateway.retention import RETENTION as GATEWAY
+from services.intake.retention import RETENTION as INTAKE
 from services.notify.channels import FileChannel, Outgoing, spool_line_kept
 from services.notify.domain import Medium
 from services.notify.retention import RETENTION as NOTIFY
@@ -75,6 +76,7 @@ def test_every_rule_names_a_table_and_column_its_migrations_create():
         (RUNTIME_RULES, ""),
         (NOTIFY, "services/notify/migrations"),
         (GATEWAY, "services/gateway/migrations"),
+        (INTAKE, "services/intake/migrations"),
     ):
         sql = runtime + (text(own) if own else "")
         for rule in rules:
