@@ -20,6 +20,7 @@ from services.runtime.outbox import OutboxRelay
 from services.runtime.service import ServiceDef, routes
 
 from .handlers import on_accepted, on_duplicate, on_rejected, on_status
+from .retention import RETENTION
 from .settings import GatewaySettings
 from .store import GatewayStore
 
@@ -79,6 +80,7 @@ SERVICE = ServiceDef(
     emits=(EventRejected,),
     store=GatewayStore,
     settings=GatewaySettings,
+    retention=RETENTION,
     routing_words=lambda: GatewaySettings().serves,
     servers=(Pages,),
     publishes=(ReferralSubmitted, ReferralWithdrawn),

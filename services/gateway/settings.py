@@ -121,6 +121,12 @@ class GatewaySettings(BaseSettings):
         validation_alias=_env("LINKWELL_GATEWAY_SESSION_MAX_SECONDS"),
         description="A professional's session ends this long after signing in, however busy.",
     )
+    gateway_retain_sign_ins_days: float = Field(
+        90.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_GATEWAY_RETAIN_SIGN_INS_DAYS"),
+        description="Days each sign-in (account id and time only) is kept.",
+    )
     gateway_invitation_hours: int = Field(
         72,
         ge=1,

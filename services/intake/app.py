@@ -15,6 +15,7 @@ from contracts.events import (
 from services.runtime.service import ServiceDef, routes
 
 from .handlers import on_resubmitted, on_submitted, rejection
+from .retention import RETENTION
 from .store import IntakeStore
 
 SERVICE = ServiceDef(
@@ -32,4 +33,5 @@ SERVICE = ServiceDef(
     store=IntakeStore,
     rejections={ReferralSubmitted.TYPE: rejection},
     answers_unrouted=True,  # the front door: tells senders of types nobody handles
+    retention=RETENTION,
 )

@@ -29,6 +29,7 @@ from .handlers import (
     on_updated,
     on_waitlisted,
 )
+from .retention import RETENTION
 from .settings import NotifySettings
 from .store import NotifyStore
 
@@ -49,4 +50,5 @@ SERVICE = ServiceDef(
     store=NotifyStore,
     pollers=(dispatcher,),
     settings=NotifySettings,
+    retention=RETENTION,
 )

@@ -72,12 +72,62 @@ class FileChannel:
     name = "spool"
     batch = 50  # lines written with one fsync per file
 
-    def __init__(self, directory: Path):
+    # Spool files hold addresses and messages: readable by the service's user alone.
+    FILE_MODE = 0o600
+    DIRECTORY_MODE = 0o700
+    PRUNE_EVERY = 3600.0  # seconds between prunes of lines past the retention limit
+
+    def __init__(self, directory: Path, retain_seconds: float | None = None):
         self.directory = directory
+        self.retain_seconds = retain_seconds
         self._lock = asyncio.Lock()
+        self._pruned_at = float("-inf")
+
+    def _prepare(self) -> None:
+        self.directory.mkdir(mode=self.DIRECTORY_MODE, parents=True, exist_ok=True)
+        os.chmod(self.directory, self.DIRECTORY_MODE)  # one made before, or under a umask
+
+    def _open(self, path: Path) -> BinaryIO:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, self.FILE_MODE)
+        os.fchmod(fd, self.FILE_MODE)  # a file created before files were private
+        return os.fdopen(fd, "ab+")
+
+    def prune(self, now: datetime) -> dict[str, int]:
+        """Rewrite each spool file without the lines queued before the retention limit
+        (and lines cut short: their messages were sent again whole). Readers go by each
+        line's ``key``, never by position. Returns the lines removed per file."""
+        removed: dict[str, int] = {}
+        if self.retain_seconds is None or not self.directory.exists():
+            return removed
+        for path in sorted(self.directory.glob("*.jsonl")):
+            kept: list[bytes] = []
+            gone = 0
+            with open(path, "rb") as f:
+                for line in f:
+                    if spool_line_kept(line, now, self.retain_seconds):
+                        kept.append(line if line.endswith(b"\n") else line + b"\n")
+                    else:
+                        gone += 1
+            if not gone:
+                continue
+            fresh = path.with_suffix(".jsonl.pruning")
+            with self._open(fresh) as f:
+                f.truncate(0)
+                f.write(b"".join(kept))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(fresh, path)
+            removed[path.stem] = gone
+        return removed
 
     def _write(self, messages: list[Outgoing]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._prepare()
+        if (
+            self.retain_seconds is not None
+            and time.monotonic() - self._pruned_at > self.PRUNE_EVERY
+        ):
+            self.prune(datetime.now(UTC))
+            self._pruned_at = time.monotonic()
         stamp = datetime.now(UTC).isoformat()
         by_file: dict[str, list[str]] = {}
         for message in messages:
@@ -93,7 +143,7 @@ class FileChannel:
                 )
             )
         for medium, lines in by_file.items():
-            with open(self.directory / f"{medium}.jsonl", "ab+") as f:
+            with self._open(self.directory / f"{medium}.jsonl") as f:
                 text = "".join(line + "\n" for line in lines)
                 if _torn(f):  # a write cut short (a full disk, a crash): end that line
                     text = "\n" + text
@@ -119,6 +169,18 @@ class FileChannel:
             except Exception as exc:
                 return [exc] * len(messages)
         return [None] * len(messages)
+
+
+def spool_line_kept(line: bytes, now: datetime, retain_seconds: float) -> bool:
+    """Whether a spool line is within the retention limit: a whole line whose
+    ``queued_at`` is no older than ``retain_seconds`` at ``now``."""
+    try:
+        queued = datetime.fromisoformat(json.loads(line)["queued_at"])
+    except (ValueError, KeyError, TypeError):
+        return False  # cut short (sent again whole) or not ours
+    if queued.tzinfo is None:
+        return False
+    return (now - queued).total_seconds() <= retain_seconds
 
 
 def _torn(f: BinaryIO) -> bool:
@@ -219,7 +281,10 @@ class Router:
 
     @classmethod
     def from_settings(cls, settings: NotifySettings, namespace: str) -> Router:
-        spool = FileChannel(settings.notify_spool_dir / namespace)
+        spool = FileChannel(
+            settings.notify_spool_dir / namespace,
+            retain_seconds=settings.notify_retain_spool_days * 86_400,
+        )
         email: Channel = spool
         if settings.notify_channel == "smtp":
             email = SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)

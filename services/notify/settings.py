@@ -43,6 +43,19 @@ class NotifySettings(BaseSettings):
         "it, and the rest wait for it untried); then the team is told by "
         "notification.failed.v1.",
     )
+    notify_retain_sent_days: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_NOTIFY_RETAIN_SENT_DAYS"),
+        description="Days a sent or given-up message keeps its address and text; then "
+        "only its key, audience, medium and times remain (docs/retention.md).",
+    )
+    notify_retain_spool_days: float = Field(
+        7.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_NOTIFY_RETAIN_SPOOL_DAYS"),
+        description="Days a message stays in a spool file for the process that sends it.",
+    )
     team_address_template: str = Field(
         "social-prescribing-{pcn}@linkwell.invalid",
         validation_alias=_env("LINKWELL_TEAM_ADDRESS_TEMPLATE"),

@@ -296,11 +296,16 @@ def vhost_of(amqp_url: str) -> str:
 
 
 def definitions(
-    principals: list[Principal], vhost: str, passwords: dict[str, str]
+    principals: list[Principal],
+    vhost: str,
+    passwords: dict[str, str],
+    policies: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A RabbitMQ definitions file (``load_definitions``, ``rabbitmqctl
-    import_definitions``). Password hashes are salted, so they differ run to run."""
+    import_definitions``). Password hashes are salted, so they differ run to run.
+    ``policies``: the retention policies (``services.runtime.retention.queue_policies``)."""
     return {
+        "policies": [{"vhost": vhost, **p} for p in policies or []],
         "vhosts": [{"name": vhost}],
         "users": [
             {
@@ -421,6 +426,10 @@ class ManagementApi:
     def put_vhost(self, vhost: str) -> None:
         self._ok(self.http.put(f"/vhosts/{_q(vhost)}"))
 
+    def put_policy(self, vhost: str, policy: dict[str, Any]) -> None:
+        body = {k: v for k, v in policy.items() if k != "name"}
+        self._ok(self.http.put(f"/policies/{_q(vhost)}/{_q(policy['name'])}", json=body))
+
     def put_permissions(self, vhost: str, p: Principal) -> None:
         # Topic permissions first: a new user has no access to the vhost until its
         # permissions are set, so there is no moment with vhost access and no topic
@@ -450,6 +459,7 @@ def apply(
     *,
     passwords: dict[str, str] | None = None,
     reset_passwords: bool = False,
+    policies: list[dict[str, Any]] | None = None,
 ) -> Applied:
     """Create missing users (with the given password, else a new random one, returned
     once), keep existing users' passwords unless told to reset them, and set every
@@ -457,6 +467,8 @@ def apply(
     passwords = passwords or {}
     result = Applied()
     api.put_vhost(vhost)
+    for policy in policies or []:  # the retention policies: set, never removed here
+        api.put_policy(vhost, policy)
     for p in principals:
         if not api.user_exists(p.username):
             password = passwords.get(p.username) or secrets.token_urlsafe(24)

@@ -20,7 +20,7 @@ from services.ops import access
 from services.ops.client import broker_user
 from services.ops.settings import OpsSettings
 from services.registry import SERVICE_DEFS
-from services.runtime import topology
+from services.runtime import retention, topology
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -78,7 +78,12 @@ def plan(settings: Settings, organisations: Path) -> access.AccessPlan:
 def generate(settings: Settings, organisations: Path, *, sample: bool) -> dict[str, object]:
     principals = plan(settings, organisations).principals()
     passwords = access.passwords_for(principals, sample=sample)
-    return access.definitions(principals, access.vhost_of(settings.amqp_url), passwords)
+    return access.definitions(
+        principals,
+        access.vhost_of(settings.amqp_url),
+        passwords,
+        retention.queue_policies(settings),
+    )
 
 
 def render(defs: dict[str, object]) -> str:
@@ -182,6 +187,7 @@ def apply_(
             access.vhost_of(settings.amqp_url),
             passwords=given,
             reset_passwords=reset_passwords,
+            policies=retention.queue_policies(settings),
         )
     queues = access.organisation_queues(principals)
     asyncio.run(topology.declare_organisation_queues(settings, queues))

@@ -93,3 +93,17 @@ def total(counter: Counter, service: str) -> float:
             if sample.name.endswith("_total") and sample.labels.get("service") == service:
                 found += sample.value
     return found
+
+
+def log_cost(service: str) -> None:
+    """On SIGUSR1: what this process has cost so far, for the benchmark to difference
+    (messages handled, events committed to the outbox, SQL statements when counted)."""
+    from .db import counting_statements
+    from .logs import get_logger
+
+    get_logger(__name__).info(
+        "cost_counters",
+        handled=total(HANDLED, service),
+        emitted=total(EMITTED, service),
+        statements=total(STATEMENTS, service) if counting_statements() else None,
+    )

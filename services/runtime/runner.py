@@ -18,7 +18,7 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 
-from . import db, metrics, secure, topology
+from . import db, metrics, retention, secure, topology
 from .consumer import Consumer
 from .errors import is_transient
 from .handling import UnitOfWork
@@ -65,6 +65,7 @@ class Runner:
         self._stopped = False
         self._declared = False
         self._gauges: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
         self.health: HealthServer | None = None
         if settings.http_port:
             self.health = HealthServer(
@@ -160,6 +161,7 @@ class Runner:
         for server in self.servers:  # takes requests once everything behind it is up
             await server.start()
         self._gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
+        self._retention = asyncio.create_task(retention.of(self), name="retention")
         log.info("started", queue=self.names.queue(self.service.name))
 
     async def _until_up(self, what: str, step: Callable[[], Awaitable[Any]]) -> None:
@@ -232,10 +234,11 @@ class Runner:
         for server in self.servers:  # no new requests; those in flight finish
             with contextlib.suppress(Exception):
                 await server.stop()
-        if self._gauges is not None:
-            self._gauges.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gauges
+        for task in (self._gauges, self._retention):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.broker is not None:
             await self.broker.stop()
         for poller in self.pollers:
@@ -248,26 +251,12 @@ class Runner:
             await self.health.stop()
         log.info("stopped")
 
-    def log_cost(self) -> None:
-        """On SIGUSR1: what this process has cost so far, for the benchmark to difference
-        (messages handled, events committed to the outbox, SQL statements sent when
-        counted)."""
-        name = self.service.name
-        log.info(
-            "cost_counters",
-            handled=metrics.total(metrics.HANDLED, name),
-            emitted=metrics.total(metrics.EMITTED, name),
-            statements=metrics.total(metrics.STATEMENTS, name)
-            if db.counting_statements()
-            else None,
-        )
-
     async def run_until_signalled(self) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGUSR1, self.log_cost)
+        loop.add_signal_handler(signal.SIGUSR1, metrics.log_cost, self.service.name)
         starting = asyncio.create_task(self.start(), name="start")
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         try:

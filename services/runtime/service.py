@@ -19,6 +19,7 @@ from . import db
 from .admission import RejectionBuilder
 from .handling import Handler, Route, UnitOfWork
 from .names import Names
+from .retention import Rule
 from .topology import ServiceTopology
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class ServiceDef:
     # inbound types it publishes to <ns>.inbound as the organisations it serves (the
     # gateway: its routing words), with its broker user as the AMQP user_id
     publishes: tuple[type[EventData], ...] = ()
+    # its retention rules, run with the runtime's own (services/runtime/retention.py)
+    retention: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         for model in self.emits:

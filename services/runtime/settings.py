@@ -117,6 +117,58 @@ class Settings(BaseSettings):
         validation_alias=_env("LINKWELL_METRICS_INTERVAL"),
         description="Seconds between refreshes of gauges read from the database.",
     )
+    # Retention (docs/retention.md gives each limit's source or reason)
+    retention_interval: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETENTION_INTERVAL"),
+        description="Seconds between retention sweeps of the service's own tables.",
+    )
+    retention_batch: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("LINKWELL_RETENTION_BATCH"),
+        description="Rows a retention sweep removes per transaction.",
+    )
+    retain_outbox_days: float = Field(
+        7.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETAIN_OUTBOX_DAYS"),
+        description="Days a published outbox row is kept (unpublished rows are never removed).",
+    )
+    retain_inbox_days: float = Field(
+        90.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETAIN_INBOX_DAYS"),
+        description="Days a handled event's id is kept to drop its resends.",
+    )
+    retain_early_days: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETAIN_EARLY_DAYS"),
+        description="Days an event is held for a referral that is not known yet.",
+    )
+    retain_intake_submission_days: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_INTAKE_RETAIN_SUBMISSION_DAYS"),
+        description="Days intake keeps an accepted referral's full submission (then "
+        "emptied; ids, pathway and needs remain).",
+    )
+    retain_dead_letter_days: float = Field(
+        14.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETAIN_DEAD_LETTER_DAYS"),
+        description="Days a dead letter stays on a dead-letter queue for replay "
+        "(a broker policy, applied by `linkwell access apply`).",
+    )
+    retain_unrouted_days: float = Field(
+        14.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETAIN_UNROUTED_DAYS"),
+        description="Days an emitted event no subscriber binds is kept for replay.",
+    )
 
     @field_validator("retry_delays", mode="before")
     @classmethod

@@ -1,0 +1,15 @@
+"""What the gateway removes on a schedule (docs/retention.md): half-filled forms once
+they have expired (``LINKWELL_GATEWAY_DRAFT_MINUTES``), professionals' sessions once they
+can no longer be used (older than ``LINKWELL_GATEWAY_SESSION_MAX_SECONDS``, however they
+ended), and sign-ins after ``LINKWELL_GATEWAY_RETAIN_SIGN_INS_DAYS``."""
+
+from __future__ import annotations
+
+from services.runtime.retention import DAY, Rule
+
+RETENTION = (
+    # expires_at is already the end of its life: removed a minute after
+    Rule("draft", "draft", "expires_at", lambda _, own: 60.0),
+    Rule("session", "session", "created_at", lambda _, own: float(own.gateway_session_max_seconds)),
+    Rule("sign_in", "sign_in", "at", lambda _, own: own.gateway_retain_sign_ins_days * DAY),
+)
