@@ -725,6 +725,101 @@ class NotificationFailed(EventData):
     failed_at: AwareDatetime
 
 
+# ---------------------------------------------------------------- the person's rights
+
+
+class SubjectAction(StrEnum):
+    """What an operator asks every service to do with one person's data (UK GDPR)."""
+
+    FIND = "find"  # which referrals are this person's (intake answers; the others: none)
+    ACCESS = "access"  # Art. 15: a copy of what each service holds
+    RECTIFY = "rectify"  # Art. 16: a wrong NHS number or date of birth corrected
+    RESTRICT = "restrict"  # Art. 18: stored only, no further processing, until lifted
+    LIFT = "lift"  # the restriction lifted
+    ERASE = "erase"  # Art. 17: erased, except what must be kept (each with its ground)
+
+
+class SubjectRequested(EventData):
+    """An operator's request about one person's data, to every service that holds some.
+    Published by Linkwell's operators only (no organisation may publish it). The person is
+    named by referral ids, or (``find``) by NHS number and date of birth together.
+    Each service answers with ``subject.answered.v1``, routed by ``request_id``."""
+
+    TYPE = "subject.requested.v1"
+    DIRECTION = Direction.INBOUND
+
+    request_id: uuid.UUID
+    action: SubjectAction
+    referral_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
+    nhs_number: NhsNumber | None = None
+    date_of_birth: date | None = None
+    new_nhs_number: NhsNumber | None = None
+    new_date_of_birth: date | None = None
+    reply_by: AwareDatetime = Field(
+        description="After this, a service answers without any personal data: nobody waits "
+        "for the answer any more, and it must not rest on the broker."
+    )
+
+    def subject(self) -> str | None:
+        return None
+
+    @model_validator(mode="after")
+    def _identified(self) -> SubjectRequested:
+        by_identity = self.nhs_number is not None and self.date_of_birth is not None
+        if self.action is SubjectAction.FIND and not by_identity:
+            raise ValueError("find needs nhs_number and date_of_birth")
+        if self.action is not SubjectAction.FIND and not self.referral_ids:
+            raise ValueError(f"{self.action.value} needs referral_ids")
+        correcting = self.new_nhs_number is not None or self.new_date_of_birth is not None
+        if (self.action is SubjectAction.RECTIFY) != correcting:
+            raise ValueError("new_nhs_number/new_date_of_birth go with rectify, and only with it")
+        return self
+
+
+class SubjectItem(BaseModel):
+    """One thing a service holds about the person, in plain words."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    what: Annotated[str, Field(max_length=200, description="What it is")]
+    source: Annotated[str, Field(max_length=200, description="Where it came from")]
+    kept: Annotated[str, Field(max_length=300, description="How long it is kept, and why")]
+    referral_id: uuid.UUID | None = None
+    content: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubjectKept(BaseModel):
+    """Something not erased, and the legal ground for keeping it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    what: Annotated[str, Field(max_length=200)]
+    ground: Annotated[str, Field(max_length=400)]
+
+
+class SubjectAnswered(EventData):
+    """One service's answer to ``subject.requested.v1``: what it holds (``access``), what it
+    did, and what it must keep and why. Routed by request id to the operator's own
+    exclusive reply queue only; carries personal data for ``access``."""
+
+    TYPE = "subject.answered.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "request_id"
+
+    request_id: uuid.UUID
+    service: Annotated[str, Field(max_length=40, pattern=r"^[a-z][a-z0-9-]*$")]
+    action: SubjectAction
+    referral_ids: list[uuid.UUID] = Field(default_factory=list)
+    items: list[SubjectItem] = Field(default_factory=list)
+    done: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list)
+    kept: list[SubjectKept] = Field(default_factory=list)
+    late: bool = Field(False, description="Answered after reply_by: carries no personal data")
+    answered_at: AwareDatetime
+
+    def subject(self) -> str | None:
+        return None
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -788,6 +883,8 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(ReferralStatus, (Party.REFERRER,)),
         EventSpec(GpWriteback, (Party.GP_INTEGRATORS,)),
         EventSpec(NotificationFailed, (Party.TEAMS,)),
+        EventSpec(SubjectRequested, ()),
+        EventSpec(SubjectAnswered, ()),
     )
 }
 

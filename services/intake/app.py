@@ -11,9 +11,12 @@ from contracts.events import (
     ReferralIdentityConflict,
     ReferralRejected,
     ReferralSubmitted,
+    SubjectAnswered,
+    SubjectRequested,
 )
 from services.runtime.service import ServiceDef, routes
 
+from .rights import on_subject
 from .handlers import on_resubmitted, on_submitted, rejection
 from .store import IntakeStore
 
@@ -21,13 +24,17 @@ SERVICE = ServiceDef(
     name="intake",
     directory=Path(__file__).parent,
     description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
-    routes=routes((ReferralSubmitted, on_submitted, on_resubmitted)),
+    routes=routes(
+        (ReferralSubmitted, on_submitted, on_resubmitted),
+        (SubjectRequested, on_subject),
+    ),
     emits=(
         ReferralAccepted,
         ReferralRejected,
         ReferralDuplicate,
         ReferralIdentityConflict,
         EventRejected,
+        SubjectAnswered,
     ),
     store=IntakeStore,
     rejections={ReferralSubmitted.TYPE: rejection},

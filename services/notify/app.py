@@ -16,6 +16,8 @@ from contracts.events import (
     ReferralStatus,
     ReferralUpdated,
     ReferralWaitlisted,
+    SubjectAnswered,
+    SubjectRequested,
 )
 from services.runtime.service import ServiceDef, routes
 
@@ -29,6 +31,7 @@ from .handlers import (
     on_updated,
     on_waitlisted,
 )
+from .rights import on_subject
 from .settings import NotifySettings
 from .store import NotifyStore
 
@@ -44,8 +47,9 @@ SERVICE = ServiceDef(
         (ReferralAssigned, on_assigned),
         (ReferralJoined, on_joined),
         (ReferralUpdated, on_updated),
+        (SubjectRequested, on_subject),
     ),
-    emits=(ReferralStatus, NotificationFailed, EventRejected),
+    emits=(ReferralStatus, NotificationFailed, EventRejected, SubjectAnswered),
     store=NotifyStore,
     pollers=(dispatcher,),
     settings=NotifySettings,

@@ -23,6 +23,7 @@ from services.ops.client import publish_inbound
 from services.ops.dlq_cli import app as dlq_app
 from services.ops.gateway_cli import app as gateway_app
 from services.ops.report_cli import app as report_app
+from services.ops.subject_cli import app as subject_app
 from services.registry import SERVICE_DEFS
 from services.runtime import topology as topo
 from services.runtime.logs import configure
@@ -47,6 +48,7 @@ docs_app = typer.Typer(
 )
 app.add_typer(docs_app, name="docs", short_help="Print documentation made from the code.")
 app.add_typer(report_app, name="report", short_help="Figures for practices, PCNs, commissioners.")
+app.add_typer(subject_app, name="subject", short_help="A person's rights: export, rectify, erase.")
 
 
 @app.command("import", short_help="Publish a file of referrals, resumably.")

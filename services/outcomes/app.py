@@ -22,6 +22,8 @@ from contracts.events import (
     ReferralWaitlisted,
     ReferralWithdrawn,
     RosterChanged,
+    SubjectAnswered,
+    SubjectRequested,
     WellbeingMeasured,
 )
 from services.runtime.service import ServiceDef, routes
@@ -44,6 +46,7 @@ from .handlers import (
     on_withdrawn,
     projected,
 )
+from .rights import on_subject
 from .store import OutcomesStore
 
 SERVICE = ServiceDef(
@@ -68,8 +71,9 @@ SERVICE = ServiceDef(
         (ReferralWithdrawn, projected(on_withdrawn)),
         (ReferralRejected, on_rejected),
         (RosterChanged, on_roster),
+        (SubjectRequested, on_subject),
     ),
-    emits=(GpWriteback, ReferralUpdated, EventRejected),
+    emits=(GpWriteback, ReferralUpdated, EventRejected, SubjectAnswered),
     store=OutcomesStore,
     schemas={"reporting": Path(__file__).parent / "reporting"},
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    SubjectAnswered,
+    SubjectRequested,
     EventRejected,
     LinkWorkerRegistered,
     LinkWorkerUpdated,
@@ -28,6 +30,7 @@ from .handlers import (
     on_worker_updated,
 )
 from .metrics import observe, state_gauges
+from .rights import on_subject
 from .store import TriageStore
 
 SERVICE = ServiceDef(
@@ -41,8 +44,16 @@ SERVICE = ServiceDef(
         (ReferralClosed, on_closed),
         (ReferralWithdrawn, on_withdrawn),
         (ReferralTransferred, on_transferred),
+        (SubjectRequested, on_subject),
     ),
-    emits=(ReferralAssigned, ReferralWaitlisted, ReferralJoined, RosterChanged, EventRejected),
+    emits=(
+        ReferralAssigned,
+        ReferralWaitlisted,
+        ReferralJoined,
+        RosterChanged,
+        EventRejected,
+        SubjectAnswered,
+    ),
     store=TriageStore,
     observe=observe,
     state_gauges=state_gauges,
