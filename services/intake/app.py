@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     ReferralAccepted,
     ReferralDuplicate,
@@ -23,6 +24,7 @@ SERVICE = ServiceDef(
     description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
     routes=routes((ReferralSubmitted, on_submitted, on_resubmitted)),
     emits=(
+        AuditRecorded,
         ReferralAccepted,
         ReferralRejected,
         ReferralDuplicate,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     NotificationFailed,
     ReferralAccepted,
@@ -45,7 +46,7 @@ SERVICE = ServiceDef(
         (ReferralJoined, on_joined),
         (ReferralUpdated, on_updated),
     ),
-    emits=(ReferralStatus, NotificationFailed, EventRejected),
+    emits=(AuditRecorded, ReferralStatus, NotificationFailed, EventRejected),
     store=NotifyStore,
     pollers=(dispatcher,),
     settings=NotifySettings,

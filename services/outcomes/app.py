@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     ContactRecorded,
     EventRejected,
     GpWriteback,
@@ -69,7 +70,7 @@ SERVICE = ServiceDef(
         (ReferralRejected, on_rejected),
         (RosterChanged, on_roster),
     ),
-    emits=(GpWriteback, ReferralUpdated, EventRejected),
+    emits=(AuditRecorded, GpWriteback, ReferralUpdated, EventRejected),
     store=OutcomesStore,
     schemas={"reporting": Path(__file__).parent / "reporting"},
 )

@@ -17,6 +17,7 @@ directly, persistent and publisher-confirmed, before it reports success
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -30,14 +31,34 @@ from contracts.events import (
     AuditRecorded,
 )
 
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+
 __all__ = [
     "AuditAction",
     "AuditActorKind",
     "AuditRecipientKind",
     "AuditRecorded",
     "disclosure",
+    "of_emitted",
     "record",
 ]
+
+# Every emitted type an organisation receives (its EventSpec names a party), and what its
+# disclosure is: the unit of work records each one as it emits it (handling.UnitOfWork.emit),
+# so no handler can disclose without a record. The recipient is the routing field.
+DISCLOSED: dict[str, tuple[AuditAction, AuditRecipientKind]] = {
+    "referral.accepted.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
+    "referral.rejected.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
+    "referral.duplicate.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
+    "event.rejected.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
+    "referral.status.v1": (AuditAction.STATUS, AuditRecipientKind.REFERRER),
+    "referral.assigned.v1": (AuditAction.ASSIGNMENT, AuditRecipientKind.TEAM),
+    "referral.waitlisted.v1": (AuditAction.ASSIGNMENT, AuditRecipientKind.TEAM),
+    "referral.joined.v1": (AuditAction.ASSIGNMENT, AuditRecipientKind.TEAM),
+    "referral.identity_conflict.v1": (AuditAction.ASSIGNMENT, AuditRecipientKind.TEAM),
+    "gp.writeback.v1": (AuditAction.GP_WRITEBACK, AuditRecipientKind.GP),
+    "notification.failed.v1": (AuditAction.NOTIFICATION, AuditRecipientKind.TEAM),
+}
 
 
 def disclosure(
@@ -80,3 +101,35 @@ async def record(
     the unit of work's)."""
     fields.setdefault("by_service", uow.service)
     await uow.emit(disclosure(action, recipient_kind, recipient_org, **fields))
+
+
+def of_emitted(event: Any, data: Any, service: str) -> AuditRecorded | None:
+    """The record of an emitted event that an organisation receives; None for one that
+    stays inside Linkwell."""
+    kind = DISCLOSED.get(data.TYPE)
+    if kind is None:
+        return None
+    routed_by = data.ROUTED_BY
+    org = getattr(data, routed_by, None) if routed_by else None
+    detail = {"event_id": event.id, "type": data.TYPE}
+    for extra in ("fact", "step", "status", "audience", "medium"):
+        value = getattr(data, extra, None)
+        if value is not None:
+            detail[extra] = getattr(value, "value", value)
+    return disclosure(
+        kind[0],
+        kind[1],
+        _org(org),
+        by_service=service,
+        referral_id=getattr(data, "referral_id", None),
+        person_id=getattr(data, "person_id", None),
+        detail=detail,
+    )
+
+
+def _org(value: Any) -> str | None:
+    """A routing value as an organisation id (a sender, PCN or practice code)."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if _ID.fullmatch(text) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     LinkWorkerRegistered,
     LinkWorkerUpdated,
@@ -42,7 +43,14 @@ SERVICE = ServiceDef(
         (ReferralWithdrawn, on_withdrawn),
         (ReferralTransferred, on_transferred),
     ),
-    emits=(ReferralAssigned, ReferralWaitlisted, ReferralJoined, RosterChanged, EventRejected),
+    emits=(
+        AuditRecorded,
+        ReferralAssigned,
+        ReferralWaitlisted,
+        ReferralJoined,
+        RosterChanged,
+        EventRejected,
+    ),
     store=TriageStore,
     observe=observe,
     state_gauges=state_gauges,

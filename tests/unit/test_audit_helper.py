@@ -11,7 +11,11 @@ from services.runtime.audit import disclosure
 def test_disclosure_builds_a_record_of_ids():
     rid = uuid.uuid4()
     rec = disclosure(
-        "status", "referrer", "A81001", by_service="notify", referral_id=str(rid),
+        "status",
+        "referrer",
+        "A81001",
+        by_service="notify",
+        referral_id=str(rid),
         detail={"event_id": "abc-1", "skip": None},
     )
     assert rec.action is AuditAction.STATUS
