@@ -133,3 +133,13 @@ def _org(value: Any) -> str | None:
         return None
     text = str(value)
     return text if _ID.fullmatch(text) else None
+
+
+async def enqueue_record(conn: Any, names: Any, service: str, data: AuditRecorded) -> str:
+    """Write a record to ``service``'s outbox on ``conn``'s open transaction, for code that
+    has no unit of work (a web page's own transaction). Returns the record's event id."""
+    from .outbox import enqueue
+
+    event = data.envelope(source=names.source(service))
+    await enqueue(conn, event, names.events, data.routing_key())
+    return event.id
