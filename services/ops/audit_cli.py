@@ -222,3 +222,16 @@ async def record_operator_action(
         if own:
             await connection.close()
     return event.id
+
+
+def record_or_fail(action: AuditAction | str, **fields: Any) -> None:
+    """For a command: record its action (confirmed by the broker) or stop it, saying why,
+    before it prints what it made (a token, a link, a password)."""
+    try:
+        asyncio.run(record_operator_action(Settings(), action, **fields))
+    except Exception as exc:  # the broker is away or refused it: report, never succeed
+        typer.echo(
+            f"not done: the audit trail did not confirm the record ({type(exc).__name__})",
+            err=True,
+        )
+        raise typer.Exit(3) from None
