@@ -820,6 +820,99 @@ class SubjectAnswered(EventData):
         return None
 
 
+class AuditAction(StrEnum):
+    """What left Linkwell, or who looked or acted: the kinds of record in the audit trail."""
+
+    ANSWER = "answer"  # intake's accepted / rejected / duplicate to the sender
+    STATUS = "status"  # a referral.status.v1 to a referrer
+    ASSIGNMENT = "assignment"  # an assignment, waitlisting or join told to a team
+    GP_WRITEBACK = "gp_writeback"  # codes and a summary for the GP record
+    NOTIFICATION = "notification"  # a message to the person or the team, per channel
+    EXPORT = "export"  # a subject access export
+    RECTIFICATION = "rectification"
+    ERASURE = "erasure"
+    RESTRICTION = "restriction"
+    SIGN_IN = "sign_in"  # a sign-in to a page showing personal data or figures
+    PAGE_VIEW = "page_view"  # a page showing a person's data or figures was served
+    TOKEN_ISSUED = "token_issued"  # linkwell access: a broker user, token or password issued
+    DLQ_REPLAY = "dlq_replay"  # linkwell dlq replay
+    INVITE = "invite"  # linkwell gateway invite
+
+
+class AuditRecipientKind(StrEnum):
+    """Who received (or saw) it."""
+
+    SENDER = "sender"  # the organisation that sent the event answered
+    REFERRER = "referrer"
+    TEAM = "team"  # a PCN's link worker team
+    GP = "gp"  # a GP practice's record
+    PERSON = "person"  # the person themself (or their carer)
+    PROFESSIONAL = "professional"  # a signed-in professional of an organisation
+    COMMISSIONER = "commissioner"  # a reader of the figures (dashboard)
+    OPERATOR = "operator"  # whoever ran the operator command
+
+
+class AuditActorKind(StrEnum):
+    """Who did it: a service, a signed-in account, or an operator at the command line."""
+
+    SERVICE = "service"
+    ACCOUNT = "account"
+    OPERATOR = "operator"
+
+
+AuditId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+        description="An id or a code, never free text, a name or an NHS number.",
+    ),
+]
+AuditKey = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class AuditRecorded(EventData):
+    """A disclosure of a person's data, a sign-in or page view, or an operator action, as
+    it committed: written by the service in the transaction of the disclosure itself (or,
+    for an operator command, published confirmed before the command reports success), and
+    kept by the audit service in a hash chain. Carries ids only: never a name, a date of
+    birth, an NHS number, an address or free text. Routed by the recording service; no
+    organisation receives it."""
+
+    TYPE = "audit.recorded.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "by_service"
+
+    action: AuditAction
+    recipient_kind: AuditRecipientKind
+    recipient_org: AuditId | None = Field(
+        default=None,
+        description="The organisation that received it (ODS or sender code, PCN code), or "
+        "absent (the person themself, an operator).",
+    )
+    referral_id: uuid.UUID | None = None
+    person_id: uuid.UUID | None = Field(
+        default=None, description="Linkwell's id of the person, where the service knows it."
+    )
+    by_service: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = Field(
+        description="The service (or ``ops`` for the operator commands) that recorded it."
+    )
+    by_kind: AuditActorKind = AuditActorKind.SERVICE
+    by: AuditId | None = Field(
+        default=None, description="The account or operator that acted, by id; absent: the service."
+    )
+    at: AwareDatetime
+    detail: Annotated[dict[AuditKey, AuditId], Field(max_length=12)] = Field(
+        default_factory=dict,
+        description="Ids that say what exactly (the event id told, the channel, the fact): "
+        "ids and codes only.",
+    )
+
+    def subject(self) -> str | None:
+        return str(self.referral_id) if self.referral_id is not None else None
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -885,6 +978,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(NotificationFailed, (Party.TEAMS,)),
         EventSpec(SubjectRequested, ()),
         EventSpec(SubjectAnswered, ()),
+        EventSpec(AuditRecorded, ()),
     )
 }
 

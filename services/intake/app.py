@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     ReferralAccepted,
     ReferralDuplicate,
@@ -16,8 +17,8 @@ from contracts.events import (
 )
 from services.runtime.service import ServiceDef, routes
 
-from .rights import on_subject
 from .handlers import on_resubmitted, on_submitted, rejection
+from .rights import on_subject
 from .store import IntakeStore
 
 SERVICE = ServiceDef(
@@ -29,6 +30,7 @@ SERVICE = ServiceDef(
         (SubjectRequested, on_subject),
     ),
     emits=(
+        AuditRecorded,
         ReferralAccepted,
         ReferralRejected,
         ReferralDuplicate,

@@ -18,6 +18,7 @@ from services.runtime.subject import (
     Holding,
     answer,
     erasure,
+    respond,
     restriction,
 )
 
@@ -50,9 +51,7 @@ SUBMISSIONS = Holding(
 HOLDINGS = (REFERRAL, CONTACT, SUBMISSIONS)
 
 
-def export(
-    referrals: list[dict[str, Any]], submissions: list[dict[str, Any]]
-) -> list[Any]:
+def export(referrals: list[dict[str, Any]], submissions: list[dict[str, Any]]) -> list[Any]:
     """What intake holds, item by item: each referral as sent (contact details shown as
     their own item) and each submission's outcome."""
     items = []
@@ -102,4 +101,5 @@ async def on_subject(
         case _:
             done = await restriction(uow.conn, request) or []
             done.append("intake sends nothing about a referral after it is accepted")
-    await uow.emit(answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept))
+    answered = answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept)
+    await respond(uow, event, request, answered)

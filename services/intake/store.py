@@ -228,8 +228,9 @@ class Subjects:
             )
         rows = await self.conn.fetch(
             "UPDATE referral SET submission = jsonb_set(jsonb_set(submission,"
-            " '{person,nhs_number}', coalesce(to_jsonb($2::text), 'null'::jsonb)), '{person,date_of_birth}',"
-            " to_jsonb($3::text)) WHERE person_id = $1 RETURNING referral_id",
+            " '{person,nhs_number}', coalesce(to_jsonb($2::text), 'null'::jsonb)),"
+            " '{person,date_of_birth}', to_jsonb($3::text))"
+            " WHERE person_id = $1 RETURNING referral_id",
             person,
             nhs,
             dob.isoformat(),

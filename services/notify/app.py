@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     NotificationFailed,
     ReferralAccepted,
@@ -49,7 +50,7 @@ SERVICE = ServiceDef(
         (ReferralUpdated, on_updated),
         (SubjectRequested, on_subject),
     ),
-    emits=(ReferralStatus, NotificationFailed, EventRejected, SubjectAnswered),
+    emits=(AuditRecorded, ReferralStatus, NotificationFailed, EventRejected, SubjectAnswered),
     store=NotifyStore,
     pollers=(dispatcher,),
     settings=NotifySettings,

@@ -23,9 +23,9 @@ from contracts.events import (
     ReferralUpdated,
     ReferralWaitlisted,
 )
-from services.runtime.subject import Restrictions
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
+from services.runtime.subject import Restrictions
 
 from .domain import (
     FINAL,

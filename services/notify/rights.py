@@ -10,7 +10,14 @@ from typing import Any
 from contracts import CloudEvent
 from contracts.events import SubjectAction, SubjectItem, SubjectRequested
 from services.runtime.handling import UnitOfWork
-from services.runtime.subject import NO_PERSONAL_DATA, Holding, answer, erasure, restriction
+from services.runtime.subject import (
+    NO_PERSONAL_DATA,
+    Holding,
+    answer,
+    erasure,
+    respond,
+    restriction,
+)
 
 from .store import NotifyStore
 
@@ -85,4 +92,5 @@ async def on_subject(
             if request.action is SubjectAction.RESTRICT:
                 held = await subjects.hold_unsent(ids)
                 done.append(f"no messages while restricted; {held} unsent message(s) cancelled")
-    await uow.emit(answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept))
+    answered = answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept)
+    await respond(uow, event, request, answered)

@@ -19,6 +19,7 @@ import typer
 from services.ops import access
 from services.ops.access_cli import app as access_app
 from services.ops.asyncapi_cli import app as asyncapi_app
+from services.ops.audit_cli import app as audit_app
 from services.ops.client import publish_inbound
 from services.ops.dlq_cli import app as dlq_app
 from services.ops.gateway_cli import app as gateway_app
@@ -47,6 +48,7 @@ docs_app = typer.Typer(
     help="Documentation generated from the code (the README's type table).",
 )
 app.add_typer(docs_app, name="docs", short_help="Print documentation made from the code.")
+app.add_typer(audit_app, name="audit", short_help="The audit trail of disclosures; verify it.")
 app.add_typer(report_app, name="report", short_help="Figures for practices, PCNs, commissioners.")
 app.add_typer(subject_app, name="subject", short_help="A person's rights: export, rectify, erase.")
 

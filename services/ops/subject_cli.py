@@ -73,9 +73,7 @@ async def _referrals(
         return ids
     if nhs is None or dob is None:
         raise typer.BadParameter("--nhs-number and --dob go together")
-    req = rights.request(
-        SubjectAction.FIND, within, nhs_number=_nhs(nhs), date_of_birth=_date(dob)
-    )
+    req = rights.request(SubjectAction.FIND, within, nhs_number=_nhs(nhs), date_of_birth=_date(dob))
     found = await rights.ask(settings, req, within)
     if "intake" not in found.answers:
         typer.echo("intake did not answer: the person's referrals are not known", err=True)

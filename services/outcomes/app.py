@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     ContactRecorded,
     EventRejected,
     GpWriteback,
@@ -73,7 +74,7 @@ SERVICE = ServiceDef(
         (RosterChanged, on_roster),
         (SubjectRequested, on_subject),
     ),
-    emits=(GpWriteback, ReferralUpdated, EventRejected, SubjectAnswered),
+    emits=(AuditRecorded, GpWriteback, ReferralUpdated, EventRejected, SubjectAnswered),
     store=OutcomesStore,
     schemas={"reporting": Path(__file__).parent / "reporting"},
 )

@@ -37,9 +37,9 @@ from contracts.events import (
 from contracts.times import implausible, summary
 from services.runtime.admission import refuse, require_own
 from services.runtime.errors import BadMessage
-from services.runtime.subject import Restrictions
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
+from services.runtime.subject import Restrictions
 
 from .domain import STEP_TASK, RecordEntry, closure_task, due_entries
 from .reporting.store import Projection

@@ -12,8 +12,10 @@ from typing import Any
 from contracts import CloudEvent
 from contracts.enums import WritebackFact
 from contracts.events import GpWriteback, SubjectAction, SubjectItem, SubjectRequested
+from services.runtime import audit
+from services.runtime.audit import AuditAction, AuditRecipientKind
 from services.runtime.handling import UnitOfWork
-from services.runtime.subject import HEALTH_RECORD, Holding, answer, erasure, restriction
+from services.runtime.subject import HEALTH_RECORD, Holding, answer, erasure, respond, restriction
 
 from .store import OutcomesStore
 
@@ -107,6 +109,30 @@ def gp_told(before: str | None, after: str, practice: str | None, written: bool)
     return before is not None and before != after and practice is not None and written
 
 
+DOB_DONE = "holds no date of birth; the GP record's own comes from the national register"
+
+
+async def _correct(
+    uow: UnitOfWork[OutcomesStore], ids: list[uuid.UUID], right: str, now: datetime
+) -> list[str]:
+    """Set the right NHS number; tell each practice that had entries under the wrong one."""
+    subjects = uow.store.subjects
+    written = {w["referral_id"] for w in await subjects.writebacks(ids)}
+    changed = await subjects.correct_nhs_number(ids, right)
+    done = [f"corrected the NHS number of {len(changed)} referral(s)"]
+    for rid, practice, before in changed:
+        if practice is None or not gp_told(before, right, practice, rid in written):
+            continue
+        told = await uow.emit(correction(rid, practice, right, now))
+        detail = {"event_id": told.id, "fact": WritebackFact.CORRECTION.value}
+        await audit.record(
+            uow, AuditAction.GP_WRITEBACK, AuditRecipientKind.GP, practice,
+            referral_id=rid, detail=detail,
+        )  # fmt: skip
+        done.append(f"told GP practice {practice}: a correction writeback, no code")
+    return done
+
+
 async def on_subject(
     uow: UnitOfWork[OutcomesStore], event: CloudEvent[Any], request: SubjectRequested
 ) -> None:
@@ -129,15 +155,9 @@ async def on_subject(
             ids = sorted({i.referral_id for i in items if i.referral_id}, key=str)
         case SubjectAction.RECTIFY:
             if request.new_nhs_number is not None:
-                written = {w["referral_id"] for w in await subjects.writebacks(ids)}
-                changed = await subjects.correct_nhs_number(ids, request.new_nhs_number)
-                done.append(f"corrected the NHS number of {len(changed)} referral(s)")
-                for rid, practice, before in changed:
-                    if practice and gp_told(before, request.new_nhs_number, practice, rid in written):
-                        await uow.emit(correction(rid, practice, request.new_nhs_number, now))
-                        done.append(f"told GP practice {practice}: a correction writeback, no code")
+                done += await _correct(uow, ids, request.new_nhs_number, now)
             if request.new_date_of_birth is not None:
-                done.append("holds no date of birth; the GP record's comes from the national register")
+                done.append(DOB_DONE)
         case SubjectAction.ERASE:
             done, kept = erasure(HOLDINGS)
             done.append("nothing erased: all outcomes holds is the record of care")
@@ -145,4 +165,5 @@ async def on_subject(
             done = await restriction(uow.conn, request) or []
             if request.action is SubjectAction.RESTRICT:
                 done.append("no GP writebacks while restricted")
-    await uow.emit(answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept))
+    answered = answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept)
+    await respond(uow, event, request, answered)

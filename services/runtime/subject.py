@@ -17,12 +17,17 @@ from typing import Any
 import asyncpg
 
 from contracts.events import (
+    AuditAction,
+    AuditActorKind,
+    AuditRecipientKind,
+    AuditRecorded,
     SubjectAction,
     SubjectAnswered,
     SubjectItem,
     SubjectKept,
     SubjectRequested,
 )
+from services.runtime import audit
 
 # The grounds named in answers. Only what the law itself says is cited here; how long a
 # health record is kept is the NHS Records Management Code of Practice's retention schedule
@@ -137,9 +142,7 @@ class Restrictions:
         await self.lift(referral_ids)
 
 
-async def restriction(
-    conn: asyncpg.Connection, request: SubjectRequested
-) -> list[str] | None:
+async def restriction(conn: asyncpg.Connection, request: SubjectRequested) -> list[str] | None:
     """Carry out ``restrict``/``lift`` (the same in every service); None for other actions."""
     table = Restrictions(conn)
     if request.action is SubjectAction.RESTRICT:
@@ -149,3 +152,43 @@ async def restriction(
         await table.lift(request.referral_ids)
         return [LIFTED_DONE]
     return None
+
+
+AUDITED = {
+    SubjectAction.FIND: AuditAction.EXPORT,  # which referrals are the person's: told the operator
+    SubjectAction.ACCESS: AuditAction.EXPORT,
+    SubjectAction.RECTIFY: AuditAction.RECTIFICATION,
+    SubjectAction.RESTRICT: AuditAction.RESTRICTION,
+    SubjectAction.LIFT: AuditAction.RESTRICTION,
+    SubjectAction.ERASE: AuditAction.ERASURE,
+}
+
+
+def audit_records(
+    service: str, request: SubjectRequested, answered: SubjectAnswered, operator: str | None
+) -> list[AuditRecorded]:
+    """The audit trail's record of the answer, one per referral it is about (ids only):
+    what was done, for which request, told to the operator."""
+    ids = answered.referral_ids or request.referral_ids or [None]
+    return [
+        audit.disclosure(
+            AUDITED[request.action],
+            AuditRecipientKind.OPERATOR,
+            by_service=service,
+            referral_id=rid,
+            by_kind=AuditActorKind.OPERATOR,
+            by=operator,
+            at=answered.answered_at,
+            detail={"request_id": request.request_id, "subject_action": request.action.value},
+        )
+        for rid in ids
+    ]
+
+
+async def respond(
+    uow: Any, event: Any, request: SubjectRequested, answered: SubjectAnswered
+) -> None:
+    """Emit the answer, and its record on the audit trail, in the handler's transaction."""
+    await uow.emit(answered)
+    for record in audit_records(uow.service, request, answered, event.sender_org):
+        await uow.emit(record)

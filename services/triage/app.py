@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
-    SubjectAnswered,
-    SubjectRequested,
+    AuditRecorded,
     EventRejected,
     LinkWorkerRegistered,
     LinkWorkerUpdated,
@@ -18,6 +17,8 @@ from contracts.events import (
     ReferralWaitlisted,
     ReferralWithdrawn,
     RosterChanged,
+    SubjectAnswered,
+    SubjectRequested,
 )
 from services.runtime.service import ServiceDef, routes
 
@@ -47,12 +48,13 @@ SERVICE = ServiceDef(
         (SubjectRequested, on_subject),
     ),
     emits=(
+        AuditRecorded,
+        SubjectAnswered,
         ReferralAssigned,
         ReferralWaitlisted,
         ReferralJoined,
         RosterChanged,
         EventRejected,
-        SubjectAnswered,
     ),
     store=TriageStore,
     observe=observe,

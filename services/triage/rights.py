@@ -11,7 +11,7 @@ from typing import Any
 from contracts import CloudEvent
 from contracts.events import SubjectAction, SubjectItem, SubjectRequested
 from services.runtime.handling import UnitOfWork
-from services.runtime.subject import HEALTH_RECORD, Holding, answer, erasure, restriction
+from services.runtime.subject import HEALTH_RECORD, Holding, answer, erasure, respond, restriction
 
 from .store import TriageStore
 
@@ -61,4 +61,5 @@ async def on_subject(
             done.append("nothing erased: triage holds nothing that names you")
         case _:
             done = await restriction(uow.conn, request) or []
-    await uow.emit(answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept))
+    answered = answer(request, SERVICE, now, referral_ids=ids, items=items, done=done, kept=kept)
+    await respond(uow, event, request, answered)
