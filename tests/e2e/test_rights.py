@@ -49,6 +49,7 @@ async def test_export_rectify_restrict_and_erase_go_through_every_service(
         Tap(settings, f"gp.writeback.v1.{PRACTICE}") as practice,
         Tap(settings, f"referral.assigned.v1.{PCN}") as team,
         Tap(settings, "subject.answered.v1.*") as answers,
+        Tap(settings, "audit.recorded.v1.*") as trail,
     ):
         await publish(settings, worker(PCN, "lw-rights", 3))
         await asyncio.sleep(0.5)
@@ -163,6 +164,17 @@ async def test_export_rectify_restrict_and_erase_go_through_every_service(
         if person["contact"].get("email"):
             assert rights._text(person["contact"]["email"]) not in after
         assert "Messages sent" not in after
+
+    # every answer is on the audit trail, by referral, ids only
+    records = [r["data"] for r in trail.events("audit.recorded.v1", referral_id=rid)]
+    actions = {(r["by_service"], r["action"]) for r in records if r["recipient_kind"] == "operator"}
+    for service in SERVICES:
+        for action in ("export", "rectification", "restriction", "erasure"):
+            assert (service, action) in actions
+    assert any(
+        r["action"] == "gp_writeback" and r["detail"].get("fact") == "correction" for r in records
+    )
+    assert person["family_name"] not in str(records) and person["nhs_number"] not in str(records)
 
     # every answer went to its request's key only
     keys = {k.rsplit(".", 1)[-1] for k, _, _ in answers.messages}
