@@ -12,8 +12,6 @@ from typing import Any
 from contracts import CloudEvent
 from contracts.enums import WritebackFact
 from contracts.events import GpWriteback, SubjectAction, SubjectItem, SubjectRequested
-from services.runtime import audit
-from services.runtime.audit import AuditAction, AuditRecipientKind
 from services.runtime.handling import UnitOfWork
 from services.runtime.subject import HEALTH_RECORD, Holding, answer, erasure, respond, restriction
 
@@ -123,12 +121,8 @@ async def _correct(
     for rid, practice, before in changed:
         if practice is None or not gp_told(before, right, practice, rid in written):
             continue
-        told = await uow.emit(correction(rid, practice, right, now))
-        detail = {"event_id": told.id, "fact": WritebackFact.CORRECTION.value}
-        await audit.record(
-            uow, AuditAction.GP_WRITEBACK, AuditRecipientKind.GP, practice,
-            referral_id=rid, detail=detail,
-        )  # fmt: skip
+        # on the audit trail as every writeback is (services/runtime/audit.py: DISCLOSED)
+        await uow.emit(correction(rid, practice, right, now))
         done.append(f"told GP practice {practice}: a correction writeback, no code")
     return done
 
