@@ -25,7 +25,7 @@ from services.runtime.subject import (
 from .store import IntakeStore
 
 SERVICE = "intake"
-KEPT = "as the retention schedule sets for a social prescribing referral (docs/architecture/)"
+KEPT = "as long as the NHS Records Management Code of Practice sets for this health record"
 
 REFERRAL = Holding(
     what="The referral as it was sent: your name, NHS number, date of birth, needs, consent "
@@ -38,7 +38,7 @@ REFERRAL = Holding(
 CONTACT = Holding(
     what="How to reach you (phone, email, adjustments you asked for), inside the referral",
     source="the organisation that referred you",
-    kept="until the referral ends, or you ask for it to be erased",
+    kept="until you ask for it to be erased, or the retention schedule removes it",
     erase=True,
 )
 SUBMISSIONS = Holding(
@@ -61,7 +61,7 @@ def export(referrals: list[dict[str, Any]], submissions: list[dict[str, Any]]) -
         contact = person.pop("contact", None)
         sent["person"] = person
         meta = {"referred_by": r["sender"], "their_reference": r["sender_reference"]}
-        items.append(REFERRAL.item(r["referral_id"], {**meta, "referral": sent}))
+        items.append(REFERRAL.item(r["referral_id"], {**meta, "as sent": sent}))
         if contact:
             items.append(CONTACT.item(r["referral_id"], contact))
     for s in submissions:

@@ -26,13 +26,13 @@ SERVICE = "notify"
 CONTACT = Holding(
     what="How to reach you (phone, email, adjustments you asked for)",
     source="the organisation that referred you",
-    kept="until the referral ends, or you ask for it to be erased",
+    kept="until you ask for it to be erased, or the retention schedule removes it",
     erase=True,
 )
 MESSAGES = Holding(
     what="Messages sent, or to be sent, to you and to your link worker team",
     source="made by Linkwell from your referral",
-    kept="until the referral ends, or you ask for them to be erased",
+    kept="until you ask for them to be erased, or the retention schedule removes them",
     erase=True,
 )
 STANDING = Holding(

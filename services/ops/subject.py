@@ -148,7 +148,9 @@ SERVICE_TITLES = {
 
 def _text(value: Any) -> str:
     """A value as one line of text, with nothing a Markdown or HTML viewer would run."""
-    if isinstance(value, (dict, list)):
+    if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
+        value = ", ".join(str(v).replace("_", " ") for v in value) or "none"
+    elif isinstance(value, (dict, list)):
         value = json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(str(value).split())
     for raw, safe in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):

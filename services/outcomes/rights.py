@@ -18,7 +18,7 @@ from services.runtime.subject import HEALTH_RECORD, Holding, answer, erasure, re
 from .store import OutcomesStore
 
 SERVICE = "outcomes"
-KEPT = "as the retention schedule sets for a social prescribing record (docs/architecture/)"
+KEPT = "as long as the NHS Records Management Code of Practice sets for this health record"
 
 EPISODE = Holding(
     what="Your referral's journey: your GP practice, NHS number, needs, link worker, and "

@@ -21,7 +21,7 @@ PLACEMENT = Holding(
     what="Which link worker team and link worker your referral is with, and the needs it "
     "was placed by",
     source="your referral, and your link worker team's roster",
-    kept="as the retention schedule sets for a social prescribing record (docs/architecture/)",
+    kept="as long as the NHS Records Management Code of Practice sets for this health record",
     erase=False,
     ground=HEALTH_RECORD,
 )

@@ -102,7 +102,7 @@ def test_intake_exports_the_referral_and_its_contact_details_as_their_own_items(
     ]
     items = intake.export(referrals, [])
     assert [i.what for i in items] == [intake.REFERRAL.what, intake.CONTACT.what]
-    assert "contact" not in items[0].content["referral"]["person"]
+    assert "contact" not in items[0].content["as sent"]["person"]
     assert items[1].content["phone"] == "07700900123"
 
 
@@ -137,7 +137,11 @@ def test_the_document_has_a_part_per_service_says_who_did_not_answer_and_escapes
         source="your referrer",
         kept="until erased",
         referral_id=RID,
-        content={"address": "<script>alert(1)</script>", "nested": {"k": "v"}},
+        content={
+            "address": "<script>alert(1)</script>",
+            "nested": {"k": "v"},
+            "needs": ["social_isolation", "debt"],
+        },
     )
     got = ops.Collected(r, ["intake", "notify", "outcomes", "triage"])
     got.answers["notify"] = _answered("notify", r, referral_ids=[RID], items=[item])
@@ -148,6 +152,7 @@ def test_the_document_has_a_part_per_service_says_who_did_not_answer_and_escapes
     assert "### How to reach you" in doc
     assert "where it came from: your referrer" in doc and "how long it is kept: until erased" in doc
     assert "<script>" not in doc and "&lt;script&gt;" in doc
+    assert "- needs: social isolation, debt" in doc  # plain words, not JSON
     assert "Not answered:** outcomes, triage" in doc
     assert "Holds nothing about you." in doc  # intake, here
     assert got.missing == ["outcomes", "triage"]
