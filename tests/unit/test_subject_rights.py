@@ -169,3 +169,22 @@ def test_the_export_file_is_readable_by_its_owner_alone(tmp_path):
 
 def test_every_service_holding_personal_data_answers():
     assert ops.answering_services() == ["intake", "notify", "outcomes", "triage"]
+
+
+def test_only_the_administrator_may_publish_a_request_and_each_service_its_answers():
+    import json
+    import re
+    from pathlib import Path
+
+    defs = json.loads((Path(__file__).parents[2] / "deploy/rabbitmq/definitions.json").read_text())
+    key = "subject.requested.v1"
+    answer = f"subject.answered.v1.{uuid.uuid4()}"
+    for p in defs["topic_permissions"]:
+        if p["exchange"].endswith(".inbound"):
+            assert not re.search(p["write"], key), p["user"]
+        if p["exchange"].endswith(".events") and p["user"] in {
+            f"linkwell-{s}" for s in ops.answering_services()
+        }:
+            assert re.search(p["write"], answer), p["user"]
+    admins = [u["name"] for u in defs["users"] if "administrator" in u.get("tags", "")]
+    assert admins  # the operator: every permission (its own, not a topic grant)
