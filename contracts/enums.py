@@ -204,3 +204,4 @@ class WritebackFact(StrEnum):
     PLAN = "plan"  # once per plan (each revision is one)
     NOTE = "note"  # once per shared note
     WELLBEING = "wellbeing"  # once per measurement
+    CORRECTION = "correction"  # the NHS number or date of birth sent before was wrong

@@ -725,6 +725,194 @@ class NotificationFailed(EventData):
     failed_at: AwareDatetime
 
 
+# ---------------------------------------------------------------- the person's rights
+
+
+class SubjectAction(StrEnum):
+    """What an operator asks every service to do with one person's data (UK GDPR)."""
+
+    FIND = "find"  # which referrals are this person's (intake answers; the others: none)
+    ACCESS = "access"  # Art. 15: a copy of what each service holds
+    RECTIFY = "rectify"  # Art. 16: a wrong NHS number or date of birth corrected
+    RESTRICT = "restrict"  # Art. 18: stored only, no further processing, until lifted
+    LIFT = "lift"  # the restriction lifted
+    ERASE = "erase"  # Art. 17: erased, except what must be kept (each with its ground)
+
+
+class SubjectRequested(EventData):
+    """An operator's request about one person's data, to every service that holds some.
+    Published by Linkwell's operators only (no organisation may publish it). The person is
+    named by referral ids, or (``find``) by NHS number and date of birth together.
+    Each service answers with ``subject.answered.v1``, routed by ``request_id``."""
+
+    TYPE = "subject.requested.v1"
+    DIRECTION = Direction.INBOUND
+
+    request_id: uuid.UUID
+    action: SubjectAction
+    referral_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
+    nhs_number: NhsNumber | None = None
+    date_of_birth: date | None = None
+    new_nhs_number: NhsNumber | None = None
+    new_date_of_birth: date | None = None
+    reply_by: AwareDatetime = Field(
+        description="After this, a service answers without any personal data: nobody waits "
+        "for the answer any more, and it must not rest on the broker."
+    )
+
+    def subject(self) -> str | None:
+        return None
+
+    @model_validator(mode="after")
+    def _identified(self) -> SubjectRequested:
+        by_identity = self.nhs_number is not None and self.date_of_birth is not None
+        if self.action is SubjectAction.FIND and not by_identity:
+            raise ValueError("find needs nhs_number and date_of_birth")
+        if self.action is not SubjectAction.FIND and not self.referral_ids:
+            raise ValueError(f"{self.action.value} needs referral_ids")
+        correcting = self.new_nhs_number is not None or self.new_date_of_birth is not None
+        if (self.action is SubjectAction.RECTIFY) != correcting:
+            raise ValueError("new_nhs_number/new_date_of_birth go with rectify, and only with it")
+        return self
+
+
+class SubjectItem(BaseModel):
+    """One thing a service holds about the person, in plain words."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    what: Annotated[str, Field(max_length=200, description="What it is")]
+    source: Annotated[str, Field(max_length=200, description="Where it came from")]
+    kept: Annotated[str, Field(max_length=300, description="How long it is kept, and why")]
+    referral_id: uuid.UUID | None = None
+    content: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubjectKept(BaseModel):
+    """Something not erased, and the legal ground for keeping it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    what: Annotated[str, Field(max_length=200)]
+    ground: Annotated[str, Field(max_length=400)]
+
+
+class SubjectAnswered(EventData):
+    """One service's answer to ``subject.requested.v1``: what it holds (``access``), what it
+    did, and what it must keep and why. Routed by request id to the operator's own
+    exclusive reply queue only; carries personal data for ``access``."""
+
+    TYPE = "subject.answered.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "request_id"
+
+    request_id: uuid.UUID
+    service: Annotated[str, Field(max_length=40, pattern=r"^[a-z][a-z0-9-]*$")]
+    action: SubjectAction
+    referral_ids: list[uuid.UUID] = Field(default_factory=list)
+    items: list[SubjectItem] = Field(default_factory=list)
+    done: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list)
+    kept: list[SubjectKept] = Field(default_factory=list)
+    late: bool = Field(False, description="Answered after reply_by: carries no personal data")
+    answered_at: AwareDatetime
+
+    def subject(self) -> str | None:
+        return None
+
+
+class AuditAction(StrEnum):
+    """What left Linkwell, or who looked or acted: the kinds of record in the audit trail."""
+
+    ANSWER = "answer"  # intake's accepted / rejected / duplicate to the sender
+    STATUS = "status"  # a referral.status.v1 to a referrer
+    ASSIGNMENT = "assignment"  # an assignment, waitlisting or join told to a team
+    GP_WRITEBACK = "gp_writeback"  # codes and a summary for the GP record
+    NOTIFICATION = "notification"  # a message to the person or the team, per channel
+    EXPORT = "export"  # a subject access export
+    RECTIFICATION = "rectification"
+    ERASURE = "erasure"
+    RESTRICTION = "restriction"
+    SIGN_IN = "sign_in"  # a sign-in to a page showing personal data or figures
+    PAGE_VIEW = "page_view"  # a page showing a person's data or figures was served
+    TOKEN_ISSUED = "token_issued"  # linkwell access: a broker user, token or password issued
+    DLQ_REPLAY = "dlq_replay"  # linkwell dlq replay
+    INVITE = "invite"  # linkwell gateway invite
+
+
+class AuditRecipientKind(StrEnum):
+    """Who received (or saw) it."""
+
+    SENDER = "sender"  # the organisation that sent the event answered
+    REFERRER = "referrer"
+    TEAM = "team"  # a PCN's link worker team
+    GP = "gp"  # a GP practice's record
+    PERSON = "person"  # the person themself (or their carer)
+    PROFESSIONAL = "professional"  # a signed-in professional of an organisation
+    COMMISSIONER = "commissioner"  # a reader of the figures (dashboard)
+    OPERATOR = "operator"  # whoever ran the operator command
+
+
+class AuditActorKind(StrEnum):
+    """Who did it: a service, a signed-in account, or an operator at the command line."""
+
+    SERVICE = "service"
+    ACCOUNT = "account"
+    OPERATOR = "operator"
+
+
+AuditId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+        description="An id or a code, never free text, a name or an NHS number.",
+    ),
+]
+AuditKey = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class AuditRecorded(EventData):
+    """A disclosure of a person's data, a sign-in or page view, or an operator action, as
+    it committed: written by the service in the transaction of the disclosure itself (or,
+    for an operator command, published confirmed before the command reports success), and
+    kept by the audit service in a hash chain. Carries ids only: never a name, a date of
+    birth, an NHS number, an address or free text. Routed by the recording service; no
+    organisation receives it."""
+
+    TYPE = "audit.recorded.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "by_service"
+
+    action: AuditAction
+    recipient_kind: AuditRecipientKind
+    recipient_org: AuditId | None = Field(
+        default=None,
+        description="The organisation that received it (ODS or sender code, PCN code), or "
+        "absent (the person themself, an operator).",
+    )
+    referral_id: uuid.UUID | None = None
+    person_id: uuid.UUID | None = Field(
+        default=None, description="Linkwell's id of the person, where the service knows it."
+    )
+    by_service: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = Field(
+        description="The service (or ``ops`` for the operator commands) that recorded it."
+    )
+    by_kind: AuditActorKind = AuditActorKind.SERVICE
+    by: AuditId | None = Field(
+        default=None, description="The account or operator that acted, by id; absent: the service."
+    )
+    at: AwareDatetime
+    detail: Annotated[dict[AuditKey, AuditId], Field(max_length=12)] = Field(
+        default_factory=dict,
+        description="Ids that say what exactly (the event id told, the channel, the fact): "
+        "ids and codes only.",
+    )
+
+    def subject(self) -> str | None:
+        return str(self.referral_id) if self.referral_id is not None else None
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -788,6 +976,9 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(ReferralStatus, (Party.REFERRER,)),
         EventSpec(GpWriteback, (Party.GP_INTEGRATORS,)),
         EventSpec(NotificationFailed, (Party.TEAMS,)),
+        EventSpec(SubjectRequested, ()),
+        EventSpec(SubjectAnswered, ()),
+        EventSpec(AuditRecorded, ()),
     )
 }
 

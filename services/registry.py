@@ -1,7 +1,8 @@
-"""The five services, by name: each one's definition (``services/<name>/app.py``)."""
+"""The services, by name: each one's definition (``services/<name>/app.py``)."""
 
 from __future__ import annotations
 
+from services.audit.app import SERVICE as AUDIT
 from services.gateway.app import SERVICE as GATEWAY
 from services.intake.app import SERVICE as INTAKE
 from services.notify.app import SERVICE as NOTIFY
@@ -10,5 +11,5 @@ from services.runtime.service import ServiceDef
 from services.triage.app import SERVICE as TRIAGE
 
 SERVICE_DEFS: dict[str, ServiceDef] = {
-    s.name: s for s in (INTAKE, TRIAGE, NOTIFY, OUTCOMES, GATEWAY)
+    s.name: s for s in (INTAKE, TRIAGE, NOTIFY, OUTCOMES, GATEWAY, AUDIT)
 }

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     ReferralAccepted,
     ReferralDuplicate,
@@ -77,7 +78,10 @@ SERVICE = ServiceDef(
         (ReferralDuplicate, on_duplicate),
         (ReferralStatus, on_status),
     ),
-    emits=(EventRejected,),
+    emits=(
+        AuditRecorded,
+        EventRejected,
+    ),
     store=GatewayStore,
     settings=GatewaySettings,
     retention=RETENTION,

@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from contracts.enums import Need
+from services.runtime.audit import AuditAction
 from services.runtime.logs import get_logger
 
 from . import accounts, domain, pro_actions, pro_domain
@@ -139,6 +140,8 @@ def pro_routes(gw: Gateway) -> list[Route]:
             await store.signed_in(account.id, accounts.digest(token))
             if stored and accounts.needs_rehash(stored):
                 await store.rehash(account.id, accounts.hash_password(password))
+            await gw.audit(conn, AuditAction.SIGN_IN, account, {"page": "pro"})
+        gw.wake()
         log.info("signed_in", account_id=str(account.id))
         response = RedirectResponse("/pro/referrals", 303)
         gw._cookie(response, SESSION_COOKIE, token, max_age=None)
@@ -202,8 +205,12 @@ def pro_routes(gw: Gateway) -> list[Route]:
         if isinstance(who, Response):
             return who
         _, account = who
-        async with gw.pool.acquire() as conn:
+        async with gw.pool.acquire() as conn, conn.transaction():
             listed = await GatewayStore(conn).submissions.of_organisation(account.organisation)
+            # the page shows the organisation's referrals: on the trail before it is served
+            detail = {"page": "pro_referrals", "shown": len(listed)}
+            await gw.audit(conn, AuditAction.PAGE_VIEW, account, detail)
+        gw.wake()
         shown = [
             {
                 "reference": item.standing.reference,

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.runtime import audit
+from services.runtime.audit import AuditAction, AuditRecipientKind
 from services.runtime.logs import get_logger
 
 from . import domain
@@ -47,11 +49,27 @@ def status_routes(gw: Gateway) -> list[Route]:
         wait = gw.limits.send(client)
         if wait:
             return gw.too_many(request, wait)
-        async with gw.pool.acquire() as conn:
+        async with gw.pool.acquire() as conn, conn.transaction():
             standing = await GatewayStore(conn).submissions.standing(
                 domain.canonical_reference(reference),
                 check_digest(reference, values["date_of_birth"]),
             )
+            if standing is not None:  # where a referral stands, shown to the person
+                await audit.enqueue_record(
+                    conn,
+                    gw.names,
+                    "gateway",
+                    audit.disclosure(
+                        AuditAction.PAGE_VIEW,
+                        AuditRecipientKind.PERSON,
+                        None,
+                        by_service="gateway",
+                        referral_id=standing.referral_id,
+                        detail={"page": "status"},
+                    ),
+                )
+        if standing is not None:
+            gw.wake()
         if standing is None:
             log.info("status_not_found")
             return gw.page(

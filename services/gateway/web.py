@@ -23,6 +23,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from contracts.enums import Need
+from services.runtime import audit
+from services.runtime.audit import AuditAction, AuditActorKind, AuditRecipientKind
 from services.runtime.logs import get_logger
 from services.runtime.names import Names
 
@@ -67,6 +69,26 @@ class Gateway:
         )
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape()
+        )
+
+    async def audit(
+        self, conn: asyncpg.Connection, action: AuditAction, account: Any, detail: dict[str, Any]
+    ) -> None:
+        """A signed-in professional's sign-in or view, on the trail in ``conn``'s open
+        transaction (by account id and organisation; never the email)."""
+        await audit.enqueue_record(
+            conn,
+            self.names,
+            "gateway",
+            audit.disclosure(
+                action,
+                AuditRecipientKind.PROFESSIONAL,
+                account.organisation,
+                by_service="gateway",
+                by_kind=AuditActorKind.ACCOUNT,
+                by=str(account.id),
+                detail=detail,
+            ),
         )
 
     # ------------------------------------------------------------ rendering

@@ -5,30 +5,39 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     ReferralAccepted,
     ReferralDuplicate,
     ReferralIdentityConflict,
     ReferralRejected,
     ReferralSubmitted,
+    SubjectAnswered,
+    SubjectRequested,
 )
 from services.runtime.service import ServiceDef, routes
 
 from .handlers import on_resubmitted, on_submitted, rejection
 from .retention import RETENTION
+from .rights import on_subject
 from .store import IntakeStore
 
 SERVICE = ServiceDef(
     name="intake",
     directory=Path(__file__).parent,
     description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
-    routes=routes((ReferralSubmitted, on_submitted, on_resubmitted)),
+    routes=routes(
+        (ReferralSubmitted, on_submitted, on_resubmitted),
+        (SubjectRequested, on_subject),
+    ),
     emits=(
+        AuditRecorded,
         ReferralAccepted,
         ReferralRejected,
         ReferralDuplicate,
         ReferralIdentityConflict,
         EventRejected,
+        SubjectAnswered,
     ),
     store=IntakeStore,
     rejections={ReferralSubmitted.TYPE: rejection},

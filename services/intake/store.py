@@ -156,3 +156,92 @@ class IntakeStore:
         self.people = People(conn)
         self.referrals = Referrals(conn)
         self.submissions = Submissions(conn)
+        self.subjects = Subjects(conn)
+
+
+class Subjects:
+    """What intake holds about one person, for their rights (``rights``)."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def find(self, nhs_number: str, born: date) -> list[uuid.UUID]:
+        rows = await self.conn.fetch(
+            "SELECT r.referral_id FROM referral r JOIN person p USING (person_id)"
+            " WHERE p.nhs_number = $1 AND p.date_of_birth = $2",
+            nhs_number,
+            born,
+        )
+        return [r["referral_id"] for r in rows]
+
+    async def referrals(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, sender, sender_reference, accepted_at, submission"
+            " FROM referral WHERE referral_id = ANY($1::uuid[]) ORDER BY accepted_at",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def submissions(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, sender, outcome, received_at FROM submission"
+            " WHERE referral_id = ANY($1::uuid[]) ORDER BY received_at",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def rectify(
+        self, referral_id: uuid.UUID, nhs_number: str | None, born: date | None
+    ) -> list[uuid.UUID]:
+        """Correct the person of this referral (every referral of theirs): their NHS number
+        and/or date of birth. When the corrected identity is already someone's, the two are
+        one person. Returns the referrals corrected."""
+        old = await self.conn.fetchrow(
+            "SELECT p.person_id, p.nhs_number, p.date_of_birth FROM referral r"
+            " JOIN person p USING (person_id) WHERE r.referral_id = $1 FOR UPDATE OF p",
+            referral_id,
+        )
+        if old is None:
+            return []
+        nhs = nhs_number or old["nhs_number"]
+        dob = born or old["date_of_birth"]
+        same = await self.conn.fetchval(
+            "SELECT person_id FROM person WHERE nhs_number = $1 AND date_of_birth = $2"
+            " AND person_id <> $3",
+            nhs,
+            dob,
+            old["person_id"],
+        )
+        person = old["person_id"]
+        if same is not None:
+            await self.conn.execute(
+                "UPDATE referral SET person_id = $1 WHERE person_id = $2", same, person
+            )
+            await self.conn.execute("DELETE FROM person WHERE person_id = $1", person)
+            person = same
+        else:
+            await self.conn.execute(
+                "UPDATE person SET nhs_number = $2, date_of_birth = $3 WHERE person_id = $1",
+                person,
+                nhs,
+                dob,
+            )
+        rows = await self.conn.fetch(
+            "UPDATE referral SET submission = jsonb_set(jsonb_set(submission,"
+            " '{person,nhs_number}', coalesce(to_jsonb($2::text), 'null'::jsonb)),"
+            " '{person,date_of_birth}', to_jsonb($3::text))"
+            " WHERE person_id = $1 RETURNING referral_id",
+            person,
+            nhs,
+            dob.isoformat(),
+        )
+        return [r["referral_id"] for r in rows]
+
+    async def erase_contact(self, ids: list[uuid.UUID]) -> int:
+        """The person's contact details removed from the stored referrals."""
+        result = await self.conn.execute(
+            "UPDATE referral SET submission = submission #- '{person,contact}'"
+            " WHERE referral_id = ANY($1::uuid[]) AND submission -> 'person' ? 'contact'",
+            ids,
+        )
+        return int(result.split()[-1])

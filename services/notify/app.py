@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     NotificationFailed,
     ReferralAccepted,
@@ -16,6 +17,8 @@ from contracts.events import (
     ReferralStatus,
     ReferralUpdated,
     ReferralWaitlisted,
+    SubjectAnswered,
+    SubjectRequested,
 )
 from services.runtime.service import ServiceDef, routes
 
@@ -30,6 +33,7 @@ from .handlers import (
     on_waitlisted,
 )
 from .retention import RETENTION
+from .rights import on_subject
 from .settings import NotifySettings
 from .store import NotifyStore
 
@@ -45,8 +49,9 @@ SERVICE = ServiceDef(
         (ReferralAssigned, on_assigned),
         (ReferralJoined, on_joined),
         (ReferralUpdated, on_updated),
+        (SubjectRequested, on_subject),
     ),
-    emits=(ReferralStatus, NotificationFailed, EventRejected),
+    emits=(AuditRecorded, ReferralStatus, NotificationFailed, EventRejected, SubjectAnswered),
     store=NotifyStore,
     pollers=(dispatcher,),
     settings=NotifySettings,

@@ -20,6 +20,8 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from contracts.events import NotificationFailed
+from services.runtime import audit
+from services.runtime.audit import AuditAction, AuditRecipientKind
 from services.runtime.failpoints import failpoint
 from services.runtime.handling import UnitOfWork, UnitOfWorkFactory, transaction
 from services.runtime.logs import get_logger
@@ -134,6 +136,15 @@ class Dispatcher(Poller):
             await uow.store.outgoing.sent([p.id for p in sent])
             for p in sent:
                 SENT.labels(p.audience, p.medium.value).inc()
+                # the message left: recorded in the transaction that marks it sent
+                await audit.record(
+                    uow,
+                    AuditAction.NOTIFICATION,
+                    AuditRecipientKind.TEAM if p.audience == "team" else AuditRecipientKind.PERSON,
+                    p.pcn if p.audience == "team" else None,
+                    referral_id=p.referral_id,
+                    detail={"notification": p.id, "audience": p.audience, "medium": p.medium.value},
+                )
             if sent:
                 state.delivered()
             for p, result in zip(due, results, strict=True):

@@ -25,6 +25,7 @@ from contracts.events import (
 )
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
+from services.runtime.subject import Restrictions
 
 from .domain import (
     FINAL,
@@ -128,6 +129,9 @@ async def send_later(
     """Queue a message for the dispatcher (once per event and audience)."""
     if message is None:
         log.debug("nothing_to_send_the_person")  # no address, or their team tells them
+        return
+    if await Restrictions(uow.conn).restricted(referral_id):
+        log.info("notification_withheld_restricted")  # Art. 18: stored, not processed
         return
     key = f"{referral_id}.{event.id}.{message.audience.value}"
     if await uow.store.outgoing.add(key, referral_id, message):

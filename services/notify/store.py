@@ -223,3 +223,49 @@ class NotifyStore:
     def __init__(self, conn: asyncpg.Connection):
         self.referrals = Referrals(conn)
         self.outgoing = Outgoing(conn)
+        self.subjects = Subjects(conn)
+
+
+class Subjects:
+    """What notify holds about one person's referrals, for their rights (``rights``)."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def referrals(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, sender, pcn, contact, step FROM referral"
+            " WHERE referral_id = ANY($1::uuid[])",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def messages(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, audience, medium, address, subject, body, created_at, sent_at"
+            " FROM notification WHERE referral_id = ANY($1::uuid[]) ORDER BY created_at",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def hold_unsent(self, ids: list[uuid.UUID]) -> int:
+        """Messages not sent yet are not sent (a restriction, an erasure)."""
+        result = await self.conn.execute(
+            "UPDATE notification SET cancelled_at = now() WHERE referral_id = ANY($1::uuid[])"
+            " AND sent_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL",
+            ids,
+        )
+        return int(result.split()[-1])
+
+    async def erase(self, ids: list[uuid.UUID]) -> tuple[int, int]:
+        """Every message about these referrals deleted, and the person's contact details
+        (all but the preferred way, which says nothing about them) removed."""
+        messages = await self.conn.execute(
+            "DELETE FROM notification WHERE referral_id = ANY($1::uuid[])", ids
+        )
+        contacts = await self.conn.execute(
+            "UPDATE referral SET contact = jsonb_build_object('preferred', contact -> 'preferred'),"
+            " contact_allowed = false WHERE referral_id = ANY($1::uuid[])",
+            ids,
+        )
+        return int(messages.split()[-1]), int(contacts.split()[-1])

@@ -17,10 +17,12 @@ from typing import Annotated
 import typer
 
 from services.ops import access
+from services.ops.audit_cli import record_or_fail
 from services.ops.client import broker_user
 from services.ops.settings import OpsSettings
 from services.registry import SERVICE_DEFS
 from services.runtime import retention, topology
+from services.runtime.audit import _ID, AuditAction
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -191,6 +193,12 @@ def apply_(
         )
     queues = access.organisation_queues(principals)
     asyncio.run(topology.declare_organisation_queues(settings, queues))
+    for name in result.created:  # a password issued: on the trail before it is printed
+        record_or_fail(
+            AuditAction.TOKEN_ISSUED,
+            recipient_org=name if _ID.fullmatch(name) else None,
+            detail={"what": "broker_user"},
+        )
     for name in result.updated:
         typer.echo(f"updated  {name}")
     for name, password in result.created.items():
@@ -263,7 +271,13 @@ def token_issue(
             pcn=pcn,
         )
 
-    typer.echo(asyncio.run(_with_db(settings, go)))
+    token = asyncio.run(_with_db(settings, go))
+    record_or_fail(
+        AuditAction.TOKEN_ISSUED,
+        recipient_org=pcn,
+        detail={"kind": "pcn" if pcn else "commissioner", "what": "dashboard_token"},
+    )
+    typer.echo(token)
 
 
 @token_app.command("revoke")

@@ -19,11 +19,13 @@ import typer
 from services.ops import access
 from services.ops.access_cli import app as access_app
 from services.ops.asyncapi_cli import app as asyncapi_app
+from services.ops.audit_cli import app as audit_app
 from services.ops.client import publish_inbound
 from services.ops.dlq_cli import app as dlq_app
 from services.ops.gateway_cli import app as gateway_app
 from services.ops.openapi_cli import app as openapi_app
 from services.ops.report_cli import app as report_app
+from services.ops.subject_cli import app as subject_app
 from services.registry import SERVICE_DEFS
 from services.runtime import topology as topo
 from services.runtime.logs import configure
@@ -50,7 +52,9 @@ docs_app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="PostgreSQL roles: least privilege per service.")
 app.add_typer(db_app, name="db", short_help="PostgreSQL roles: one per service, a read-only one.")
 app.add_typer(docs_app, name="docs", short_help="Print documentation made from the code.")
+app.add_typer(audit_app, name="audit", short_help="The audit trail of disclosures; verify it.")
 app.add_typer(report_app, name="report", short_help="Figures for practices, PCNs, commissioners.")
+app.add_typer(subject_app, name="subject", short_help="A person's rights: export, rectify, erase.")
 
 
 @app.command("import", short_help="Publish a file of referrals, resumably.")

@@ -20,7 +20,9 @@ import typer
 from aio_pika.exceptions import ChannelNotFoundEntity
 
 from services.ops import dlq
+from services.ops.audit_cli import record_or_fail
 from services.registry import SERVICE_DEFS
+from services.runtime.audit import AuditAction
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -172,6 +174,11 @@ def replay(
             typer.echo(f"not in {result.queue}: {missing}", err=True)
         typer.echo("nothing replayed", err=True)
         raise typer.Exit(1)
+    if result.replayed and not dry_run:
+        record_or_fail(
+            AuditAction.DLQ_REPLAY,
+            detail={"service": service, "replayed": len(result.replayed)},
+        )
     verb = "would replay" if dry_run else "replayed"
     if result.replayed:
         typer.echo(f"{verb} {len(result.replayed)} to {result.target}:")

@@ -26,6 +26,8 @@ import typer
 from services.gateway import clients, pro_actions
 from services.gateway.app import SERVICE as GATEWAY
 from services.gateway.settings import GatewaySettings
+from services.ops.audit_cli import record_or_fail
+from services.runtime.audit import AuditAction
 from services.runtime.db import create_pool
 from services.runtime.runner import migrate
 from services.runtime.settings import Settings
@@ -98,6 +100,7 @@ def invite(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    record_or_fail(AuditAction.INVITE, recipient_org=org, detail={"what": "gateway_account"})
     typer.echo(
         f"invitation for {email.strip().lower()} at {org}; "
         f"valid {own.gateway_invitation_hours} hours:"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     ContactRecorded,
     EventRejected,
     GpWriteback,
@@ -22,6 +23,8 @@ from contracts.events import (
     ReferralWaitlisted,
     ReferralWithdrawn,
     RosterChanged,
+    SubjectAnswered,
+    SubjectRequested,
     WellbeingMeasured,
 )
 from services.runtime.service import ServiceDef, routes
@@ -44,6 +47,7 @@ from .handlers import (
     on_withdrawn,
     projected,
 )
+from .rights import on_subject
 from .store import OutcomesStore
 
 SERVICE = ServiceDef(
@@ -68,8 +72,9 @@ SERVICE = ServiceDef(
         (ReferralWithdrawn, projected(on_withdrawn)),
         (ReferralRejected, on_rejected),
         (RosterChanged, on_roster),
+        (SubjectRequested, on_subject),
     ),
-    emits=(GpWriteback, ReferralUpdated, EventRejected),
+    emits=(AuditRecorded, GpWriteback, ReferralUpdated, EventRejected, SubjectAnswered),
     store=OutcomesStore,
     schemas={"reporting": Path(__file__).parent / "reporting"},
 )

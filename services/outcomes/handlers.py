@@ -39,6 +39,7 @@ from services.runtime.admission import refuse, require_own
 from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
+from services.runtime.subject import Restrictions
 
 from .domain import STEP_TASK, RecordEntry, closure_task, due_entries
 from .reporting.store import Projection
@@ -93,6 +94,9 @@ async def write_due_entries(uow: Uow, referral_id: uuid.UUID) -> None:
     """Send the GP record every entry the episode now calls for, each once."""
     episode = await uow.store.referrals.episode(referral_id)
     if episode is None:
+        return
+    if await Restrictions(uow.conn).restricted(referral_id):
+        log.info("gp_writeback_withheld_restricted")  # Art. 18: stored, not processed
         return
     written = await uow.store.gp_record.facts_written(referral_id)
     for entry in due_entries(episode, written):  # none while the NHS number is not known

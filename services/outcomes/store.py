@@ -395,3 +395,57 @@ class OutcomesStore:
         self.timeline = Timeline(conn)
         self.measurements = Measurements(conn)
         self.gp_record = GpRecord(conn)
+        self.subjects = Subjects(conn)
+
+
+class Subjects:
+    """What outcomes holds about one person's referrals, for their rights (``rights``)."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def referrals(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, registered_practice, nhs_number, pcn, needs, link_worker_id,"
+            " close_reason, end_note FROM referral WHERE referral_id = ANY($1::uuid[])",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def timeline(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, event_type, occurred_at, detail FROM timeline"
+            " WHERE referral_id = ANY($1::uuid[]) ORDER BY occurred_at",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def measurements(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, instrument, point, items, taken_at FROM measurement"
+            " WHERE referral_id = ANY($1::uuid[]) ORDER BY taken_at",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def writebacks(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, fact, codes FROM writeback WHERE referral_id = ANY($1::uuid[])",
+            ids,
+        )
+        return [dict(r) for r in rows]
+
+    async def correct_nhs_number(
+        self, ids: list[uuid.UUID], nhs_number: str
+    ) -> list[tuple[uuid.UUID, str | None, str | None]]:
+        """Set the corrected NHS number; each referral with its practice and the number
+        it had before."""
+        rows = await self.conn.fetch(
+            "WITH old AS (SELECT referral_id, nhs_number FROM referral"
+            " WHERE referral_id = ANY($1::uuid[]) FOR UPDATE)"
+            " UPDATE referral r SET nhs_number = $2 FROM old WHERE r.referral_id = old.referral_id"
+            " RETURNING r.referral_id, r.registered_practice, old.nhs_number AS before",
+            ids,
+            nhs_number,
+        )
+        return [(r["referral_id"], r["registered_practice"], r["before"]) for r in rows]

@@ -20,12 +20,14 @@ import asyncpg
 from contracts import CloudEvent, EventData
 from contracts.envelope import ORG_SOURCE_PREFIX
 
-from . import early
+from . import audit, early
 from .failpoints import failpoint
 from .inbox import claim
 from .names import Names
 from .outbox import enqueue_many
 from .poller import notify_channel
+
+AUDIT_TYPE = "audit.recorded.v1"
 
 S = TypeVar("S")
 Handler = Callable[["UnitOfWork[Any]", CloudEvent[Any], Any], Awaitable[None]]
@@ -68,6 +70,8 @@ class UnitOfWork(Generic[S]):
         self._emits = emits
         self.correlation_id = correlation_id
         self.emitted: list[CloudEvent[Any]] = []
+        # the audit.recorded.v1 written with them (kept apart: they are the record, not the effect)
+        self.audited: list[CloudEvent[Any]] = []
         self._notified: set[str] = set()
         self._unsent: list[tuple[CloudEvent[Any], str]] = []
 
@@ -80,17 +84,26 @@ class UnitOfWork(Generic[S]):
             source=self.names.source(self.service), correlationid=self.correlation_id
         )
         self._unsent.append((event, data.routing_key()))
+        if data.TYPE == AUDIT_TYPE:
+            self.audited.append(event)
+            return event
         self.emitted.append(event)
+        if AUDIT_TYPE in self._emits:
+            # what leaves Linkwell for an organisation is recorded in this same transaction
+            record = audit.of_emitted(event, data, self.service)
+            if record is not None:
+                await self.emit(record)
         return event
 
-    def mark(self) -> tuple[int, int]:
+    def mark(self) -> tuple[int, int, int]:
         """Where the events emitted so far end (to undo what follows, with a savepoint)."""
-        return len(self._unsent), len(self.emitted)
+        return len(self._unsent), len(self.emitted), len(self.audited)
 
-    def rewind(self, mark: tuple[int, int]) -> None:
+    def rewind(self, mark: tuple[int, int, int]) -> None:
         """Forget the events emitted since ``mark`` (their savepoint was rolled back)."""
         del self._unsent[mark[0] :]
         del self.emitted[mark[1] :]
+        del self.audited[mark[2] :]
 
     async def flush(self) -> None:
         """Write the events emitted so far to the outbox (before the commit)."""

@@ -82,6 +82,14 @@ class ServiceDef:
                 raise ValueError(f"{self.name} declares it emits {model.TYPE}, not an emitted type")
         if EventRejected not in self.emits:
             raise ValueError(f"{self.name} must declare {EventRejected.TYPE}: it answers senders")
+        from .audit import DISCLOSED
+
+        told = sorted(m.TYPE for m in self.emits if m.TYPE in DISCLOSED and m is not EventRejected)
+        if told and "audit.recorded.v1" not in self.emitted_types:
+            raise ValueError(
+                f"{self.name} emits {', '.join(told)} to organisations: it must declare "
+                "audit.recorded.v1 (each disclosure is recorded in its transaction)"
+            )
         for model in self.publishes:
             if model.DIRECTION is not Direction.INBOUND or self.routing_words is None:
                 raise ValueError(f"{self.name} may publish {model.TYPE} only for its organisations")

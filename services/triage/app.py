@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.events import (
+    AuditRecorded,
     EventRejected,
     LinkWorkerRegistered,
     LinkWorkerUpdated,
@@ -16,6 +17,8 @@ from contracts.events import (
     ReferralWaitlisted,
     ReferralWithdrawn,
     RosterChanged,
+    SubjectAnswered,
+    SubjectRequested,
 )
 from services.runtime.service import ServiceDef, routes
 
@@ -28,6 +31,7 @@ from .handlers import (
     on_worker_updated,
 )
 from .metrics import observe, state_gauges
+from .rights import on_subject
 from .store import TriageStore
 
 SERVICE = ServiceDef(
@@ -41,8 +45,17 @@ SERVICE = ServiceDef(
         (ReferralClosed, on_closed),
         (ReferralWithdrawn, on_withdrawn),
         (ReferralTransferred, on_transferred),
+        (SubjectRequested, on_subject),
     ),
-    emits=(ReferralAssigned, ReferralWaitlisted, ReferralJoined, RosterChanged, EventRejected),
+    emits=(
+        AuditRecorded,
+        SubjectAnswered,
+        ReferralAssigned,
+        ReferralWaitlisted,
+        ReferralJoined,
+        RosterChanged,
+        EventRejected,
+    ),
     store=TriageStore,
     observe=observe,
     state_gauges=state_gauges,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -202,6 +203,7 @@ class TriageStore:
         self.roster = Roster(conn)
         self.waitlist = Waitlist(conn)
         self.referrals = Referrals(conn)
+        self.subjects = Subjects(conn)
 
 
 _PLACEMENT = (
@@ -233,3 +235,19 @@ async def pcn_figures(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         " (SELECT coalesce(sum(capacity), 0) FROM link_worker l WHERE l.pcn = p.pcn) AS c"
         " FROM pcn p"
     )
+
+
+class Subjects:
+    """What triage holds about one person's referrals, for their rights (``rights``)."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def referrals(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT referral_id, pcn, registered_practice, needs, pathway, status,"
+            " link_worker_id, accepted_at, assigned_at, closed_at, close_reason FROM referral"
+            " WHERE referral_id = ANY($1::uuid[])",
+            ids,
+        )
+        return [dict(r) for r in rows]

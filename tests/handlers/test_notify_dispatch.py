@@ -225,3 +225,34 @@ async def test_a_crash_between_a_send_and_its_mark_repeats_only_the_batch_in_fli
     assert sorted(relay.delivered) == sorted(keys + in_flight)  # each repeat once
     assert {k for k in relay.delivered if relay.delivered.count(k) > 1} == set(in_flight)
     assert await state(notify) == {k: (1, True, False) for k in keys}
+
+
+async def test_each_message_sent_is_on_the_audit_trail_and_one_not_sent_is_not(harness):
+    notify = await harness("notify")
+    relay = Relay("smtp", batch=10)
+    d = dispatcher_for(notify, relay)
+    await drain(d)
+    keys = await assign(notify, 1)
+    relay.up = False
+    await drain(d)
+    assert await audited_notifications(notify) == []  # nothing left: nothing recorded
+    relay.up = True
+    d.states[id(relay)].probe_at = 0.0
+    await drain(d)
+    assert sorted(relay.delivered) == sorted(keys)
+    assert sorted(await audited_notifications(notify)) == [
+        ("person", None, "email"),
+        ("team", "U12345", "email"),
+    ]
+
+
+async def audited_notifications(notify) -> list[tuple[str, str | None, str]]:
+    import json
+
+    rows = await notify.rows("SELECT body FROM outbox WHERE event_type = 'audit.recorded.v1'")
+    found = [json.loads(r["body"])["data"] for r in rows]
+    return [
+        (d["recipient_kind"], d.get("recipient_org"), d["detail"]["medium"])
+        for d in found
+        if d["action"] == "notification"
+    ]

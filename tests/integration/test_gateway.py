@@ -101,7 +101,8 @@ async def outbox(settings) -> list[Any]:
     async with asyncpg_connect(settings) as conn:
         schema = settings.names.schema("gateway")
         return await conn.fetch(
-            f'SELECT exchange, routing_key, body FROM "{schema}".outbox ORDER BY id'
+            f'SELECT exchange, routing_key, body FROM "{schema}".outbox'
+            " WHERE event_type <> 'audit.recorded.v1' ORDER BY id"
         )
 
 

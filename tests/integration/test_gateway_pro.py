@@ -121,7 +121,8 @@ async def outbox(settings) -> list[Any]:
     async with asyncpg_connect(settings) as conn:
         schema = settings.names.schema("gateway")
         return await conn.fetch(
-            f'SELECT exchange, routing_key, body FROM "{schema}".outbox ORDER BY id'
+            f'SELECT exchange, routing_key, body FROM "{schema}".outbox'
+            " WHERE event_type <> 'audit.recorded.v1' ORDER BY id"
         )
 
 
@@ -209,6 +210,20 @@ async def test_a_professional_refers_sees_their_organisations_referrals_and_with
         listing = await pro.client.get("/pro/referrals")
         assert reference in listing.text and "Received" in listing.text
         assert "Not told yet" in listing.text and "Quillfeather" not in listing.text
+        # each sign-in and each view of the list is on the audit trail, by account id
+        trail = [
+            json.loads(bytes(r["body"]))["data"]
+            for r in await gateway_rows(
+                settings,
+                "SELECT body FROM outbox WHERE event_type = 'audit.recorded.v1' ORDER BY id",
+            )
+        ]
+        seen = [(d["action"], d["recipient_org"], d["by_kind"]) for d in trail]
+        assert seen.count(("sign_in", "A81001", "account")) == 1
+        assert seen.count(("sign_in", "Y02345", "account")) == 1
+        assert ("page_view", "Y02345", "account") in seen
+        assert seen.count(("page_view", "A81001", "account")) >= 1
+        assert "sam.lee" not in json.dumps(trail)
 
         async with (
             running(INTAKE, settings),

@@ -39,6 +39,8 @@ STATED = {
     "referral.closed.v1": ["data.closed_at"],
     "referral.withdrawn.v1": ["data.withdrawn_at"],
     "referral.identity_confirmed.v1": ["data.confirmed_at"],
+    # at most the skew ahead: an operator waits for answers five minutes at most
+    "subject.requested.v1": ["data.reply_by"],
 }
 
 

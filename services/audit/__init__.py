@@ -1,0 +1,1 @@
+"""audit: the append-only, hash-chained trail of disclosures (docs/architecture/audit.md)."""

@@ -1,0 +1,114 @@
+"""audit's named queries: append a record to the chain, read it back, by key."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from .domain import GENESIS, Record, chain_hash
+
+# one writer at a time extends the chain (any replica): the key is the schema's
+_CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.audit_chain'))"
+_COLUMNS = (
+    "seq, event_id, source, action, recipient_kind, recipient_org, referral_id, person_id,"
+    " by_service, by_kind, by_whom, at, detail, prev_hash, hash"
+)
+
+
+def record_of(row: asyncpg.Record) -> Record:
+    detail = row["detail"]
+    if isinstance(detail, str):
+        detail = json.loads(detail)
+    return Record(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        source=row["source"],
+        action=row["action"],
+        recipient_kind=row["recipient_kind"],
+        recipient_org=row["recipient_org"],
+        referral_id=row["referral_id"],
+        person_id=row["person_id"],
+        by_service=row["by_service"],
+        by_kind=row["by_kind"],
+        by=row["by_whom"],
+        at=row["at"],
+        detail=detail,
+    )
+
+
+class AuditStore:
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def append(self, fields: dict[str, Any]) -> Record | None:
+        """Add a record at the chain's end; None if its event id is already in the trail."""
+        await self.conn.execute(_CHAIN_LOCK)
+        if await self.conn.fetchval(
+            "SELECT 1 FROM audit_record WHERE event_id = $1", fields["event_id"]
+        ):
+            return None
+        last = await self.conn.fetchrow(
+            "SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1"
+        )
+        seq, previous = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
+        record = Record(seq=seq, **fields)
+        digest = chain_hash(previous, record)
+        await self.conn.execute(
+            f"INSERT INTO audit_record ({_COLUMNS}) VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)",
+            record.seq,
+            record.event_id,
+            record.source,
+            record.action,
+            record.recipient_kind,
+            record.recipient_org,
+            record.referral_id,
+            record.person_id,
+            record.by_service,
+            record.by_kind,
+            record.by,
+            record.at,
+            json.dumps(dict(record.detail), sort_keys=True),
+            previous,
+            digest,
+        )
+        return record
+
+
+async def chain(conn: asyncpg.Connection, schema: str) -> list[tuple[Record, str, str]]:
+    rows = await conn.fetch(f'SELECT {_COLUMNS} FROM "{schema}".audit_record ORDER BY seq')
+    return [(record_of(r), r["prev_hash"], r["hash"]) for r in rows]
+
+
+async def query(
+    conn: asyncpg.Connection,
+    schema: str,
+    *,
+    person: uuid.UUID | None = None,
+    referral: uuid.UUID | None = None,
+    org: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 1000,
+) -> list[Record]:
+    where, args = [], []
+    for column, value in (("person_id", person), ("referral_id", referral), ("recipient_org", org)):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    if since is not None:
+        args.append(since)
+        where.append(f"at >= ${len(args)}")
+    if until is not None:
+        args.append(until)
+        where.append(f"at < ${len(args)}")
+    args.append(limit)
+    sql = (
+        f'SELECT {_COLUMNS} FROM "{schema}".audit_record'
+        f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq LIMIT ${len(args)}"
+    )
+    return [record_of(r) for r in await conn.fetch(sql, *args)]
