@@ -103,7 +103,7 @@ shift || true
 case "$cmd" in
   demo)
     install; ensure_services; prepare
-    say "starting intake, triage, notify, outcomes and gateway (their logs: var-linkwell.log)"
+    say "starting intake, triage, notify, outcomes, gateway and audit (their logs: var-linkwell.log)"
     "$PY" -m services.ops.cli run all > var-linkwell.log 2>&1 &
     pipeline=$!
     trap 'kill -TERM $pipeline 2>/dev/null; wait $pipeline 2>/dev/null || true; report_started' EXIT

@@ -1,4 +1,4 @@
-"""The four services as separate OS processes, for end-to-end tests and the benchmark."""
+"""The services as separate OS processes, for end-to-end tests and the benchmark."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import aio_pika
 from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("intake", "triage", "notify", "outcomes")
+ALL = ("intake", "triage", "notify", "outcomes", "audit")
 
 
 class ProcessStack:

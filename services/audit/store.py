@@ -59,7 +59,7 @@ class AuditStore:
         digest = chain_hash(previous, record)
         await self.conn.execute(
             f"INSERT INTO audit_record ({_COLUMNS}) VALUES"
-            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)",
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text::jsonb, $14, $15)",
             record.seq,
             record.event_id,
             record.source,

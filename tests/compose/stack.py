@@ -16,7 +16,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-SERVICES = ("intake", "triage", "notify", "outcomes", "gateway")
+SERVICES = ("intake", "triage", "notify", "outcomes", "gateway", "audit")
 # What the stack's own settings may not inherit from the environment pytest runs in
 # (the suite's AMQP_URL, DATABASE_URL and LINKWELL_* are for the host's servers).
 STACK_PREFIXES = ("LINKWELL_", "POSTGRES_", "RABBITMQ_", "PYTHON_IMAGE", "COMPOSE_")

@@ -36,7 +36,7 @@ def test_settings_passed_through_by_compose_exist():
 
 
 def test_every_service_connects_as_its_own_broker_user():
-    for service in ("intake", "triage", "notify", "outcomes", "gateway"):
+    for service in ("intake", "triage", "notify", "outcomes", "gateway", "audit"):
         assert f"amqp://linkwell-{service}:${{LINKWELL_{service.upper()}_AMQP_PASSWORD" in COMPOSE
     assert "amqp://linkwell-admin:${LINKWELL_ADMIN_AMQP_PASSWORD" in COMPOSE
 

@@ -196,6 +196,34 @@ def assert_exactly_once(tap: Tap, closed: dict[str, str]) -> None:
     assert_every_step_told_in_order(tap, set(assignments), set(waitlistings), closed)
 
 
+async def assert_every_disclosure_on_the_trail_once(settings, tap: Tap) -> None:
+    """Each event published to an organisation has exactly one record on the audit trail
+    (however often the outbox published it, whatever the crashes), and the chain holds."""
+    import asyncpg
+
+    from services.audit import domain
+    from services.audit.store import chain
+    from services.runtime.audit import DISCLOSED
+
+    disclosed = {e["id"] for t in DISCLOSED for e in tap.events(t)}
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        schema = settings.names.schema("audit")
+        for _ in range(300):
+            rows = await chain(conn, schema)
+            told = [r.detail.get("event_id") for r, _, _ in rows if "type" in r.detail]
+            if set(told) >= disclosed:
+                break
+            await asyncio.sleep(0.1)
+        assert disclosed, "nothing was disclosed"
+        missing = disclosed - set(told)
+        assert not missing, f"{len(missing)} disclosures not on the trail"
+        assert len(told) == len(set(told)), "a disclosure was recorded twice"
+        assert domain.verify(rows)[1] is None
+    finally:
+        await conn.close()
+
+
 # the Gravity task lifecycle: a referrer's task status never goes back down it
 _RANK = {"received": 0, "accepted": 1, "in-progress": 2, "on-hold": 2, "completed": 3}
 
@@ -232,7 +260,7 @@ def assert_every_step_told_in_order(
 
 async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(settings, stack):
     async def havoc() -> None:
-        for name in ("triage", "intake", "outcomes", "notify", "triage"):
+        for name in ("triage", "intake", "outcomes", "audit", "notify", "triage"):
             await asyncio.sleep(0.25)
             stack.kill(name)
             await asyncio.sleep(0.2)
@@ -248,6 +276,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(settings, 
     tap, closed = await run_scenario(settings, stack, havoc, more_havoc)
     assert_exactly_once(tap, closed)
     await assert_notifications_settled(settings, stack, lambda: 1)
+    await assert_every_disclosure_on_the_trail_once(settings, tap)
 
 
 async def test_crashes_at_every_commit_boundary_lose_nothing(settings, tmp_path: Path):
@@ -258,6 +287,7 @@ async def test_crashes_at_every_commit_boundary_lose_nothing(settings, tmp_path:
     try:
         tap, closed = await run_scenario(settings, stack, nothing, nothing)
         await assert_notifications_settled(settings, stack, lambda: stack.restarts.get("notify", 0))
+        await assert_every_disclosure_on_the_trail_once(settings, tap)  # audit crashes too
     finally:
         supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):

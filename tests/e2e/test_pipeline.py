@@ -8,6 +8,7 @@ import re
 import uuid
 
 import aio_pika
+import asyncpg
 import pytest
 
 from ..support import Tap, inbound, publish, submission, worker
@@ -93,6 +94,35 @@ async def test_referral_flows_from_agency_to_gp_record(settings, stack):
     assert not re.search(r"\b(minutes?|hours?|days?|weeks?|months?|years?)\b", waiting[0]["body"])
     team = [json.loads(line) for line in (spool / "email.jsonl").read_text().splitlines()]
     assert {m["to"] for m in team} == {"social-prescribing-U23456@linkwell.invalid"}
+
+    # every disclosure of the first referral is on the audit trail, once, chained
+    from services.audit import domain
+    from services.audit.store import chain, query
+
+    wanted = {
+        ("intake", "answer", "sender", "POLICE-WM"),
+        ("triage", "assignment", "team", "U23456"),
+        ("notify", "status", "referrer", "POLICE-WM"),
+        ("notify", "notification", "team", "U23456"),
+        ("outcomes", "gp_writeback", "gp", police["data"]["registered_practice"]),
+    }
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        schema = settings.names.schema("audit")
+        for _ in range(100):
+            records = await query(conn, schema, referral=uuid.UUID(rid))
+            seen = {(r.by_service, r.action, r.recipient_kind, r.recipient_org) for r in records}
+            if wanted <= seen and sum(r.action == "status" for r in records) >= 4:
+                break
+            await asyncio.sleep(0.1)
+        assert wanted <= seen, wanted - seen
+        told = [r.detail["event_id"] for r in records if r.action == "status"]
+        assert len(told) == len(set(told)) == 4  # accepted, assigned, in_progress, closed
+        events = [r.event_id for r in records]
+        assert len(events) == len(set(events))
+        assert domain.verify(await chain(conn, schema))[1] is None
+    finally:
+        await conn.close()
 
 
 async def test_bad_input_is_answered_and_the_pipeline_keeps_going(settings, stack):

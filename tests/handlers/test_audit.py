@@ -179,3 +179,11 @@ async def test_the_trail_refuses_update_and_delete_and_verify_finds_a_tampered_r
         await audit.conn.execute("DELETE FROM audit_record WHERE seq = 2")
         _, broken = domain.verify(await chain(audit.conn, schema))
         assert broken is not None and broken.seq == 3
+
+
+async def test_the_detail_is_stored_as_a_json_object(harness):
+    audit = await harness("audit")
+    data = disclosure("status", "referrer", "A81001", by_service="notify", detail={"n": "1"})
+    await audit.send(_sourced(audit, recorded(data), "notify"))
+    assert await audit.value("SELECT jsonb_typeof(detail) FROM audit_record") == "object"
+    assert await audit.value("SELECT detail->>'n' FROM audit_record") == "1"
