@@ -136,7 +136,11 @@ async def test_the_invite_command_prints_a_one_time_link_kept_only_as_a_digest(
     settings, monkeypatch
 ):
     from services.ops.cli import app
+    from services.registry import SERVICE_DEFS
+    from services.runtime import topology
 
+    # the audit service's queue, which must confirm the operator's record of the invitation
+    await topology.declare(settings, [s.topology for s in SERVICE_DEFS.values()])
     monkeypatch.setenv("LINKWELL_NAMESPACE", settings.namespace)
     monkeypatch.setenv("LINKWELL_GATEWAY_ORGANISATIONS", "A81001")
     monkeypatch.setenv("LINKWELL_GATEWAY_PUBLIC_URL", "https://refer.example.org")
