@@ -14,7 +14,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from contracts.events import ContactRecorded, EventRejected, ReferralWaitlisted
+from contracts.events import AuditRecorded, ContactRecorded, EventRejected, ReferralWaitlisted
 from services.runtime import topology
 from services.runtime.db import drop_schema
 from services.runtime.runner import Runner
@@ -78,7 +78,7 @@ async def probe_service(settings, probe, tmp_path: Path) -> AsyncIterator[Servic
         directory=tmp_path,
         description="a probe",
         routes=routes((ContactRecorded, probe.handle)),
-        emits=(ReferralWaitlisted, EventRejected),
+        emits=(ReferralWaitlisted, EventRejected, AuditRecorded),
     )
     yield service
     await topology.delete(settings, [service.topology])
