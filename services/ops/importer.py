@@ -46,10 +46,12 @@ CSV_COLUMNS = (
     "consent_recorded_at", "consent_method", "in_crisis", "submitted_at", "gp_sharing",
 )  # fmt: skip
 IN_FLIGHT = 256  # publishes awaiting the broker's confirm
-# Messages waiting in any one service queue that the import lets stand before it pauses:
-# about one prefetch (the services' default is 32), so a consumer never runs dry and a
-# live referral queues behind a few dozen messages, not behind the file.
-QUEUE_ALLOWANCE = 32
+# Messages waiting in any one service queue that the import lets stand before it pauses.
+# Kept at one, so the pipeline is never saturated by the import: each consumer also holds
+# up to its prefetch (32) delivered and unacknowledged, which a passive declare cannot see,
+# and a live referral would wait behind all of those at every step (bench/fairness.py:
+# with 32 waiting, a live referral's assignment took 1.0 s at p50; with 1, 0.12 s).
+QUEUE_ALLOWANCE = 1
 LOOK_EVERY = 0.05  # seconds between two looks at the queues (and while paused)
 # The services whose queues the import watches (every consumer of what a referral sets
 # off; tests/unit/test_importer.py holds it to services/registry.py).

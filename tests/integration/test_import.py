@@ -120,7 +120,7 @@ async def test_an_import_gives_way_so_live_referrals_never_queue_behind_the_file
     settings, tmp_path
 ):
     """While the import runs, intake's queue never holds much more than the import's
-    allowance: a referral sent meanwhile waits behind a few dozen messages, not the file."""
+    allowance: a referral sent meanwhile waits behind a few messages, not the file."""
     import aio_pika
 
     from services.ops.importer import QUEUE_ALLOWANCE, run_import
@@ -145,7 +145,7 @@ async def test_an_import_gives_way_so_live_referrals_never_queue_behind_the_file
             outcome = await run_import(settings, path, "A81001", report=lambda _: None)
             await tap.wait_count("referral.accepted.v1", n, within=120)
             watcher.cancel()
-    assert deepest <= 2 * QUEUE_ALLOWANCE, deepest
+    assert deepest <= QUEUE_ALLOWANCE + 8, deepest  # without pacing: hundreds
     assert outcome.sent == n and outcome.paused > 0  # intake is slower: the import waited
     references = [e["data"]["sender_reference"] for e in tap.events("referral.accepted.v1")]
     assert len(references) == len(set(references)) == n
