@@ -22,6 +22,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 import uuid
@@ -246,6 +247,9 @@ def report(result: dict[str, Any]) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
+    task = asyncio.current_task()
+    if task is not None:  # SIGTERM: stop the services and remove the namespace first
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     base = Settings()
