@@ -61,19 +61,28 @@ app.add_typer(subject_app, name="subject", short_help="A person's rights: export
 def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl or .csv")],
     org: Annotated[str, typer.Option(help="The organisation that sends them (its code).")],
+    pace: Annotated[
+        bool,
+        typer.Option(
+            help="Give way to live referrals: send only while the pipeline's queues are short "
+            "(--no-pace floods them, as imports did before; for measuring only)."
+        ),
+    ] = True,
 ) -> None:
     """Publish a file of referrals as one organisation, with progress; run it again after an
-    interruption and it carries on, never sending a referral twice.
+    interruption and it carries on, never sending a referral twice. It sends only as fast
+    as the pipeline takes referrals in, so live referrals are never stuck behind it.
 
     JSON lines: one referral's data per line (the contract's fields); CSV: the columns
     listed in services/ops/importer.py. Rows that do not meet the contract are reported by
     line and field, never sent."""
     from services.ops.importer import run_import
 
-    outcome = asyncio.run(run_import(Settings(), file, org, report=typer.echo))
+    outcome = asyncio.run(run_import(Settings(), file, org, report=typer.echo, pace=pace))
     typer.echo(
         f"sent {outcome.sent:,} in {outcome.seconds:.1f} s ({outcome.rate:,.0f}/s); "
         f"{outcome.skipped:,} already sent before; {len(outcome.invalid)} invalid"
+        + (f"; gave way to live work for {outcome.paused:.1f} s" if outcome.paced else "")
     )
     for line, fields in outcome.invalid[:20]:
         typer.echo(f"  line {line}: {', '.join(fields)}")

@@ -10,6 +10,11 @@ each.
   and its reference, so sending it again is dropped by intake's inbox (and one reference
   is one referral anyway); a ``<file>.progress`` file records how far the broker has
   confirmed, so a resumed import skips what was already sent.
+- It gives way to live referrals: before each publish it looks at the service queues of
+  the pipeline that have a consumer, and sends only while none holds more than
+  ``QUEUE_ALLOWANCE`` messages waiting (``Pacer``). A referral a GP sends during an import
+  so waits behind at most that many messages at each step, not behind the whole file
+  (docs/architecture/bulk-import.md).
 """
 
 from __future__ import annotations
@@ -41,6 +46,16 @@ CSV_COLUMNS = (
     "consent_recorded_at", "consent_method", "in_crisis", "submitted_at", "gp_sharing",
 )  # fmt: skip
 IN_FLIGHT = 256  # publishes awaiting the broker's confirm
+# Messages waiting in any one service queue that the import lets stand before it pauses.
+# Kept at one, so the pipeline is never saturated by the import: each consumer also holds
+# up to its prefetch (32) delivered and unacknowledged, which a passive declare cannot see,
+# and a live referral would wait behind all of those at every step (bench/fairness.py:
+# with 32 waiting, a live referral's assignment took 1.0 s at p50; with 1, 0.12 s).
+QUEUE_ALLOWANCE = 1
+LOOK_EVERY = 0.05  # seconds between two looks at the queues (and while paused)
+# The services whose queues the import watches (every consumer of what a referral sets
+# off; tests/unit/test_importer.py holds it to services/registry.py).
+PIPELINE = ("intake", "triage", "notify", "outcomes", "gateway", "audit")
 
 
 @dataclass
@@ -50,9 +65,69 @@ class Outcome:
     invalid: list[tuple[int, list[str]]] = field(default_factory=list)  # line, fields
     seconds: float = 0.0
 
+    paused: float = 0.0  # seconds spent giving way to the pipeline
+    paced: bool = True
+
     @property
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds else 0.0
+
+
+def may_send(waiting: dict[str, int], allowance: int) -> bool:
+    """Whether the import may publish: no consumed queue of the pipeline holds more than
+    ``allowance`` messages waiting (``waiting``: queue -> ready messages, only the queues
+    that have a consumer; a stopped service's backlog does not hold the import up)."""
+    return all(count <= allowance for count in waiting.values())
+
+
+class Pacer:
+    """How much work waits in the pipeline's service queues, read with passive declares
+    (message and consumer counts) on a channel of its own; ``wait`` returns once the
+    import may send again."""
+
+    def __init__(
+        self,
+        connection: aio_pika.abc.AbstractConnection,
+        queues: list[str],
+        allowance: int = QUEUE_ALLOWANCE,
+        every: float = LOOK_EVERY,
+    ):
+        self.connection = connection
+        self.queues = queues
+        self.allowance = allowance
+        self.every = every
+        self.channel: aio_pika.abc.AbstractChannel | None = None
+        self.looked = 0.0
+        self.sent = 0  # publishes since the last look
+        self.paused = 0.0
+
+    async def waiting(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for name in self.queues:
+            if self.channel is None or self.channel.is_closed:
+                self.channel = await self.connection.channel(publisher_confirms=False)
+            try:
+                queue = await self.channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:  # not declared: nothing waits there
+                self.channel = None
+                continue
+            result = queue.declaration_result
+            if result.consumer_count:
+                found[name] = result.message_count or 0
+        return found
+
+    async def wait(self) -> None:
+        """Before one publish: look at the queues every ``every`` seconds or half an
+        allowance of publishes, whichever comes first, and wait while any is too full."""
+        self.sent += 1
+        if time.monotonic() - self.looked < self.every and self.sent < self.allowance // 2:
+            return
+        self.sent = 0
+        started = time.monotonic()
+        while not may_send(await self.waiting(), self.allowance):
+            await asyncio.sleep(self.every)
+        self.looked = time.monotonic()
+        self.paused += self.looked - started
 
 
 def rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
@@ -169,6 +244,7 @@ async def run_import(
     *,
     report: Callable[[str], None] = print,
     every: float = 2.0,
+    pace: bool = True,
 ) -> Outcome:
     progress = Progress(path)
     start_after = progress.done()
@@ -178,6 +254,10 @@ async def run_import(
     async with connection:
         channel = await connection.channel()  # publisher confirms
         exchange = await channel.get_exchange(settings.names.inbound, ensure=False)
+        pacer = (
+            Pacer(connection, [settings.names.queue(name) for name in PIPELINE]) if pace else None
+        )
+        outcome.paced = pace
         pending: list[tuple[int, asyncio.Future[Any]]] = []
         confirmed = start_after
 
@@ -204,6 +284,8 @@ async def run_import(
                 user_id=broker_user(settings.amqp_url),
                 message_id=env["id"],  # type: ignore[index]
             )
+            if pacer is not None:
+                await pacer.wait()
             confirm = asyncio.ensure_future(
                 exchange.publish(message, routing_key=ReferralSubmitted.TYPE)
             )
@@ -216,5 +298,6 @@ async def run_import(
                 rate = outcome.sent / (last - started)
                 report(f"sent {outcome.sent:,} ({rate:,.0f}/s), {len(outcome.invalid)} invalid")
         await settle(0)
+        outcome.paused = pacer.paused if pacer is not None else 0.0
     outcome.seconds = time.monotonic() - started
     return outcome

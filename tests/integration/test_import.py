@@ -114,3 +114,38 @@ async def test_a_csv_export_imports(settings, tmp_path):
         accepted = await tap.wait_count("referral.accepted.v1", 3)
     assert sorted(a["data"]["sender_reference"] for a in accepted) == ["OLD-0", "OLD-1", "OLD-2"]
     assert {tuple(a["data"]["needs"]) for a in accepted} == {("loneliness", "housing")}
+
+
+async def test_an_import_gives_way_so_live_referrals_never_queue_behind_the_file(
+    settings, tmp_path
+):
+    """While the import runs, intake's queue never holds much more than the import's
+    allowance: a referral sent meanwhile waits behind a few messages, not the file."""
+    import aio_pika
+
+    from services.ops.importer import QUEUE_ALLOWANCE, run_import
+
+    n = 600
+    path = tmp_path / "referrals.jsonl"
+    path.write_text("".join(json.dumps(submission(org="A81001")["data"]) + "\n" for _ in range(n)))
+    deepest = 0
+    async with running(INTAKE, settings), Tap(settings, "referral.accepted.v1.*") as tap:
+        connection = await aio_pika.connect(settings.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+
+            async def watch() -> None:
+                nonlocal deepest
+                while True:
+                    queue = await channel.declare_queue(settings.names.queue("intake"), passive=True)
+                    deepest = max(deepest, queue.declaration_result.message_count or 0)
+                    await asyncio.sleep(0.005)
+
+            watcher = asyncio.create_task(watch())
+            outcome = await run_import(settings, path, "A81001", report=lambda _: None)
+            await tap.wait_count("referral.accepted.v1", n, within=120)
+            watcher.cancel()
+    assert deepest <= QUEUE_ALLOWANCE + 8, deepest  # without pacing: hundreds
+    assert outcome.sent == n and outcome.paused > 0  # intake is slower: the import waited
+    references = [e["data"]["sender_reference"] for e in tap.events("referral.accepted.v1")]
+    assert len(references) == len(set(references)) == n
