@@ -21,6 +21,7 @@ from services.runtime.outbox import OutboxRelay
 from services.runtime.service import ServiceDef, routes
 
 from .handlers import on_accepted, on_duplicate, on_rejected, on_status
+from .push import dispatcher as push_dispatcher
 from .retention import RETENTION
 from .settings import GatewaySettings
 from .store import GatewayStore
@@ -87,5 +88,6 @@ SERVICE = ServiceDef(
     retention=RETENTION,
     routing_words=lambda: GatewaySettings().serves,
     servers=(Pages,),
+    pollers=(push_dispatcher,),
     publishes=(ReferralSubmitted, ReferralWithdrawn),
 )
