@@ -114,6 +114,9 @@ def response_message(d: Delivery, now: datetime | None = None) -> dict[str, Any]
         sr_id, d.reference, d.sender_reference, d.organisation, d.status, d.submitted_at
     )
     service_request["meta"] = {"lastUpdated": _stamp(d.at)}
+    # subject is required (1..1); the gateway keeps no Patient: as the synchronous answer
+    # (mapping.accepted_message), it names the patient of the request message
+    service_request["subject"] = {"display": "as sent"}
     if d.reason:
         service_request["note"] = [{"text": d.reason[:500]}]
     header = {
