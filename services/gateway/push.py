@@ -110,24 +110,42 @@ class PushDispatcher(Poller):
                     referral_id=d.referral_id,
                     detail={"delivery": d.id, "channel": "bars_push", "status": d.status},
                 )
-                log.info("fhir_push_sent", delivery=d.id, organisation=d.organisation,
-                         attempts=d.attempts + 1)
+                log.info(
+                    "fhir_push_sent",
+                    delivery=d.id,
+                    organisation=d.organisation,
+                    attempts=d.attempts + 1,
+                )
                 return True
             PUSH_FAILED.inc()
             made = d.attempts + 1
             if push.give_up(
-                made, d.created_at, datetime.now(UTC),
-                max_attempts=self.max_attempts, max_age=self.max_age,
+                made,
+                d.created_at,
+                datetime.now(UTC),
+                max_attempts=self.max_attempts,
+                max_age=self.max_age,
             ):
                 await store.push_given_up(d.id, error)
                 PUSH_GIVEN_UP.inc()
-                log.error("fhir_push_given_up", delivery=d.id, organisation=d.organisation,
-                          referral_id=str(d.referral_id) if d.referral_id else None,
-                          attempts=made, error=error)
+                log.error(
+                    "fhir_push_given_up",
+                    delivery=d.id,
+                    organisation=d.organisation,
+                    referral_id=str(d.referral_id) if d.referral_id else None,
+                    attempts=made,
+                    error=error,
+                )
             else:
                 await store.push_failed(d.id, error, push.backoff(made))
-                log.warning("fhir_push_failed", delivery=d.id, organisation=d.organisation,
-                            attempts=made, retry_in=push.backoff(made), error=error)
+                log.warning(
+                    "fhir_push_failed",
+                    delivery=d.id,
+                    organisation=d.organisation,
+                    attempts=made,
+                    retry_in=push.backoff(made),
+                    error=error,
+                )
             return False
 
     async def _post(self, d: push.Delivery) -> str | None:

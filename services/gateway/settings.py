@@ -189,8 +189,7 @@ class GatewaySettings(BaseSettings):
         gt=0,
         le=60,
         validation_alias=_env("LINKWELL_GATEWAY_PUSH_TIMEOUT_SECONDS"),
-        description="Seconds one push to a sender's endpoint may take before it counts as "
-        "failed.",
+        description="Seconds one push to a sender's endpoint may take before it counts as failed.",
     )
     gateway_retain_pushes_days: float = Field(
         30.0,

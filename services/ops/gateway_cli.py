@@ -27,8 +27,8 @@ from typing import Annotated, Any
 import typer
 
 from services.gateway import clients, pro_actions
-from services.gateway.fhir import push
 from services.gateway.app import SERVICE as GATEWAY
+from services.gateway.fhir import push
 from services.gateway.settings import GatewaySettings
 from services.ops.audit_cli import record_or_fail
 from services.runtime.audit import AuditAction
@@ -245,8 +245,9 @@ def client_endpoint(
     client_id: Annotated[str, typer.Argument(help="The client's id.")],
     url: Annotated[
         str | None,
-        typer.Option(help="Where its system takes BaRS messages (https://; http only in "
-                     "development mode)."),
+        typer.Option(
+            help="Where its system takes BaRS messages (https://; http only in development mode)."
+        ),
     ] = None,
     remove: Annotated[bool, typer.Option(help="Push nothing to it any more.")] = False,
 ) -> None:

@@ -70,16 +70,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TASKS: set[asyncio.Task[None]] = set()
+
+
 async def serving(receivers: list[Receiver]) -> list[uvicorn.Server]:
     servers = []
     for r in receivers:
         server = uvicorn.Server(
             uvicorn.Config(r.app(), host="127.0.0.1", port=r.port, log_level="warning")
         )
-        asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve())
+        TASKS.add(task)
+        task.add_done_callback(TASKS.discard)
         servers.append(server)
     for server in servers:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn tells only by this flag
             await asyncio.sleep(0.02)
     return servers
 
@@ -125,7 +130,9 @@ def dispatcher(world: dict[str, Any], settings: Any, **kw: Any) -> PushDispatche
     )
 
 
-async def send_bars(world: dict[str, Any], settings: Any, issued: clients.Issued) -> tuple[str, str]:
+async def send_bars(
+    world: dict[str, Any], settings: Any, issued: clients.Issued
+) -> tuple[str, str]:
     """The BaRS example sent by ``issued``: its submission event id and request message id."""
     body = example("bars/servicerequest-request-social-prescribing.json")
     sent = await world["door"].post(
@@ -143,8 +150,14 @@ async def send_bars(world: dict[str, Any], settings: Any, issued: clients.Issued
     return event.id, body["entry"][0]["fullUrl"].removeprefix("urn:uuid:")
 
 
-async def step(world: dict[str, Any], event_id: str, task: TaskStatus, at: datetime,
-               referral_id: uuid.UUID, **kw: Any) -> None:
+async def step(
+    world: dict[str, Any],
+    event_id: str,
+    task: TaskStatus,
+    at: datetime,
+    referral_id: uuid.UUID,
+    **kw: Any,
+) -> None:
     """What triage's referral.status.v1 would tell, handled as the gateway's consumer does."""
     status = {
         TaskStatus.ACCEPTED: ReferralStatusValue.ACCEPTED,
@@ -239,7 +252,9 @@ async def test_each_step_is_pushed_in_order_retried_and_never_to_another_org(wor
         assert theirs.got == []  # another organisation's endpoint hears nothing of it
         rows = await deliveries(settings)
         assert [(r["state"], r["attempts"]) for r in rows] == [
-            ("sent", 2), ("sent", 1), ("sent", 1)
+            ("sent", 2),
+            ("sent", 1),
+            ("sent", 1),
         ]
         records = [r for r in await audit_records(settings) if r.detail.get("channel")]
         assert len(records) == 3
@@ -276,3 +291,32 @@ async def test_an_endpoint_always_failing_is_given_up(world, settings):
         for server in servers:
             server.should_exit = True
         await asyncio.sleep(0.2)
+
+
+async def test_the_endpoint_command_registers_checks_and_is_audited(world, settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from services.ops.cli import app
+    from services.registry import SERVICE_DEFS
+    from services.runtime import topology
+
+    # the audit service's queue, which must confirm the operator's record
+    await topology.declare(settings, [s.topology for s in SERVICE_DEFS.values()])
+    monkeypatch.setenv("LINKWELL_NAMESPACE", settings.namespace)
+    rnd = await issue(world["pool"], world["own"], "RND", "hospital_discharge")
+    url = "https://ehr.example.org/fhir/$process-message"
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(app, ["gateway", "client", "endpoint", *args])
+
+    bad = await asyncio.to_thread(run, str(rnd.client_id), "--url", "ftp://ehr.example.org/")
+    assert bad.exit_code == 2 and "https://" in bad.output
+    unknown = await asyncio.to_thread(run, str(uuid.uuid4()), "--url", url)
+    assert unknown.exit_code == 1
+    done = await asyncio.to_thread(run, str(rnd.client_id), "--url", url)
+    assert done.exit_code == 0, done.output
+    listed = await clients.listed(world["pool"], "RND")
+    assert [c.endpoint_url for c in listed] == [url]
+    removed = await asyncio.to_thread(run, str(rnd.client_id), "--remove")
+    assert removed.exit_code == 0, removed.output
+    assert [c.endpoint_url for c in await clients.listed(world["pool"], "RND")] == [None]

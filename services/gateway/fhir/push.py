@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from .mapping import BARS_EVENTS, ODS, REFERENCE_SYSTEM, _stamp, service_request_resource
+from .mapping import BARS_EVENTS, ODS, _stamp, service_request_resource
 
 SERVICEREQUEST_RESPONSE = "servicerequest-response"
 MAX_BACKOFF = 3600.0  # seconds: as notify's refused messages (services/notify/domain.py)
@@ -25,8 +25,14 @@ def backoff(attempts_made: int) -> float:
     return min(2.0 ** min(max(attempts_made, 1) - 1, 20), MAX_BACKOFF)
 
 
-def give_up(attempts_made: int, created_at: datetime, now: datetime, *, max_attempts: int,
-            max_age: timedelta) -> bool:
+def give_up(
+    attempts_made: int,
+    created_at: datetime,
+    now: datetime,
+    *,
+    max_attempts: int,
+    max_age: timedelta,
+) -> bool:
     """After this failure, stop? After ``max_attempts`` tries, or once the step is older
     than ``max_age`` (a step days late tells the sender nothing it cannot poll for)."""
     return attempts_made >= max_attempts or now - created_at >= max_age
@@ -42,7 +48,8 @@ def check_endpoint(url: str, *, development: bool) -> str:
     allowed = ("https", "http") if development else ("https",)
     if parts.scheme not in allowed:
         raise ValueError(
-            "the endpoint must be https://" + (" (or http:// in development)" if development else "")
+            "the endpoint must be https://"
+            + (" (or http:// in development)" if development else "")
         )
     if not parts.hostname:
         raise ValueError("the endpoint needs a host")

@@ -232,9 +232,7 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
                 if inbound.nhs_number
                 else None
             )
-            await store.fhir.mark(
-                reference, fhir_id, inbound.sender_reference, patient, message_id
-            )
+            await store.fhir.mark(reference, fhir_id, inbound.sender_reference, patient, message_id)
             await enqueue(conn, event, gw.names.inbound, inbound.referral.routing_key())
         gw.wake()
         log.info("fhir_referral_sent", event_id=event.id, organisation=sender.org)
