@@ -21,12 +21,12 @@ from services.runtime.outbox import OutboxRelay
 from services.runtime.service import ServiceDef, routes
 
 from .handlers import on_accepted, on_duplicate, on_rejected, on_status
-from .push import dispatcher as push_dispatcher
 from .retention import RETENTION
 from .settings import GatewaySettings
 from .store import GatewayStore
 
 if TYPE_CHECKING:
+    from services.runtime.poller import Poller
     from services.runtime.runner import Runner
 
 
@@ -66,6 +66,14 @@ class Pages:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
+
+
+def push_dispatcher(runner: Runner) -> Poller:
+    """The push dispatcher (``push.py``), loaded only when the service runs: it brings the
+    HTTP client, as the pages bring the web framework."""
+    from .push import dispatcher
+
+    return dispatcher(runner)
 
 
 SERVICE = ServiceDef(
