@@ -11,6 +11,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.messageheader import MessageHeader
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
 
 from services.gateway.fhir import push
 
@@ -77,8 +78,10 @@ def test_only_https_endpoints_outside_development(url, development, ok):
 
 
 def test_the_request_message_id_is_the_header_id_else_its_entry_else_the_request_id():
-    with_id = {"entry": [{"fullUrl": "urn:uuid:aaa", "resource": {"id": "hdr-1"}}]}
+    with_id = {"id": "b-1", "entry": [{"fullUrl": "urn:uuid:aaa", "resource": {"id": "hdr-1"}}]}
     assert push.request_message_id(with_id, "req") == "hdr-1"
+    bundle_id = {"id": "b-1", "entry": [{"fullUrl": "urn:uuid:aaa", "resource": {}}]}
+    assert push.request_message_id(bundle_id, "req") == "b-1"
     no_id = {"entry": [{"fullUrl": "urn:uuid:aaa", "resource": {}}]}
     assert push.request_message_id(no_id, "req") == "aaa"
     assert push.request_message_id({"entry": []}, "req") == "req"
@@ -96,6 +99,13 @@ def test_the_response_message_is_a_valid_bars_servicerequest_response():
     assert header.response.identifier == d.request_message_id
     assert header.response.code == "ok"
     assert header.focus[0].reference == f"ServiceRequest/{d.fhir_id}"
+    assert header.meta.profile == [
+        "https://fhir.nhs.uk/StructureDefinition/BARSMessageHeader-servicerequest-response"
+    ]
+    assert [e.fullUrl for e in bundle.entry][1:] == [
+        f"ServiceRequest/{d.fhir_id}",
+        f"Task/{d.fhir_id}",
+    ]
     assert body["entry"][1]["fullUrl"] == f"ServiceRequest/{d.fhir_id}"
     sr = ServiceRequest.model_validate(body["entry"][1]["resource"])
     assert sr.status == "completed" and sr.intent == "order"
@@ -109,11 +119,9 @@ def test_the_service_request_status_follows_the_step_and_carries_its_reason():
     rejected = push.response_message(delivery("rejected", "outside the area"), NOW)
     sr = rejected["entry"][1]["resource"]
     assert sr["status"] == "revoked" and sr["note"] == [{"text": "outside the area"}]
-    header = rejected["entry"][0]["resource"]
-    assert header["reason"]["coding"][0] == {
-        "system": "http://hl7.org/fhir/task-status",
-        "code": "rejected",
-    }
+    task = Task.model_validate(rejected["entry"][2]["resource"])
+    assert task.status == "rejected" and task.statusReason.text == "outside the area"
+    assert task.focus.reference == f"ServiceRequest/{sr['id']}"
 
 
 def test_a_retry_sends_the_same_message_id_and_headers():

@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from .mapping import BARS_EVENTS, ODS, _stamp, service_request_resource
+from .mapping import BARS_EVENTS, ODS, Step, _stamp, service_request_resource, task_resource
 
 SERVICEREQUEST_RESPONSE = "servicerequest-response"
 MAX_BACKOFF = 3600.0  # seconds: as notify's refused messages (services/notify/domain.py)
 MAX_URL = 500
-TASK_STATUS = "http://hl7.org/fhir/task-status"  # FHIR R4 TaskStatus: the step told
+# The profiles BaRS' own response message names (NHSDigital/booking-and-referral-fhir-api,
+# specification/examples/process_message/request/ValidationResponse (POST) .json)
+HEADER_PROFILE = "https://fhir.nhs.uk/StructureDefinition/BARSMessageHeader-servicerequest-response"
+BUNDLE_PROFILE = "https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"
 
 
 def backoff(attempts_made: int) -> float:
@@ -61,13 +64,17 @@ def check_endpoint(url: str, *, development: bool) -> str:
 
 
 def request_message_id(body: Any, request_id: str) -> str:
-    """The id of the request message a response answers: its MessageHeader's id, else the
-    ``urn:uuid:`` of the MessageHeader's entry (BaRS examples carry no id), else the
-    request's X-Request-Id."""
+    """The id of the request message a response answers: its MessageHeader's id (FHIR's
+    MessageHeader.response.identifier), else the Bundle's id (BaRS' request examples give
+    their MessageHeader none, and its ValidationResponse example answers the request
+    Bundle's id), else the ``urn:uuid:`` of the MessageHeader's entry, else the request's
+    X-Request-Id."""
     try:
         entry = body["entry"][0]
-        found = entry["resource"].get("id") or str(entry.get("fullUrl") or "")
+        found = entry["resource"].get("id") or body.get("id") or str(entry.get("fullUrl") or "")
     except (KeyError, IndexError, TypeError, AttributeError):
+        found = ""
+    if not isinstance(found, str):
         found = ""
     found = found.removeprefix("urn:uuid:")
     return (found or request_id)[:128]
@@ -113,8 +120,9 @@ def headers(d: Delivery) -> dict[str, str]:
 
 def response_message(d: Delivery, now: datetime | None = None) -> dict[str, Any]:
     """A BaRS message Bundle: MessageHeader (event ``servicerequest-response``, response
-    to the request message, focus the ServiceRequest), then the ServiceRequest with the
-    status the step gives it. No personal data: ids, statuses and the step's reason."""
+    to the request message, focus the ServiceRequest), the ServiceRequest with the status
+    the step gives it, and the SDOHCC Task with the step's Gravity status (what
+    ``GET /Task/{id}`` answers). No personal data: ids, statuses and the step's reason."""
     mid = message_id(d.id, d.reference)
     sr_id = str(d.fhir_id)
     service_request = service_request_resource(
@@ -126,9 +134,18 @@ def response_message(d: Delivery, now: datetime | None = None) -> dict[str, Any]
     service_request["subject"] = {"display": "as sent"}
     if d.reason:
         service_request["note"] = [{"text": d.reason[:500]}]
+    task = task_resource(
+        sr_id,
+        d.reference,
+        d.sender_reference,
+        d.organisation,
+        d.submitted_at,
+        [Step(d.status, d.at, d.reason, None)],
+    )
     header = {
         "resourceType": "MessageHeader",
         "id": mid,
+        "meta": {"profile": [HEADER_PROFILE]},
         "eventCoding": {"system": BARS_EVENTS, "code": SERVICEREQUEST_RESPONSE},
         "destination": [
             {
@@ -137,18 +154,18 @@ def response_message(d: Delivery, now: datetime | None = None) -> dict[str, Any]
             }
         ],
         "source": {"endpoint": "urn:linkwell:gateway"},
-        "reason": {"coding": [{"system": TASK_STATUS, "code": d.status}]},
         "response": {"identifier": d.request_message_id, "code": "ok"},
         "focus": [{"reference": f"ServiceRequest/{sr_id}"}],
     }
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "linkwell:fhir:push-bundle:" + mid)),
-        "meta": {"lastUpdated": _stamp(now or datetime.now(UTC))},
+        "meta": {"lastUpdated": _stamp(now or datetime.now(UTC)), "profile": [BUNDLE_PROFILE]},
         "type": "message",
         "timestamp": _stamp(now or datetime.now(UTC)),
         "entry": [
             {"fullUrl": f"urn:uuid:{mid}", "resource": header},
             {"fullUrl": f"ServiceRequest/{sr_id}", "resource": service_request},
+            {"fullUrl": f"Task/{sr_id}", "resource": task},
         ],
     }
