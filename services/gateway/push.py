@@ -105,7 +105,7 @@ class PushDispatcher(Poller):
                 await audit.record(
                     uow,
                     AuditAction.STATUS,
-                    AuditRecipientKind.SENDER,
+                    AuditRecipientKind.REFERRER,
                     d.organisation,
                     referral_id=d.referral_id,
                     detail={"delivery": d.id, "channel": "bars_push", "status": d.status},

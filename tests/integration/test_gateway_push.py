@@ -258,8 +258,8 @@ async def test_each_step_is_pushed_in_order_retried_and_never_to_another_org(wor
         ]
         records = [r for r in await audit_records(settings) if r.detail.get("channel")]
         assert len(records) == 3
-        assert {(r.recipient_org, str(r.referral_id)) for r in records} == {
-            ("RND", str(referral_id))
+        assert {(r.action, r.recipient_kind, r.recipient_org, r.referral_id) for r in records} == {
+            ("status", "referrer", "RND", referral_id)
         }
     finally:
         for server in servers:
