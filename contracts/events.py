@@ -837,6 +837,7 @@ class AuditAction(StrEnum):
     TOKEN_ISSUED = "token_issued"  # linkwell access: a broker user, token or password issued
     DLQ_REPLAY = "dlq_replay"  # linkwell dlq replay
     INVITE = "invite"  # linkwell gateway invite
+    ENDPOINT = "endpoint"  # linkwell gateway client endpoint: where step messages are pushed
 
 
 class AuditRecipientKind(StrEnum):

@@ -26,6 +26,7 @@ from .settings import GatewaySettings
 from .store import GatewayStore
 
 if TYPE_CHECKING:
+    from services.runtime.poller import Poller
     from services.runtime.runner import Runner
 
 
@@ -67,6 +68,14 @@ class Pages:
             await self.server.stop()
 
 
+def push_dispatcher(runner: Runner) -> Poller:
+    """The push dispatcher (``push.py``), loaded only when the service runs: it brings the
+    HTTP client, as the pages bring the web framework."""
+    from .push import dispatcher
+
+    return dispatcher(runner)
+
+
 SERVICE = ServiceDef(
     name="gateway",
     directory=Path(__file__).parent,
@@ -87,5 +96,6 @@ SERVICE = ServiceDef(
     retention=RETENTION,
     routing_words=lambda: GatewaySettings().serves,
     servers=(Pages,),
+    pollers=(push_dispatcher,),
     publishes=(ReferralSubmitted, ReferralWithdrawn),
 )

@@ -324,3 +324,12 @@ async def revoke(pool: asyncpg.Pool, client_id: uuid.UUID) -> bool:
     if done:
         log.info("api_client_revoked", client_id=str(client_id))
     return done
+
+
+async def set_endpoint(pool: asyncpg.Pool, client_id: uuid.UUID, url: str | None) -> str | None:
+    """Register (None: remove) a client's push endpoint; its organisation, or None."""
+    async with pool.acquire() as conn:
+        org = await GatewayStore(conn).api_clients.set_endpoint(client_id, url)
+    if org is not None:
+        log.info("api_client_endpoint", client_id=str(client_id), registered=url is not None)
+    return org

@@ -15,6 +15,7 @@ from . import domain
 from .store import GatewayStore
 
 log = get_logger(__name__)
+PUSH = "push"  # the push dispatcher's wake-up channel
 Uow = UnitOfWork[GatewayStore]
 
 
@@ -82,3 +83,12 @@ async def on_status(uow: Uow, event: CloudEvent[Any], data: ReferralStatus) -> N
             reason=data.reason,
             message=data.message,
         )
+        # a BaRS sender with a registered endpoint is told the step too (fhir/push.py)
+        if await uow.store.fhir.queue_pushes(
+            event_id=data.submission_event_id,
+            referral_id=data.referral_id,
+            status=data.task_status.value,
+            at=data.step_at or data.at,
+            reason=data.reason,
+        ):
+            await uow.wake(PUSH)

@@ -1,7 +1,8 @@
 """What the gateway removes on a schedule (docs/retention.md): half-filled forms once
 they have expired (``LINKWELL_GATEWAY_DRAFT_MINUTES``), professionals' sessions once they
 can no longer be used (older than ``LINKWELL_GATEWAY_SESSION_MAX_SECONDS``, however they
-ended), and sign-ins after ``LINKWELL_GATEWAY_RETAIN_SIGN_INS_DAYS``."""
+ended), sign-ins after ``LINKWELL_GATEWAY_RETAIN_SIGN_INS_DAYS``, and the delivery rows of steps
+pushed to BaRS senders after ``LINKWELL_GATEWAY_RETAIN_PUSHES_DAYS``."""
 
 from __future__ import annotations
 
@@ -12,4 +13,11 @@ RETENTION = (
     Rule("draft", "draft", "expires_at", lambda _, own: 60.0),
     Rule("session", "session", "created_at", lambda _, own: float(own.gateway_session_max_seconds)),
     Rule("sign_in", "sign_in", "at", lambda _, own: own.gateway_retain_sign_ins_days * DAY),
+    # each step pushed to a BaRS sender (sent, given up or still trying), from its queuing
+    Rule(
+        "fhir_delivery",
+        "fhir_delivery",
+        "created_at",
+        lambda _, own: own.gateway_retain_pushes_days * DAY,
+    ),
 )

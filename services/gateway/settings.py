@@ -168,6 +168,37 @@ class GatewaySettings(BaseSettings):
         "empty: proxy mode off.",
     )
 
+    gateway_push_max_attempts: int = Field(
+        15,
+        ge=1,
+        le=30,
+        validation_alias=_env("LINKWELL_GATEWAY_PUSH_MAX_ATTEMPTS"),
+        description="Tries of one servicerequest-response pushed to a sender's endpoint "
+        "before it is given up (retried after 1, 2, 4... seconds, at most an hour apart, "
+        "as notify's messages: 15 span about three hours).",
+    )
+    gateway_push_give_up_hours: float = Field(
+        24.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_GATEWAY_PUSH_GIVE_UP_HOURS"),
+        description="A pushed step still not delivered this long after it was queued is "
+        "given up, whatever its tries (the sender can still poll GET /Task).",
+    )
+    gateway_push_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        validation_alias=_env("LINKWELL_GATEWAY_PUSH_TIMEOUT_SECONDS"),
+        description="Seconds one push to a sender's endpoint may take before it counts as failed.",
+    )
+    gateway_retain_pushes_days: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_GATEWAY_RETAIN_PUSHES_DAYS"),
+        description="Days a pushed step's delivery row (ids, status, reason, tries) is "
+        "kept after it was queued; then deleted.",
+    )
+
     @field_validator("gateway_proxy_addresses", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:

@@ -449,11 +449,12 @@ class ApiClientRow:
     revoked_at: datetime | None
     organisation_name: str
     agency_type: str
+    endpoint_url: str | None = None  # where its system takes pushed messages (0006)
 
 
 _API_CLIENT = (
     "SELECT c.id, c.organisation, c.name, c.created_at, c.expires_at, c.revoked_at,"
-    " o.name AS organisation_name, o.agency_type FROM api_client c"
+    " o.name AS organisation_name, o.agency_type, c.endpoint_url FROM api_client c"
     " JOIN organisation o ON o.code = c.organisation"
 )
 
@@ -486,6 +487,15 @@ class ApiClients:
             organisation,
         )
         return [ApiClientRow(**dict(r)) for r in rows]
+
+    async def set_endpoint(self, client_id: uuid.UUID, url: str | None) -> str | None:
+        """Register (or, with None, remove) where a client's system takes pushed messages.
+        Returns the client's organisation, or None if there is no such client."""
+        return await self.conn.fetchval(
+            "UPDATE api_client SET endpoint_url = $2 WHERE id = $1 RETURNING organisation",
+            client_id,
+            url,
+        )
 
     async def revoke(self, client_id: uuid.UUID) -> bool:
         """False if there is no such client (revoking twice keeps the first time)."""

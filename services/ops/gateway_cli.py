@@ -10,8 +10,11 @@ ends its sessions.
 linkwell gateway client issue --org A81001 --name "Riverside EMIS" [--expires 2027-03-31]
 linkwell gateway client list [--org A81001]
 linkwell gateway client revoke <client id>
+linkwell gateway client endpoint <client id> --url https://... | --remove
 
-API credentials for an organisation's own system (the JSON API, the FHIR endpoints).
+API credentials for an organisation's own system (the JSON API, the FHIR endpoints); a
+BaRS client's endpoint is where each step of its referrals is pushed back as a
+``servicerequest-response`` message (docs/architecture/fhir.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import typer
 
 from services.gateway import clients, pro_actions
 from services.gateway.app import SERVICE as GATEWAY
+from services.gateway.fhir import push
 from services.gateway.settings import GatewaySettings
 from services.ops.audit_cli import record_or_fail
 from services.runtime.audit import AuditAction
@@ -234,3 +238,51 @@ def client_revoke(client_id: Annotated[str, typer.Argument(help="The client's id
         typer.echo(f"no client {which}", err=True)
         raise typer.Exit(1)
     typer.echo(f"client {which} revoked")
+
+
+@client_app.command("endpoint")
+def client_endpoint(
+    client_id: Annotated[str, typer.Argument(help="The client's id.")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where its system takes BaRS messages (https://; http only in development mode)."
+        ),
+    ] = None,
+    remove: Annotated[bool, typer.Option(help="Push nothing to it any more.")] = False,
+) -> None:
+    """Register where a BaRS client's system takes servicerequest-response messages: each
+    step of its organisation's $process-message referrals is pushed there."""
+    try:
+        which = uuid.UUID(client_id)
+    except ValueError:
+        typer.echo("not a client id", err=True)
+        raise typer.Exit(2) from None
+    if (url is None) == (not remove):
+        typer.echo("give --url or --remove", err=True)
+        raise typer.Exit(2)
+    address: str | None = None
+    if url is not None:
+        try:
+            address = push.check_endpoint(url, development=Settings().mode == "development")
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+
+    async def run() -> str | None:
+        pool = await _pool()
+        try:
+            return await clients.set_endpoint(pool, which, address)
+        finally:
+            await pool.close()
+
+    org = asyncio.run(run())
+    if org is None:
+        typer.echo(f"no client {which}", err=True)
+        raise typer.Exit(1)
+    record_or_fail(
+        AuditAction.ENDPOINT,
+        recipient_org=org,
+        detail={"client": str(which), "what": "removed" if address is None else "registered"},
+    )
+    typer.echo(f"client {which}: " + (f"steps pushed to {address}" if address else "no pushes"))

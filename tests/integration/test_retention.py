@@ -149,12 +149,32 @@ async def test_gateway_drafts_sessions_and_sign_ins_expire(settings):
                 "INSERT INTO sign_in (account_id, at) VALUES ($1, $2)",
                 [(account, NOW - timedelta(days=91)), (account, NOW - timedelta(days=1))],
             )
+            # steps pushed to a BaRS sender: kept 30 days from queuing, sent or not
+            await conn.execute(
+                "INSERT INTO submission (reference, form_key, event_id, organisation,"
+                " check_digest) VALUES ('LW-1', 'fhir:A81001:x', 'e-1', 'A81001', '')"
+            )
+            client = await conn.fetchval(
+                "INSERT INTO api_client (id, organisation, name, secret_digest)"
+                " VALUES (gen_random_uuid(), 'A81001', 'EHR', 'd') RETURNING id"
+            )
+            await conn.executemany(
+                "INSERT INTO fhir_delivery (reference, client_id, endpoint, status, at,"
+                " state, created_at) VALUES ('LW-1', $1, 'https://e.example', $2, $3, $4, $3)",
+                [
+                    (client, "accepted", NOW - timedelta(days=31), "sent"),
+                    (client, "completed", NOW - timedelta(days=29), "given_up"),
+                ],
+            )
         removed = await sweep(pool, "gateway", GATEWAY.retention, settings, NOW, own=own)
-        assert removed == {"draft": 1, "session": 1, "sign_in": 1}
+        assert removed == {"draft": 1, "session": 1, "sign_in": 1, "fhir_delivery": 1}
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT array_agg(form_key) FROM draft") == ["f-new"]
             assert await conn.fetchval("SELECT count(*) FROM session") == 1
             assert await conn.fetchval("SELECT count(*) FROM sign_in") == 1
+            assert await conn.fetchval("SELECT array_agg(status) FROM fhir_delivery") == [
+                "completed"
+            ]
     finally:
         await pool.close()
 

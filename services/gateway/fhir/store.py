@@ -11,6 +11,7 @@ import asyncpg
 
 from ..store import Standing
 from .mapping import Step
+from .push import Delivery
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,21 @@ class FhirReferrals:
         self.conn = conn
 
     async def mark(
-        self, reference: str, fhir_id: uuid.UUID, sender_reference: str, patient: bytes | None
+        self,
+        reference: str,
+        fhir_id: uuid.UUID,
+        sender_reference: str,
+        patient: bytes | None,
+        request_message_id: str | None = None,
     ) -> None:
         await self.conn.execute(
-            "UPDATE submission SET fhir_id = $2, sender_reference = $3, patient_digest = $4"
-            " WHERE reference = $1",
+            "UPDATE submission SET fhir_id = $2, sender_reference = $3, patient_digest = $4,"
+            " request_message_id = $5 WHERE reference = $1",
             reference,
             fhir_id,
             sender_reference,
             patient,
+            request_message_id,
         )
 
     async def by_id(self, fhir_id: uuid.UUID, org: str, *, lock: bool = False) -> Held | None:
@@ -129,4 +136,92 @@ class FhirReferrals:
             reason,
             message,
             at,
+        )
+
+    async def queue_pushes(
+        self,
+        *,
+        event_id: str | None,
+        referral_id: uuid.UUID | None,
+        status: str,
+        at: datetime,
+        reason: str | None,
+    ) -> int:
+        """A step of a referral that came by $process-message, queued for each endpoint
+        its own organisation's live clients registered (never another organisation's);
+        the same step told twice is queued once. Returns how many were queued."""
+        done = await self.conn.execute(
+            "INSERT INTO fhir_delivery (reference, client_id, endpoint, status, reason, at)"
+            " SELECT s.reference, c.id, c.endpoint_url, $3, $4, $5 FROM submission s"
+            " JOIN api_client c ON c.organisation = s.organisation"
+            " WHERE s.fhir_id IS NOT NULL AND s.request_message_id IS NOT NULL"
+            " AND c.endpoint_url IS NOT NULL AND c.revoked_at IS NULL"
+            " AND (c.expires_at IS NULL OR c.expires_at > now())"
+            " AND (($1::text IS NOT NULL AND s.event_id = $1) OR ($1::text IS NULL AND"
+            " s.referral_id = $2)) ON CONFLICT (reference, client_id, status, at) DO NOTHING",
+            event_id,
+            referral_id,
+            status,
+            reason,
+            at,
+        )
+        return int(done.split()[-1])
+
+    async def due_pushes(self, limit: int) -> list[Delivery]:
+        """Pending deliveries due now, each the earliest pending one of its referral and
+        endpoint (a step never overtakes the one before it), locked for this pass."""
+        rows = await self.conn.fetch(
+            "SELECT d.id, d.reference, d.client_id, d.endpoint, d.status, d.reason, d.at,"
+            " d.attempts, d.created_at, s.fhir_id, s.sender_reference, s.organisation,"
+            " s.submitted_at, s.request_message_id, s.referral_id FROM fhir_delivery d"
+            " JOIN submission s ON s.reference = d.reference"
+            " WHERE d.state = 'pending' AND d.due_at <= now() AND NOT EXISTS (SELECT 1 FROM"
+            " fhir_delivery e WHERE e.state = 'pending' AND e.reference = d.reference AND"
+            " e.client_id = d.client_id AND e.id < d.id)"
+            " ORDER BY d.due_at, d.id LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
+            limit,
+        )
+        return [Delivery(**dict(r)) for r in rows]
+
+    async def next_push_in(self) -> float | None:
+        """Seconds until the next pending delivery is due (None: nothing pending)."""
+        return await self.conn.fetchval(
+            "SELECT greatest(extract(epoch FROM min(due_at) - now()), 0)::float8"
+            " FROM fhir_delivery WHERE state = 'pending'"
+        )
+
+    async def lock_push(self, delivery_id: int, attempts: int) -> bool:
+        """Hold one delivery for its send, if it is still pending as it was claimed."""
+        return (
+            await self.conn.fetchval(
+                "SELECT 1 FROM fhir_delivery WHERE id = $1 AND state = 'pending'"
+                " AND attempts = $2 FOR UPDATE SKIP LOCKED",
+                delivery_id,
+                attempts,
+            )
+            is not None
+        )
+
+    async def push_sent(self, delivery_id: int) -> None:
+        await self.conn.execute(
+            "UPDATE fhir_delivery SET state = 'sent', attempts = attempts + 1,"
+            " finished_at = now(), last_error = NULL WHERE id = $1",
+            delivery_id,
+        )
+
+    async def push_failed(self, delivery_id: int, error: str, retry_in: float) -> None:
+        await self.conn.execute(
+            "UPDATE fhir_delivery SET attempts = attempts + 1, last_error = $2,"
+            " due_at = now() + make_interval(secs => $3) WHERE id = $1",
+            delivery_id,
+            error,
+            retry_in,
+        )
+
+    async def push_given_up(self, delivery_id: int, error: str) -> None:
+        await self.conn.execute(
+            "UPDATE fhir_delivery SET state = 'given_up', attempts = attempts + 1,"
+            " last_error = $2, finished_at = now() WHERE id = $1",
+            delivery_id,
+            error,
         )

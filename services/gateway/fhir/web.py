@@ -30,7 +30,7 @@ from services.runtime.outbox import enqueue
 from .. import domain, guard
 from ..store import GatewayStore, check_digest
 from ..withdraw import send_withdrawal
-from . import mapping
+from . import mapping, push
 from .mapping import Refusal, Sender
 
 if TYPE_CHECKING:
@@ -204,7 +204,9 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
 
         return run
 
-    async def commit(sender: Sender, inbound: mapping.Inbound) -> tuple[str, uuid.UUID]:
+    async def commit(
+        sender: Sender, inbound: mapping.Inbound, message_id: str | None = None
+    ) -> tuple[str, uuid.UUID]:
         assert inbound.referral is not None
         key = form_key(sender.org, inbound.sender_reference)
         async with gw.pool.acquire() as conn, conn.transaction():
@@ -230,7 +232,7 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
                 if inbound.nhs_number
                 else None
             )
-            await store.fhir.mark(reference, fhir_id, inbound.sender_reference, patient)
+            await store.fhir.mark(reference, fhir_id, inbound.sender_reference, patient, message_id)
             await enqueue(conn, event, gw.names.inbound, inbound.referral.routing_key())
         gw.wake()
         log.info("fhir_referral_sent", event_id=event.id, organisation=sender.org)
@@ -283,7 +285,9 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
                     mapping.header_id(body),
                 ),
             )
-        reference, fhir_id = await commit(sender, inbound)
+        # the request message's id: what each pushed response answers (fhir/push.py)
+        message_id = push.request_message_id(body, request.headers["X-Request-Id"])
+        reference, fhir_id = await commit(sender, inbound, message_id)
         return fhir(
             request,
             mapping.accepted_message(
