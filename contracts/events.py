@@ -837,6 +837,7 @@ class AuditAction(StrEnum):
     TOKEN_ISSUED = "token_issued"  # linkwell access: a broker user, token or password issued
     DLQ_REPLAY = "dlq_replay"  # linkwell dlq replay
     INVITE = "invite"  # linkwell gateway invite
+    PUBLICATION = "publication"  # figures for commissioners published (a frozen snapshot)
 
 
 class AuditRecipientKind(StrEnum):

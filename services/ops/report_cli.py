@@ -7,6 +7,7 @@ linkwell report [--quarter 2026Q3 | --from DATE --to DATE] [--by source] [--comp
                 [--format table|csv|json] [--pcn U12345] [--list-sizes FILE] [--plot FILE]
                 [--synthetic]
 linkwell report rebuild
+linkwell report publish --period 2026-11
 linkwell dashboard [--host 127.0.0.1] [--port 8090] [--synthetic]
 linkwell synthetic [--referrals 1800] [--seed 1]
 """
@@ -19,6 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import aio_pika
 import asyncpg
 import typer
 
@@ -169,6 +171,53 @@ def rebuild() -> None:
     typer.echo("rebuilt: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
+@app.command()
+def publish(
+    period: Annotated[str, typer.Option(help="An ended calendar month, e.g. 2026-11.")],
+) -> None:
+    """Publish an ended month's figures for commissioners now, frozen (outcomes publishes
+    each one on its own once the month is over); recorded on the audit trail."""
+    from services.ops.audit_cli import operator, record_operator_action
+    from services.outcomes.reporting import snapshots
+    from services.runtime.audit import AuditAction
+
+    settings = Settings()
+    schema = settings.names.schema("reporting")
+    try:
+        snapshots.month(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def go() -> str:
+        conn = await asyncpg.connect(settings.database_url)
+        await init_connection(conn)
+        try:
+            async with conn.transaction():
+                snapshot = await snapshots.publish(
+                    conn, schema, period, operator(), datetime.now(UK)
+                )
+                if snapshot is None:
+                    return f"{period} was published already; it stays as it is"
+                # in the transaction: no snapshot without its record on the audit trail
+                await record_operator_action(
+                    settings,
+                    AuditAction.PUBLICATION,
+                    detail={"period": period, "what": "figures_snapshot"},
+                )
+                return f"published {period}: {len(snapshot.figures) - 1} PCNs and the total"
+        finally:
+            await conn.close()
+
+    try:
+        typer.echo(asyncio.run(go()))
+    except ValueError as exc:
+        typer.echo(f"not published: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as exc:
+        typer.echo(f"not published: {type(exc).__name__}", err=True)
+        raise typer.Exit(3) from None
+
+
 def address(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return f"http://{shown}:{port}/"
@@ -211,6 +260,7 @@ async def fill_synthetic(
         conn = await asyncpg.connect(settings.database_url)
         try:
             await fill(conn, schema, year)
+            await publish_synthetic(conn, schema)
             issued = []
             pcn = synthetic.PCNS[0][0]
             for kind, label, of in (
@@ -226,3 +276,19 @@ async def fill_synthetic(
             await conn.close()
 
     return year, await go()
+
+
+async def publish_synthetic(conn: asyncpg.Connection, schema: str) -> None:
+    """The synthetic model's ended months, published as outcomes would (after a refill,
+    the synthetic snapshots are replaced: only a *_synthetic schema allows that)."""
+    from services.outcomes.reporting import snapshots
+    from services.outcomes.reporting.store import first_row_at
+
+    if not schema.endswith("_synthetic"):
+        raise ValueError(f"only a *_synthetic schema is republished, not {schema}")
+    await init_connection(conn)
+    now = datetime.now(UK)
+    async with conn.transaction():
+        await conn.execute(f'TRUNCATE "{schema}".figures_snapshot')
+        for period in snapshots.due(now, await first_row_at(conn, schema), set()):
+            await snapshots.publish(conn, schema, period, snapshots.SCHEDULE, now)

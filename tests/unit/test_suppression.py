@@ -150,3 +150,23 @@ def test_no_suppressed_value_can_be_derived_from_random_tables(seed: int) -> Non
                 assert len(readings[(g, c)]) > 1, (counts, published, g, c)
             elif value != 0:
                 assert value != SUPPRESSED and rows[g][c] >= 8
+
+
+def test_months_are_published_once_ended_and_not_before() -> None:
+    from datetime import UTC, datetime
+
+    from services.outcomes.reporting import snapshots
+
+    november = snapshots.month("2026-11")
+    assert (november.start.isoformat(), november.end.isoformat()) == ("2026-11-01", "2026-11-30")
+    assert snapshots.month("2026-12").end.isoformat() == "2026-12-31"
+    with pytest.raises(ValueError):
+        snapshots.month("2026-13")
+    first = datetime(2026, 9, 20, tzinfo=UTC)
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    assert snapshots.due(now, first, set()) == ["2026-09", "2026-10", "2026-11"]
+    assert snapshots.due(now, first, {"2026-10"}) == ["2026-09", "2026-11"]
+    # 23:30 UTC on 30 November is still November in the UK (GMT): not yet due
+    assert snapshots.due(datetime(2026, 11, 30, 23, 30, tzinfo=UTC), first, set())[-1] == "2026-10"
+    assert snapshots.due(now, None, set()) == []
+    assert snapshots.next_month_starts(now) == datetime(2027, 1, 1, tzinfo=UTC)
