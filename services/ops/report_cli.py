@@ -7,7 +7,8 @@ linkwell report [--quarter 2026Q3 | --from DATE --to DATE] [--by source] [--comp
                 [--format table|csv|json] [--pcn U12345] [--list-sizes FILE] [--plot FILE]
                 [--synthetic]
 linkwell report rebuild
-linkwell report publish --period 2026-11
+linkwell report publish --period 2026-11 | --due
+linkwell report published [--period 2026-11] [--format table|csv|json]
 linkwell dashboard [--host 127.0.0.1] [--port 8090] [--synthetic]
 linkwell synthetic [--referrals 1800] [--seed 1]
 """
@@ -173,49 +174,100 @@ def rebuild() -> None:
 
 @app.command()
 def publish(
-    period: Annotated[str, typer.Option(help="An ended calendar month, e.g. 2026-11.")],
+    period: Annotated[
+        str | None, typer.Option(help="An ended calendar month, e.g. 2026-11.")
+    ] = None,
+    due: Annotated[
+        bool,
+        typer.Option("--due", help="Every ended month not published yet (what a schedule runs)."),
+    ] = False,
 ) -> None:
-    """Publish an ended month's figures for commissioners now, frozen (outcomes publishes
-    each one on its own once the month is over); recorded on the audit trail."""
+    """Publish ended months' figures for commissioners, frozen; each publication recorded
+    on the audit trail. A schedule runs ``--due`` (hourly, by cron or a timer); an operator
+    publishes one month at once with ``--period``."""
+    from services.ops import publishing
     from services.ops.audit_cli import operator, record_operator_action
-    from services.outcomes.reporting import snapshots
+    from services.readside import snapshots
     from services.runtime.audit import AuditAction
 
+    if bool(period) == due:
+        raise typer.BadParameter("give --period MONTH or --due")
+    if period:
+        try:
+            snapshots.month(period)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     settings = Settings()
     schema = settings.names.schema("reporting")
-    try:
-        snapshots.month(period)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    by = snapshots.SCHEDULE if due else operator()
 
-    async def go() -> str:
+    async def one(conn: asyncpg.Connection, month: str, now: datetime) -> str:
+        async with conn.transaction():
+            snapshot = await publishing.publish(conn, schema, month, by, now)
+            if snapshot is None:
+                return f"{month} was published already; it stays as it is"
+            # in the transaction: no snapshot without its record on the audit trail
+            await record_operator_action(
+                settings,
+                AuditAction.PUBLICATION,
+                detail={"period": month, "what": "figures_snapshot", "published_by": by},
+            )
+            return f"published {month}: {len(snapshot.figures) - 1} groups and the total"
+
+    async def go() -> list[str]:
         conn = await asyncpg.connect(settings.database_url)
         await init_connection(conn)
         try:
-            async with conn.transaction():
-                snapshot = await snapshots.publish(
-                    conn, schema, period, operator(), datetime.now(UK)
-                )
-                if snapshot is None:
-                    return f"{period} was published already; it stays as it is"
-                # in the transaction: no snapshot without its record on the audit trail
-                await record_operator_action(
-                    settings,
-                    AuditAction.PUBLICATION,
-                    detail={"period": period, "what": "figures_snapshot"},
-                )
-                return f"published {period}: {len(snapshot.figures) - 1} PCNs and the total"
+            now = datetime.now(UK)
+            months = await publishing.due(conn, schema, now) if due else [period or ""]
+            return [await one(conn, m, now) for m in months] or ["nothing due"]
         finally:
             await conn.close()
 
     try:
-        typer.echo(asyncio.run(go()))
+        typer.echo("\n".join(asyncio.run(go())))
     except ValueError as exc:
         typer.echo(f"not published: {exc}", err=True)
         raise typer.Exit(2) from None
     except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as exc:
         typer.echo(f"not published: {type(exc).__name__}", err=True)
         raise typer.Exit(3) from None
+
+
+@app.command("published")
+def published_figures(
+    period: Annotated[
+        str | None, typer.Option(help="A published month, e.g. 2026-11 (the newest if not given).")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="From the synthetic model (linkwell synthetic).")
+    ] = False,
+) -> None:
+    """Print a published snapshot as it was published: what commissioners see, for export."""
+    from services.readside.store import snapshot, snapshot_periods
+
+    if output not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format is table, csv or json")
+    settings = Settings()
+    schema = model_schema(settings, synthetic)
+
+    async def go() -> Any:
+        conn = await asyncpg.connect(
+            settings.database_url, server_settings={"default_transaction_read_only": "on"}
+        )
+        await init_connection(conn)
+        try:
+            wanted = period or next(iter(p for p, _ in await snapshot_periods(conn, schema)), None)
+            return await snapshot(conn, schema, wanted) if wanted else None
+        finally:
+            await conn.close()
+
+    found = asyncio.run(go())
+    if found is None:
+        typer.echo(f"not published: {period or 'no month yet'}", err=True)
+        raise typer.Exit(1)
+    typer.echo(render.published(found, output), nl=False)
 
 
 def address(host: str, port: int) -> str:
@@ -281,8 +333,9 @@ async def fill_synthetic(
 async def publish_synthetic(conn: asyncpg.Connection, schema: str) -> None:
     """The synthetic model's ended months, published as outcomes would (after a refill,
     the synthetic snapshots are replaced: only a *_synthetic schema allows that)."""
-    from services.outcomes.reporting import snapshots
+    from services.ops import publishing
     from services.outcomes.reporting.store import first_row_at
+    from services.readside import snapshots
 
     if not schema.endswith("_synthetic"):
         raise ValueError(f"only a *_synthetic schema is republished, not {schema}")
@@ -291,4 +344,4 @@ async def publish_synthetic(conn: asyncpg.Connection, schema: str) -> None:
     async with conn.transaction():
         await conn.execute(f'TRUNCATE "{schema}".figures_snapshot')
         for period in snapshots.due(now, await first_row_at(conn, schema), set()):
-            await snapshots.publish(conn, schema, period, snapshots.SCHEDULE, now)
+            await publishing.publish(conn, schema, period, snapshots.SCHEDULE, now)

@@ -47,7 +47,6 @@ from .handlers import (
     on_withdrawn,
     projected,
 )
-from .reporting.snapshots import publisher
 from .rights import on_subject
 from .store import OutcomesStore
 
@@ -78,6 +77,4 @@ SERVICE = ServiceDef(
     emits=(AuditRecorded, GpWriteback, ReferralUpdated, EventRejected, SubjectAnswered),
     store=OutcomesStore,
     schemas={"reporting": Path(__file__).parent / "reporting"},
-    # publishes each ended month's figures for commissioners, frozen (reporting/snapshots.py)
-    pollers=(publisher,),
 )

@@ -5,7 +5,7 @@ beside each (for screen readers, and for copying).
 - A PCN's token shows that PCN only, exact: the waiting list today, caseload against
   capacity per link worker, referrals by source this month, and waits this quarter.
 - A commissioner's token shows every PCN in a published month: the frozen snapshot
-  outcomes published once the month ended (``services/outcomes/reporting/snapshots.py``),
+  published once the month ended (``snapshots``, ``services/ops/publishing.py``),
   small numbers and the cells that would give them away suppressed (``suppression``),
   with a picker of the published months. Never the live model: its figures do not change
   as referrals arrive.
@@ -38,7 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from contracts import UK
 
-from . import disclosure, figures, tokens
+from . import figures, tokens
 from .model import SYNTHETIC_DETAIL, SYNTHETIC_LEAD, ReferralRow, RosterRow, is_synthetic
 from .store import load, snapshot, snapshot_periods
 
@@ -165,8 +165,13 @@ def commissioner_view(
     ]
     base = {"title": "Social prescribing across PCNs", "periods": periods}
     if snapshot is None:
-        return base | {"period": None, "published_on": None, "headings": [], "rows": [],
-                       "received": []}
+        return base | {
+            "period": None,
+            "published_on": None,
+            "headings": [],
+            "rows": [],
+            "received": [],
+        }
     shown = snapshot["figures"]
     return base | {
         "period": snapshot["period"],

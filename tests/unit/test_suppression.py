@@ -79,7 +79,9 @@ def one_column(counts: dict[str, int]) -> dict[str, int | str]:
 def table(counts: dict[str, tuple[int, int]]) -> tuple[dict, dict]:
     """Exact rows (accepted, rejected) per group, with received and the total row."""
     rows = {g: {"received": a + r, "accepted": a, "rejected": r} for g, (a, r) in counts.items()}
-    rows["total"] = {c: sum(rows[g][c] for g in counts) for c in ("received", "accepted", "rejected")}
+    rows["total"] = {
+        c: sum(rows[g][c] for g in counts) for c in ("received", "accepted", "rejected")
+    }
     return rows, suppression.shown_table(rows, ["received", "accepted", "rejected"])
 
 
@@ -140,7 +142,9 @@ def test_rows_and_columns_together_give_nothing_away() -> None:
 @pytest.mark.parametrize("seed", range(8))
 def test_no_suppressed_value_can_be_derived_from_random_tables(seed: int) -> None:
     chance = random.Random(seed)
-    counts = {g: (chance.choice([0, 1, 2, 4, 6, 9, 12]), chance.choice([0, 1, 3, 5, 8, 11])) for g in "AB"}
+    counts = {
+        g: (chance.choice([0, 1, 2, 4, 6, 9, 12]), chance.choice([0, 1, 3, 5, 8, 11])) for g in "AB"
+    }
     rows, published = table(counts)
     readings = table_readings(published)
     for g, row in published.items():
@@ -155,7 +159,7 @@ def test_no_suppressed_value_can_be_derived_from_random_tables(seed: int) -> Non
 def test_months_are_published_once_ended_and_not_before() -> None:
     from datetime import UTC, datetime
 
-    from services.outcomes.reporting import snapshots
+    from services.readside import snapshots
 
     november = snapshots.month("2026-11")
     assert (november.start.isoformat(), november.end.isoformat()) == ("2026-11-01", "2026-11-30")

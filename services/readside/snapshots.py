@@ -1,14 +1,16 @@
-"""Figures for commissioners, published per period and frozen (``figures_snapshot`` in
-``<ns>_reporting``, migration 0003).
+"""Figures for commissioners, published per period and frozen (free of I/O): what a
+snapshot holds. The table is outcomes' (``figures_snapshot`` in ``<ns>_reporting``,
+migration 0003, written by ``services/outcomes/reporting/store.py: write_snapshot``);
+publishing is ``services/ops/publishing.py``.
 
 The period is the **calendar month** (UK dates, ``2026-11``). Commissioners report monthly
 and quarterly; a quarter is three published months. Only one kind of period is published,
 and periods never overlap, so no published figure is the sum of other published ones (a
 quarter beside its months would be a sum a reader could subtract along, across snapshots).
 
-A month is published once it has ended: by outcomes' publisher (``SnapshotPublisher``,
-which looks every hour and at the start of each month) or at once by an operator (``linkwell
-report publish --period 2026-11``, recorded on the audit trail). What is written is the
+A month is published once it has ended: by the schedule (``linkwell report publish
+--due``, run every hour by cron or a timer) or at once by an operator (``linkwell report
+publish --period 2026-11``); each publication is recorded on the audit trail. What is written is the
 table as shown, suppressed (``services/readside/suppression.py``): the exact counts are not
 kept in it. A snapshot is written once, never updated (the table refuses it).
 
@@ -26,12 +28,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from contracts import UK
-from services.readside import disclosure, figures, suppression
-from services.readside.model import ReferralRow, RejectionRow, is_synthetic
-from services.runtime.poller import Poller
+
+from . import disclosure, figures, suppression
+from .model import ReferralRow, RejectionRow, is_synthetic
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-SCHEDULE = "schedule"  # published_by for the publisher's snapshots
+SCHEDULE = "schedule"  # published_by for the scheduled publication
 COUNTS = ("received", "accepted", "rejected", "assigned", "first_contact", "completed", "coded")
 DERIVED = ("wait_assigned_median",)
 RULE = (
@@ -119,73 +121,4 @@ def compose(
         rule=RULE,
         synthetic=is_synthetic(referrals, rejections),
         figures=shown,
-    )
-
-
-# ------------------------------------------------------------------ publishing
-
-
-async def publish(conn: Any, schema: str, period: str, by: str, now: datetime) -> Snapshot | None:
-    """Compose and write one ended month's snapshot in the caller's transaction; None if it
-    was published already (the first one stands). Raises ValueError for a month not ended."""
-    from services.readside.store import load
-
-    from . import store
-
-    window = month(period)
-    if not ended(window, now):
-        raise ValueError(f"{window.label} has not ended: it can be published from {window.end + timedelta(days=1)}")
-    referrals, rejections, _ = await load(conn, schema)
-    snapshot = compose(referrals, rejections, window, by)
-    return snapshot if await store.write_snapshot(conn, schema, snapshot) else None
-
-
-class SnapshotPublisher(Poller):
-    """Outcomes' publisher: each ended month, once (every hour it looks, and at the start
-    of each month). Several replicas publish a month once: the first write stands."""
-
-    name = "snapshot_publisher"
-
-    def __init__(self, schema: str, unit_of_work: Any, clock: Any = None, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._reporting = schema
-        self._unit_of_work = unit_of_work
-        self._clock = clock or (lambda: datetime.now(UTC))
-
-    def idle_for(self) -> float:
-        now = self._clock()
-        return max(1.0, min(3600.0, (next_month_starts(now) - now).total_seconds() + 1))
-
-    async def work(self) -> bool:
-        from services.runtime import audit
-        from services.runtime.audit import AuditAction, AuditRecipientKind
-
-        from . import store
-
-        now = self._clock()
-        async with self._pool.acquire() as conn:
-            periods = due(
-                now,
-                await store.first_row_at(conn, self._reporting),
-                await store.published_periods(conn, self._reporting),
-            )
-            if not periods:
-                return False
-            async with conn.transaction():
-                snapshot = await publish(conn, self._reporting, periods[0], SCHEDULE, now)
-                if snapshot is not None:
-                    await audit.record(
-                        self._unit_of_work(conn, None),
-                        AuditAction.PUBLICATION,
-                        AuditRecipientKind.COMMISSIONER,
-                        detail={"period": snapshot.period, "what": "figures_snapshot"},
-                    )
-        return len(periods) > 1
-
-
-def publisher(runner: Any) -> SnapshotPublisher:
-    return SnapshotPublisher(
-        runner.names.schema("reporting"),
-        runner.unit_of_work,
-        **{**runner.poller_kwargs("snapshots"), "batch": 1},
     )
