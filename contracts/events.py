@@ -838,6 +838,7 @@ class AuditAction(StrEnum):
     DLQ_REPLAY = "dlq_replay"  # linkwell dlq replay
     INVITE = "invite"  # linkwell gateway invite
     ENDPOINT = "endpoint"  # linkwell gateway client endpoint: where step messages are pushed
+    PUBLICATION = "publication"  # figures for commissioners published (a frozen snapshot)
 
 
 class AuditRecipientKind(StrEnum):

@@ -7,6 +7,8 @@ linkwell report [--quarter 2026Q3 | --from DATE --to DATE] [--by source] [--comp
                 [--format table|csv|json] [--pcn U12345] [--list-sizes FILE] [--plot FILE]
                 [--synthetic]
 linkwell report rebuild
+linkwell report publish --period 2026-11 | --due
+linkwell report published [--period 2026-11] [--format table|csv|json]
 linkwell dashboard [--host 127.0.0.1] [--port 8090] [--synthetic]
 linkwell synthetic [--referrals 1800] [--seed 1]
 """
@@ -19,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import aio_pika
 import asyncpg
 import typer
 
@@ -169,6 +172,104 @@ def rebuild() -> None:
     typer.echo("rebuilt: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
+@app.command()
+def publish(
+    period: Annotated[
+        str | None, typer.Option(help="An ended calendar month, e.g. 2026-11.")
+    ] = None,
+    due: Annotated[
+        bool,
+        typer.Option("--due", help="Every ended month not published yet (what a schedule runs)."),
+    ] = False,
+) -> None:
+    """Publish ended months' figures for commissioners, frozen; each publication recorded
+    on the audit trail. A schedule runs ``--due`` (hourly, by cron or a timer); an operator
+    publishes one month at once with ``--period``."""
+    from services.ops import publishing
+    from services.ops.audit_cli import operator, record_operator_action
+    from services.readside import snapshots
+    from services.runtime.audit import AuditAction
+
+    if bool(period) == due:
+        raise typer.BadParameter("give --period MONTH or --due")
+    if period:
+        try:
+            snapshots.month(period)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    settings = Settings()
+    schema = settings.names.schema("reporting")
+    by = snapshots.SCHEDULE if due else operator()
+
+    async def one(conn: asyncpg.Connection, month: str, now: datetime) -> str:
+        async with conn.transaction():
+            snapshot = await publishing.publish(conn, schema, month, by, now)
+            if snapshot is None:
+                return f"{month} was published already; it stays as it is"
+            # in the transaction: no snapshot without its record on the audit trail
+            await record_operator_action(
+                settings,
+                AuditAction.PUBLICATION,
+                detail={"period": month, "what": "figures_snapshot", "published_by": by},
+            )
+            return f"published {month}: {len(snapshot.figures) - 1} groups and the total"
+
+    async def go() -> list[str]:
+        conn = await asyncpg.connect(settings.database_url)
+        await init_connection(conn)
+        try:
+            now = datetime.now(UK)
+            months = await publishing.due(conn, schema, now) if due else [period or ""]
+            return [await one(conn, m, now) for m in months] or ["nothing due"]
+        finally:
+            await conn.close()
+
+    try:
+        typer.echo("\n".join(asyncio.run(go())))
+    except ValueError as exc:
+        typer.echo(f"not published: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as exc:
+        typer.echo(f"not published: {type(exc).__name__}", err=True)
+        raise typer.Exit(3) from None
+
+
+@app.command("published")
+def published_figures(
+    period: Annotated[
+        str | None, typer.Option(help="A published month, e.g. 2026-11 (the newest if not given).")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="From the synthetic model (linkwell synthetic).")
+    ] = False,
+) -> None:
+    """Print a published snapshot as it was published: what commissioners see, for export."""
+    from services.readside.store import snapshot, snapshot_periods
+
+    if output not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format is table, csv or json")
+    settings = Settings()
+    schema = model_schema(settings, synthetic)
+
+    async def go() -> Any:
+        conn = await asyncpg.connect(
+            settings.database_url, server_settings={"default_transaction_read_only": "on"}
+        )
+        await init_connection(conn)
+        try:
+            wanted = period or next(iter(p for p, _ in await snapshot_periods(conn, schema)), None)
+            return await snapshot(conn, schema, wanted) if wanted else None
+        finally:
+            await conn.close()
+
+    found = asyncio.run(go())
+    if found is None:
+        typer.echo(f"not published: {period or 'no month yet'}", err=True)
+        raise typer.Exit(1)
+    typer.echo(render.published(found, output), nl=False)
+
+
 def address(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return f"http://{shown}:{port}/"
@@ -211,6 +312,7 @@ async def fill_synthetic(
         conn = await asyncpg.connect(settings.database_url)
         try:
             await fill(conn, schema, year)
+            await publish_synthetic(conn, schema)
             issued = []
             pcn = synthetic.PCNS[0][0]
             for kind, label, of in (
@@ -226,3 +328,20 @@ async def fill_synthetic(
             await conn.close()
 
     return year, await go()
+
+
+async def publish_synthetic(conn: asyncpg.Connection, schema: str) -> None:
+    """The synthetic model's ended months, published as outcomes would (after a refill,
+    the synthetic snapshots are replaced: only a *_synthetic schema allows that)."""
+    from services.ops import publishing
+    from services.outcomes.reporting.store import first_row_at
+    from services.readside import snapshots
+
+    if not schema.endswith("_synthetic"):
+        raise ValueError(f"only a *_synthetic schema is republished, not {schema}")
+    await init_connection(conn)
+    now = datetime.now(UK)
+    async with conn.transaction():
+        await conn.execute(f'TRUNCATE "{schema}".figures_snapshot')
+        for period in snapshots.due(now, await first_row_at(conn, schema), set()):
+            await publishing.publish(conn, schema, period, snapshots.SCHEDULE, now)

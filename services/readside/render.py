@@ -398,3 +398,51 @@ def _shifts(shifts: dict[str, Any]) -> str:
 def _raw(value: Any) -> Any:
     """A value for CSV: None is an empty cell; everything else as it is."""
     return "" if value is None else value
+
+
+# ------------------------------------------------------------------ published snapshots
+
+
+def published(snapshot: dict[str, Any], output: str) -> str:
+    """A published snapshot (``store.snapshot``) as CSV, JSON or a table: the figures
+    exactly as they were published, never recomputed."""
+    rows: list[dict[str, Any]] = snapshot["figures"]
+    from .snapshots import COUNTS, DERIVED
+
+    known = ["group", *COUNTS, *DERIVED]  # jsonb keeps no key order: the published order
+    columns = known + sorted({k for r in rows for k in r} - set(known))
+    marked = SYNTHETIC_NOTE if snapshot["synthetic"] else None
+    when = snapshot["published_at"].isoformat()
+    if output == "json":
+        document = {
+            "period": snapshot["period"],
+            "published_at": when,
+            "rule": snapshot["rule"],
+            "figures": rows,
+        }
+        if marked:
+            document["synthetic"] = marked
+        return json.dumps(document, indent=2) + "\n"
+    if output == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["data", "period", "published_at", *columns])
+        for row in rows:
+            writer.writerow(
+                ["SYNTHETIC" if marked else "", snapshot["period"], when]
+                + ["" if row.get(c) is None else row.get(c) for c in columns]
+            )
+        return out.getvalue()
+    widths = [max(len(c), *(len(str(r.get(c))) for r in rows)) for c in columns]
+    lines = [marked] if marked else []
+    lines.append(f"Figures for period {snapshot['period']}, published {when}")
+    lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        lines.append(
+            "  ".join(
+                str(row.get(c) if row.get(c) is not None else "-").ljust(w)
+                for c, w in zip(columns, widths, strict=True)
+            ).rstrip()
+        )
+    lines.append(snapshot["rule"])
+    return "\n".join(lines) + "\n"

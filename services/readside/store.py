@@ -180,3 +180,33 @@ def _value(column: str, value: Any) -> Any:
     if column in ("referral_id", "person_id") and value is not None:
         return uuid.UUID(value)
     return list(value) if isinstance(value, tuple) else value
+
+
+# ------------------------------------------------------------------ published snapshots
+
+
+async def snapshot_periods(conn: asyncpg.Connection, schema: str) -> list[tuple[str, Any]]:
+    """The published months, newest first, with when each was published."""
+    return [
+        (r["period"], r["published_at"])
+        for r in await conn.fetch(
+            f'SELECT period, published_at FROM "{schema}".figures_snapshot ORDER BY period DESC'
+        )
+    ]
+
+
+async def snapshot(conn: asyncpg.Connection, schema: str, period: str) -> dict[str, Any] | None:
+    """One published snapshot (its figures as shown), or None."""
+    row = await conn.fetchrow(
+        f"SELECT period, period_start, period_end, published_at, rule, synthetic, figures"
+        f' FROM "{schema}".figures_snapshot WHERE period = $1',
+        period,
+    )
+    if row is None:
+        return None
+    out = dict(row)
+    if isinstance(out["figures"], str):  # a connection without the JSON codec
+        import json
+
+        out["figures"] = json.loads(out["figures"])
+    return out

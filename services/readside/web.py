@@ -4,8 +4,11 @@ beside each (for screen readers, and for copying).
 
 - A PCN's token shows that PCN only, exact: the waiting list today, caseload against
   capacity per link worker, referrals by source this month, and waits this quarter.
-- A commissioner's token shows every PCN this quarter, with small numbers suppressed
-  (``disclosure``).
+- A commissioner's token shows every PCN in a published month: the frozen snapshot
+  published once the month ended (``snapshots``, ``services/ops/publishing.py``),
+  small numbers and the cells that would give them away suppressed (``suppression``),
+  with a picker of the published months. Never the live model: its figures do not change
+  as referrals arrive.
 
 It reads the reporting model through a read-only pool (``store.read_only_pool``) and
 never writes it. Nobody sees personal data on any page: the model holds none. Tokens are
@@ -27,6 +30,7 @@ from urllib.parse import parse_qs
 import asyncpg
 import jinja2
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -34,9 +38,9 @@ from starlette.templating import Jinja2Templates
 
 from contracts import UK
 
-from . import disclosure, figures, tokens
+from . import figures, tokens
 from .model import SYNTHETIC_DETAIL, SYNTHETIC_LEAD, ReferralRow, RosterRow, is_synthetic
-from .store import load
+from .store import load, snapshot, snapshot_periods
 
 COOKIE = "linkwell_dashboard"
 MAX_FORM = 4096
@@ -138,21 +142,44 @@ def pcn_view(
     }
 
 
+SNAPSHOT_COLUMNS = [
+    ("received", "Received"),
+    ("accepted", "Accepted"),
+    ("rejected", "Rejected"),
+    ("assigned", "Given a link worker"),
+    ("first_contact", "First contact"),
+    ("completed", "Completed"),
+    ("wait_assigned_median", "Median days to a link worker"),
+    ("coded", "Coded in the GP record as referred to social prescribing"),
+]
+
+
 def commissioner_view(
-    referrals: list[ReferralRow], rejections: list[Any], now: datetime
+    published: list[tuple[str, datetime]], snapshot: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Every PCN this quarter, small numbers suppressed."""
-    quarter = this_quarter(now)
-    shown = [
-        disclosure.disclosed(f, exact=False)
-        for f in figures.report(referrals, rejections, quarter, "pcn")
+    """Every PCN in one published month: the frozen snapshot as it was published (small
+    numbers and the cells that would give them away suppressed), never the live model."""
+    periods = [
+        {"period": p, "selected": snapshot is not None and p == snapshot["period"]}
+        for p, _ in published
     ]
-    return {
-        "title": "Social prescribing across PCNs",
-        "quarter": quarter.label,
-        "headings": [title for _, title in COLUMNS],
+    base = {"title": "Social prescribing across PCNs", "periods": periods}
+    if snapshot is None:
+        return base | {
+            "period": None,
+            "published_on": None,
+            "headings": [],
+            "rows": [],
+            "received": [],
+        }
+    shown = snapshot["figures"]
+    return base | {
+        "period": snapshot["period"],
+        "published_on": snapshot["published_at"].astimezone(UK).strftime("%d %B %Y"),
+        "headings": [title for _, title in SNAPSHOT_COLUMNS],
         "rows": [
-            {"group": d["group"], "cells": [cell(d.get(key)) for key, _ in COLUMNS]} for d in shown
+            {"group": d["group"], "cells": [cell(d.get(key)) for key, _ in SNAPSHOT_COLUMNS]}
+            for d in shown
         ],
         "received": [
             {
@@ -214,15 +241,23 @@ def create_app(
             viewer = await tokens.viewer(conn, schema, _token(request))
             if viewer is None:
                 return RedirectResponse("/login", 303, headers=HEADERS)
+            if viewer.kind != "pcn":  # a commissioner sees published snapshots only
+                published = await snapshot_periods(conn, schema)
+                wanted = request.query_params.get("period") or (
+                    published[0][0] if published else ""
+                )
+                frozen = await snapshot(conn, schema, wanted) if wanted else None
+                if wanted and frozen is None:
+                    raise HTTPException(404)
+                view = commissioner_view(published, frozen)
+                marked = {"synthetic": synthetic or bool(frozen and frozen["synthetic"])}
+                return page(request, "commissioner.html", view | marked)
             referrals, rejections, roster = await load(conn, schema, viewer.pcn)
         now = datetime.now(UTC)
         marked = {"synthetic": synthetic or is_synthetic(referrals, rejections)}
-        if viewer.kind == "pcn":
-            assert viewer.pcn is not None
-            view = pcn_view(viewer.pcn, referrals, roster, now)
-            return page(request, "pcn.html", view | marked)
-        view = commissioner_view(referrals, rejections, now)
-        return page(request, "commissioner.html", view | marked)
+        assert viewer.pcn is not None
+        view = pcn_view(viewer.pcn, referrals, roster, now)
+        return page(request, "pcn.html", view | marked)
 
     async def login(request: Request) -> Response:
         return login_page(request)

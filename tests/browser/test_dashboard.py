@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's), as its users sign in: a PCN's team
 sees its own PCN, exact, and not another's; charts render, each worker's caseload drawn
 against their own capacity; a commissioner sees every PCN with small numbers suppressed
-and no raw None or bare code; a synthetic model is bannered on every page; axe-core finds
+and no raw None or bare code, from a published snapshot that does not change as referrals
+arrive; a synthetic model is bannered on every page; axe-core finds
 no accessibility violation. Screenshots are kept in var/test-artefacts/."""
 
 from __future__ import annotations
@@ -103,6 +104,22 @@ async def seed(conn, schema: str) -> None:
     await referral(conn, schema, NEW, "police", now, None)
 
 
+async def publish_this_month(conn, schema: str) -> str:
+    """The seeded month's snapshot, as outcomes will publish it once the month is over."""
+    from services.ops import publishing
+    from services.readside import snapshots
+    from services.runtime.db import init_connection
+
+    await init_connection(conn)
+    period = datetime.now(UTC).strftime("%Y-%m")
+    later = datetime.combine(
+        snapshots.month(period).end + timedelta(days=2), datetime.min.time(), UTC
+    )
+    async with conn.transaction():
+        await publishing.publish(conn, schema, period, snapshots.SCHEDULE, later)
+    return period
+
+
 @contextlib.asynccontextmanager
 async def serving(app) -> AsyncIterator[str]:
     port = free_port()
@@ -144,6 +161,7 @@ async def dashboard(settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
             for pcn in (OURS, SMALL, NEW)
         }
         issued["ICB"] = await tokens.issue(conn, schema, kind="commissioner", label="ICB")
+        await publish_this_month(conn, schema)
     await writer.close()
     pool = await read_only_pool(settings.database_url, schema, 2)
     try:
@@ -254,22 +272,46 @@ async def test_a_pcn_with_no_roster_is_told_why_its_caseload_is_empty(dashboard)
         assert await violations(page) == []
 
 
-async def test_a_commissioner_sees_every_pcn_with_small_numbers_suppressed(dashboard):
+async def test_a_commissioner_sees_every_pcn_with_small_numbers_suppressed(settings, dashboard):
+    """From the published snapshot, frozen: referrals arriving afterwards change nothing."""
     url, issued = dashboard
     async with browser() as page:
         await sign_in(page, url, issued["ICB"])
+        main = await page.inner_text("main")
+        period = datetime.now(UTC).strftime("%Y-%m")
+        assert f"Figures for period {period}, published on" in main
         table = await page.inner_text("#pcns + table")
         head, *lines = table.splitlines()[1:]
         rows = {line.split("\t")[0]: line.split("\t")[1:] for line in lines}
-        assert rows[OURS][0] == "10"  # 12 received: rounded to the nearest 5
         assert rows[THEIRS][0] == "*"  # 3 received: 1 to 7 is never shown
+        assert rows[OURS][0] == "*"  # 12: shown, it would give the small PCNs away
         assert rows["total"][0] == "20"  # 18
-        assert rows[NEW][5] == "not yet"  # no median: nobody given a link worker
+        assert rows[NEW][6] == "not yet"  # no median: nobody given a link worker
         assert "None" not in table
         assert "Coded in the GP record" in head and "871731000000106" not in head
-        assert "871731000000106" in await page.inner_text("main")  # named in the note
+        assert "871731000000106" in main  # named in the note
         await keep(page, "dashboard-commissioner")
         assert await violations(page) == []
+
+        writer = await create_pool(settings.database_url, settings.names.schema("outcomes"), "t", 1)
+        async with writer.acquire() as conn:
+            for _ in range(6):  # THEIRS goes from 3 to 9: live, it would now show 10
+                await referral(
+                    conn,
+                    settings.names.schema("reporting"),
+                    THEIRS,
+                    "vcse",
+                    datetime.now(UTC) - timedelta(minutes=1),
+                    None,
+                )
+        await writer.close()
+        await page.reload()
+        assert await page.inner_text("#pcns + table") == table
+        picked = await page.goto(f"{url}/?period={period}")
+        assert picked is not None and picked.status == 200
+        assert await page.inner_text("#pcns + table") == table
+        missing = await page.goto(f"{url}/?period=1999-01")
+        assert missing is not None and missing.status == 404
 
 
 async def test_a_bad_token_gets_nothing(dashboard):

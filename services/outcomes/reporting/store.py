@@ -10,6 +10,7 @@ are that model's contract (``reporting/migrations``)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -148,3 +149,37 @@ class Projection:
                 f"SELECT count(*) FROM {self.schema}.roster_fact"
             ),
         }
+
+
+# ------------------------------------------------------------------ published snapshots
+
+
+async def published_periods(conn: asyncpg.Connection, schema: str) -> set[str]:
+    return {
+        r["period"] for r in await conn.fetch(f'SELECT period FROM "{schema}".figures_snapshot')
+    }
+
+
+async def first_row_at(conn: asyncpg.Connection, schema: str) -> Any:
+    """The earliest moment the model counts (a referral received or a submission refused)."""
+    return await conn.fetchval(
+        f'SELECT least((SELECT min(received_at) FROM "{schema}".referral_fact),'
+        f' (SELECT min(rejected_at) FROM "{schema}".rejection_fact))'
+    )
+
+
+async def write_snapshot(conn: asyncpg.Connection, schema: str, snapshot: Any) -> bool:
+    """Publish a snapshot; False (and nothing changed) if its period is published already."""
+    written = await conn.fetchval(
+        f'INSERT INTO "{schema}".figures_snapshot (period, period_start, period_end,'
+        " published_by, rule, synthetic, figures) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (period) DO NOTHING RETURNING true",
+        snapshot.period,
+        snapshot.start,
+        snapshot.end,
+        snapshot.published_by,
+        snapshot.rule,
+        snapshot.synthetic,
+        snapshot.figures,  # jsonb: the connection's codec (runtime.db.init_connection)
+    )
+    return bool(written)
