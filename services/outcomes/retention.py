@@ -8,11 +8,13 @@ deleted. Refusals and the roster hold no personal data and are kept."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.runtime.retention import YEAR, Rule
 
 
-def _record(shared: object, _: object) -> float:
-    return shared.retain_record_years * YEAR  # type: ignore[attr-defined]
+def _record(shared: Any, _: Any) -> float:
+    return float(shared.retain_record_years * YEAR)
 
 
 # a row whose referral has gone, or ended before the cutoff ($1)
