@@ -184,7 +184,10 @@ class Submissions:
             " task_status = CASE WHEN $5::text IS NOT NULL AND $4 >= task_status_at THEN $5"
             " ELSE task_status END,"
             " task_status_at = CASE WHEN $5::text IS NOT NULL AND $4 >= task_status_at THEN $4"
-            " ELSE task_status_at END"
+            " ELSE task_status_at END,"
+            # the referral ended: the clock of this row's retention starts (retention.py)
+            " ended_at = CASE WHEN $3::text IN ('rejected', 'closed', 'withdrawn')"
+            " THEN coalesce(ended_at, $4) ELSE ended_at END"
             " WHERE ($1::text IS NOT NULL AND event_id = $1)"
             " OR ($1::text IS NULL AND referral_id = $2) RETURNING 1",
             event_id,

@@ -12,12 +12,13 @@ from contracts.events import (
     ReferralIdentityConflict,
     ReferralRejected,
     ReferralSubmitted,
+    ReferralUpdated,
     SubjectAnswered,
     SubjectRequested,
 )
 from services.runtime.service import ServiceDef, routes
 
-from .handlers import on_resubmitted, on_submitted, rejection
+from .handlers import on_resubmitted, on_submitted, on_updated, rejection
 from .retention import RETENTION
 from .rights import on_subject
 from .store import IntakeStore
@@ -28,6 +29,7 @@ SERVICE = ServiceDef(
     description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
     routes=routes(
         (ReferralSubmitted, on_submitted, on_resubmitted),
+        (ReferralUpdated, on_updated),
         (SubjectRequested, on_subject),
     ),
     emits=(

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import UK, CloudEvent
-from contracts.enums import AgencyType, RejectionCode
+from contracts.enums import AgencyType, ReferralStatusValue, RejectionCode
 from contracts.events import (
     PcnCode,
     PracticeCode,
@@ -22,6 +22,7 @@ from contracts.events import (
     ReferralIdentityConflict,
     ReferralRejected,
     ReferralSubmitted,
+    ReferralUpdated,
 )
 from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
@@ -232,3 +233,17 @@ async def tell_duplicate(
         )
     )
     log.debug("duplicate_referral_answered", referral_id=str(known.referral_id))
+
+
+ENDING_STEPS = frozenset({ReferralStatusValue.CLOSED, ReferralStatusValue.WITHDRAWN})
+
+
+async def on_updated(uow: Uow, event: CloudEvent[Any], u: ReferralUpdated) -> None:
+    """Outcomes tells each referral's end (its episode closed, or it was withdrawn): the
+    clock of intake's retention of the referral, and of the person, starts
+    (``retention.py``). Other steps change nothing here; an unknown referral is not
+    intake's (nothing to time)."""
+    if u.step not in ENDING_STEPS:
+        return
+    if not await uow.store.referrals.ended(u.referral_id, u.at):
+        log.debug("ended_referral_unknown", referral_id=str(u.referral_id))

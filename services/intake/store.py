@@ -98,6 +98,17 @@ class Referrals:
         )
         return added is not None
 
+    async def ended(self, referral_id: uuid.UUID, at: datetime) -> bool:
+        """The referral ended (closed or withdrawn) at ``at``: the clock of its retention
+        starts (the first end told stands). False if intake does not know it."""
+        row = await self.conn.fetchval(
+            "UPDATE referral SET ended_at = coalesce(ended_at, $2) WHERE referral_id = $1"
+            " RETURNING 1",
+            referral_id,
+            at,
+        )
+        return row is not None
+
     async def by_reference(self, sender: str, reference: str) -> Known | None:
         row = await self.conn.fetchrow(
             "SELECT referral_id, submission_event_id FROM referral"

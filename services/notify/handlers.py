@@ -265,3 +265,6 @@ async def on_updated(uow: Uow, event: CloudEvent[Any], u: ReferralUpdated) -> No
     await advance(
         uow, s, u.step, u.task_status, u.at, status_text(u.step, u.pcn, reason=u.reason), u.reason
     )
+    if u.step in (Step.CLOSED, Step.WITHDRAWN):
+        # nothing more will be sent: the contact details' time limit starts (retention.py)
+        await uow.store.referrals.ended(u.referral_id, u.at)

@@ -115,6 +115,15 @@ class Referrals:
             placed,
         )
 
+    async def ended(self, referral_id: uuid.UUID, at: datetime) -> None:
+        """The referral ended (closed or withdrawn): the clock of the retention of the
+        person's contact details starts (the first end told stands)."""
+        await self.conn.execute(
+            "UPDATE referral SET ended_at = coalesce(ended_at, $2) WHERE referral_id = $1",
+            referral_id,
+            at,
+        )
+
     async def stop_contact(self, referral_id: uuid.UUID) -> int:
         """The person is not contacted again: unsent messages to them are cancelled."""
         await self.conn.execute(

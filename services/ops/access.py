@@ -298,11 +298,24 @@ def vhost_of(amqp_url: str) -> str:
 def definitions(
     principals: list[Principal],
     vhost: str,
-    passwords: dict[str, str],
+    passwords: dict[str, str] | None,
     policies: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A RabbitMQ definitions file (``load_definitions``, ``rabbitmqctl
     import_definitions``). Password hashes are salted, so they differ run to run.
+    ``passwords`` None: every user without a password hash (an empty one: RabbitMQ lets no
+    one sign in as it with a password), the committed sample; the development stack fills
+    in its development passwords at start (``deploy/rabbitmq/dev-definitions.sh``)."""
+    return _definitions(principals, vhost, passwords, policies)
+
+
+def _definitions(
+    principals: list[Principal],
+    vhost: str,
+    passwords: dict[str, str] | None,
+    policies: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """(see ``definitions``)
     ``policies``: the retention policies (``services.runtime.retention.queue_policies``)."""
     return {
         "policies": [{"vhost": vhost, **p} for p in policies or []],
@@ -310,7 +323,7 @@ def definitions(
         "users": [
             {
                 "name": p.username,
-                "password_hash": password_hash(passwords[p.username]),
+                "password_hash": "" if passwords is None else password_hash(passwords[p.username]),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": list(p.tags),
                 "limits": {},

@@ -47,6 +47,7 @@ from .handlers import (
     on_withdrawn,
     projected,
 )
+from .retention import RETENTION
 from .rights import on_subject
 from .store import OutcomesStore
 
@@ -77,4 +78,5 @@ SERVICE = ServiceDef(
     emits=(AuditRecorded, GpWriteback, ReferralUpdated, EventRejected, SubjectAnswered),
     store=OutcomesStore,
     schemas={"reporting": Path(__file__).parent / "reporting"},
+    retention=RETENTION,
 )

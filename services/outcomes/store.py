@@ -153,6 +153,14 @@ class Referrals:
             withdrawn_by,
             note,
         )
+        if ended is not None:
+            # the clock of the record's retention, for it and every referral joined to it
+            await self.conn.execute(
+                "UPDATE referral SET ended_at = $2 WHERE ended_at IS NULL"
+                " AND (referral_id = $1 OR episode_referral_id = $1)",
+                referral_id,
+                at,
+            )
         return ended is not None
 
     async def members(self, episode_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:

@@ -38,6 +38,7 @@ REMOVED = Counter(
 )
 
 DAY = 86_400.0
+YEAR = 365.25 * DAY  # a calendar year on average: "8 years" is never short of 8 years
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 Action = Literal["delete", "redact"]
@@ -63,9 +64,12 @@ class Rule:
     redact: dict[str, str] = field(default_factory=dict)
     # a redacted row must not be redacted again: it no longer matches this
     redacted: str | None = None
+    # another schema the service owns (``ServiceDef.schemas``: "reporting"), or its own
+    schema: str | None = None
 
     def __post_init__(self) -> None:
-        for name in (self.table, self.column, *self.redact):
+        names = (self.table, self.column, *self.redact, *((self.schema,) if self.schema else ()))
+        for name in names:
             if not _IDENT.match(name):
                 raise ValueError(f"retention rule {self.store}: {name!r} is not a plain name")
         if self.action == "redact" and (not self.redact or self.redacted is None):
@@ -86,17 +90,30 @@ def expired(stamp: datetime | None, now: datetime, limit_seconds: float) -> bool
     return stamp is not None and stamp < cutoff(now, limit_seconds)
 
 
-def statement(rule: Rule) -> str:
-    """One batch: at most $2 rows whose clock started before $1."""
+def ended(ends: Iterable[datetime | None], now: datetime, limit_seconds: float) -> bool:
+    """Whether something tied to several referrals (intake's record of a person) has
+    passed its limit: every one of them has ended (an open one, ``None``, keeps it) and
+    the last of them ended before the limit. With no referral at all it has no clock."""
+    stamps = list(ends)
+    if not stamps or any(stamp is None for stamp in stamps):
+        return False
+    return expired(max(s for s in stamps if s is not None), now, limit_seconds)
+
+
+def statement(rule: Rule, table: str | None = None) -> str:
+    """One batch: at most $2 rows whose clock started before $1 (``table``: the rule's
+    table, qualified by its schema when the rule names one). A rule's ``where`` may use
+    $1, the cutoff, too (rows whose referral ended before it)."""
+    table = table or rule.table
     chosen = (
-        f"SELECT ctid FROM {rule.table} WHERE {rule.column} < $1 AND ({rule.where})"
+        f"SELECT ctid FROM {table} WHERE {rule.column} < $1 AND ({rule.where})"
         + (f" AND NOT ({rule.redacted})" if rule.redacted else "")
         + " LIMIT $2 FOR UPDATE SKIP LOCKED"
     )
     if rule.action == "delete":
-        return f"DELETE FROM {rule.table} WHERE ctid IN ({chosen})"
+        return f"DELETE FROM {table} WHERE ctid IN ({chosen})"
     sets = ", ".join(f"{column} = {expr}" for column, expr in rule.redact.items())
-    return f"UPDATE {rule.table} SET {sets} WHERE ctid IN ({chosen})"
+    return f"UPDATE {table} SET {sets} WHERE ctid IN ({chosen})"
 
 
 def _count(status: str) -> int:
@@ -104,11 +121,16 @@ def _count(status: str) -> int:
 
 
 async def apply(
-    pool: asyncpg.Pool, rule: Rule, now: datetime, limit_seconds: float, batch: int
+    pool: asyncpg.Pool,
+    rule: Rule,
+    now: datetime,
+    limit_seconds: float,
+    batch: int,
+    table: str | None = None,
 ) -> int:
     """Run one rule to completion, a batch a transaction; returns the rows it removed."""
     before = cutoff(now, limit_seconds)
-    sql = statement(rule)
+    sql = statement(rule, table)
     total = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
@@ -130,7 +152,8 @@ async def sweep(
     """Every rule once, at ``now``; what each removed (counted and logged, counts only)."""
     removed: dict[str, int] = {}
     for rule in rules:
-        count = await apply(pool, rule, now, rule.limit(settings, own), batch)
+        table = f"{settings.names.schema(rule.schema)}.{rule.table}" if rule.schema else None
+        count = await apply(pool, rule, now, rule.limit(settings, own), batch, table)
         removed[rule.store] = count
         if count:
             REMOVED.labels(service, rule.store, rule.action).inc(count)

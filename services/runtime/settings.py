@@ -156,6 +156,22 @@ class Settings(BaseSettings):
         description="Days intake keeps an accepted referral's full submission (then "
         "emptied; ids, pathway and needs remain).",
     )
+    retain_ended_days: float = Field(
+        90.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETAIN_ENDED_DAYS"),
+        description="Days after a referral ended (closed, withdrawn or rejected) that a "
+        "service's operational copy of it is kept: intake's referral and person, triage's "
+        "placement, notify's contact details, the gateway's submission (docs/retention.md).",
+    )
+    retain_record_years: float = Field(
+        8.0,
+        gt=0,
+        validation_alias=_env("LINKWELL_RETAIN_RECORD_YEARS"),
+        description="Years after the episode closed that outcomes keeps the record of care "
+        "(NHS Records Management Code 2023, adult health records); then deleted and the "
+        "reporting facts reduced to anonymous ones.",
+    )
     retain_dead_letter_days: float = Field(
         14.0,
         gt=0,

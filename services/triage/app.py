@@ -31,6 +31,7 @@ from .handlers import (
     on_worker_updated,
 )
 from .metrics import observe, state_gauges
+from .retention import RETENTION
 from .rights import on_subject
 from .store import TriageStore
 
@@ -59,4 +60,5 @@ SERVICE = ServiceDef(
     store=TriageStore,
     observe=observe,
     state_gauges=state_gauges,
+    retention=RETENTION,
 )

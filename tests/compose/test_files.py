@@ -81,3 +81,14 @@ def test_the_production_profile_encrypts_every_link_and_requires_every_secret():
     assert not re.search(r"^host\s", hba, re.M), "a plain network login is allowed"
     # the development profile says what it is
     assert "LINKWELL_MODE: development" in COMPOSE
+
+
+def test_the_development_broker_makes_its_passwords_and_production_brings_its_own():
+    # the committed sample holds no password hash; the development stack's broker gives
+    # its users dev-<user> at start, unless definitions are mounted (production)
+    assert 'entrypoint: ["sh", "/etc/linkwell/dev-definitions.sh"]' in COMPOSE
+    assert "./rabbitmq/definitions.json:/etc/linkwell/definitions.sample.json:ro" in COMPOSE
+    assert "./rabbitmq/definitions.json:/etc/rabbitmq/definitions.json" not in COMPOSE
+    assert ":/etc/rabbitmq/definitions.json:ro" in COMPOSE_PRODUCTION
+    script = (DEPLOY / "rabbitmq" / "dev-definitions.sh").read_text()
+    assert 'if [ ! -e "$TARGET" ]; then' in script and "exec docker-entrypoint.sh" in script

@@ -172,3 +172,34 @@ async def test_without_an_nhs_number_it_is_accepted_never_matched_and_the_team_i
     assert "without an NHS number" in flag.data.message
     people = await intake.value("SELECT count(*) FROM person WHERE nhs_number IS NULL")
     assert people == 2
+
+
+async def test_the_end_outcomes_tells_starts_the_referrals_retention_clock(harness):
+    from ..support import internal
+
+    intake = await harness("intake")
+    [accepted] = await intake.send(submission(org="A81001"))
+    rid = str(accepted.data.referral_id)
+    ended = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+    def step(name: str, task: str, at: datetime) -> dict:
+        return internal(
+            "referral.updated.v1",
+            producer="outcomes",
+            referral_id=rid,
+            step=name,
+            task_status=task,
+            at=at.isoformat(),
+        )
+
+    assert await intake.send(step("in_progress", "in-progress", ended)) == []
+    assert await intake.value("SELECT ended_at FROM referral") is None  # not an end
+    assert await intake.send(step("closed", "completed", ended)) == []
+    assert await intake.value("SELECT ended_at FROM referral") == ended
+    # a later end told again (a withdrawal after the closure) does not move the clock
+    await intake.send(step("withdrawn", "cancelled", ended + timedelta(days=1)))
+    assert await intake.value("SELECT ended_at FROM referral") == ended
+    # a referral intake does not know: nothing to time, and no refusal
+    other = step("closed", "completed", ended)
+    other["data"]["referral_id"] = other["subject"] = "00000000-0000-4000-8000-000000000001"
+    assert await intake.send(other) == []

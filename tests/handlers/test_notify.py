@@ -234,3 +234,15 @@ async def test_a_referral_that_joined_an_open_episode_is_answered_like_any_other
     assert (joined.status.value, joined.task_status.value) == (step, task)
     assert (joined.message, joined.reason) == (ordinary.message, ordinary.reason)
     assert "already" not in joined.message and first["data"]["sender"] not in joined.message
+
+
+async def test_a_referrals_end_starts_the_clock_of_its_contact_details(harness):
+    notify = await harness("notify")
+    t0 = datetime.now(UTC)
+    ref = accepted(at=t0)
+    rid = ref["data"]["referral_id"]
+    await notify.send(ref)
+    await notify.send(step(rid, "on_hold", "on-hold", t0 + timedelta(minutes=1)))
+    assert await notify.value("SELECT ended_at FROM referral") is None
+    await notify.send(step(rid, "withdrawn", "cancelled", t0 + timedelta(minutes=2)))
+    assert await notify.value("SELECT ended_at FROM referral") == t0 + timedelta(minutes=2)

@@ -103,7 +103,11 @@ async def test_notify_keeps_only_a_redacted_copy_of_a_sent_message(settings):
                     failed,
                 )
         removed = await sweep(pool, "notify", NOTIFY.retention, settings, NOW, own=own)
-        assert removed == {"notification_sent": 1, "notification_given_up": 1}
+        assert removed == {
+            "notification_sent": 1,
+            "notification_given_up": 1,
+            "referral_contact": 0,
+        }
         async with pool.acquire() as conn:
             got = {
                 r["key"]: (r["address"], r["body"])
@@ -114,7 +118,11 @@ async def test_notify_keeps_only_a_redacted_copy_of_a_sent_message(settings):
         assert got["pending"] == ("07700900123", "A link worker will call")
         # the key stays, so a redelivered event still finds its message sent; nothing twice
         again = await sweep(pool, "notify", NOTIFY.retention, settings, NOW, own=own)
-        assert again == {"notification_sent": 0, "notification_given_up": 0}
+        assert again == {
+            "notification_sent": 0,
+            "notification_given_up": 0,
+            "referral_contact": 0,
+        }
     finally:
         await pool.close()
 
@@ -167,7 +175,14 @@ async def test_gateway_drafts_sessions_and_sign_ins_expire(settings):
                 ],
             )
         removed = await sweep(pool, "gateway", GATEWAY.retention, settings, NOW, own=own)
-        assert removed == {"draft": 1, "session": 1, "sign_in": 1, "fhir_delivery": 1}
+        assert removed == {
+            "draft": 1,
+            "session": 1,
+            "sign_in": 1,
+            "fhir_step_ended": 0,
+            "submission_ended": 0,
+            "fhir_delivery": 1,
+        }
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT array_agg(form_key) FROM draft") == ["f-new"]
             assert await conn.fetchval("SELECT count(*) FROM session") == 1
@@ -245,7 +260,7 @@ async def test_intake_empties_a_full_submission_past_its_limit(settings):
                     accepted,
                 )
         removed = await sweep(pool, "intake", INTAKE.retention, settings, NOW)
-        assert removed == {"referral_submission": 1}
+        assert removed == {"referral_submission": 1, "referral_ended": 0, "person": 0}
         async with pool.acquire() as conn:
             got = {
                 r["sender_reference"]: r["submission"]

@@ -25,7 +25,7 @@ def topic(p: access.Principal, exchange: str) -> access.TopicPermission:
 def test_committed_definitions_are_current():
     assert stale(SAMPLE_DEFINITIONS, ORGANISATIONS) == [], (
         "run: LINKWELL_NAMESPACE=linkwell AMQP_URL=amqp://rabbitmq:5672/ "
-        "linkwell access definitions --sample-passwords --out deploy/rabbitmq/definitions.json"
+        "linkwell access definitions --sample --out deploy/rabbitmq/definitions.json"
     )
 
 
@@ -138,3 +138,29 @@ def test_organisation_codes_are_checked():
         access.Organisations.model_validate({"agency": [{"code": "lower-case"}]})
     with pytest.raises(ValueError):
         access.Organisations.model_validate({"agency": [{"code": "A81001", "typo": 1}]})
+
+
+def test_the_sample_definitions_hold_no_usable_credential():
+    import json
+
+    users = json.loads(SAMPLE_DEFINITIONS.read_text())["users"]
+    assert users and all(u["password_hash"] == "" for u in users)
+    assert not any(access.check_password(f"dev-{u['name']}", u["password_hash"]) for u in users)
+
+
+def test_the_development_broker_gives_each_sample_user_its_dev_password(tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed here (the broker image has it)")
+    script = SAMPLE_DEFINITIONS.parent / "dev-definitions.sh"
+    out = tmp_path / "definitions.json"
+    subprocess.run(["sh", str(script), "fill", str(SAMPLE_DEFINITIONS), str(out)], check=True)
+    filled = json.loads(out.read_text())
+    assert access.without_secrets(filled) == access.without_secrets(
+        json.loads(SAMPLE_DEFINITIONS.read_text())
+    )
+    for user in filled["users"]:
+        assert access.check_password(f"dev-{user['name']}", user["password_hash"]), user["name"]

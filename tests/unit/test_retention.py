@@ -16,9 +16,20 @@ from services.intake.retention import RETENTION as INTAKE
 from services.notify.channels import FileChannel, Outgoing, spool_line_kept
 from services.notify.domain import Medium
 from services.notify.retention import RETENTION as NOTIFY
+from services.outcomes.retention import RETENTION as OUTCOMES
 from services.runtime import retention
-from services.runtime.retention import DAY, RUNTIME_RULES, Rule, cutoff, expired, statement
+from services.runtime.retention import (
+    DAY,
+    RUNTIME_RULES,
+    YEAR,
+    Rule,
+    cutoff,
+    ended,
+    expired,
+    statement,
+)
 from services.runtime.settings import Settings
+from services.triage.retention import RETENTION as TRIAGE
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 ROOT = Path(__file__).parents[2]
@@ -77,8 +88,10 @@ def test_every_rule_names_a_table_and_column_its_migrations_create():
         (NOTIFY, "services/notify/migrations"),
         (GATEWAY, "services/gateway/migrations"),
         (INTAKE, "services/intake/migrations"),
+        (TRIAGE, "services/triage/migrations"),
+        (OUTCOMES, "services/outcomes/migrations"),
     ):
-        sql = runtime + (text(own) if own else "")
+        sql = runtime + (text(own) if own else "") + text("services/outcomes/reporting/migrations")
         for rule in rules:
             assert f"CREATE TABLE {rule.table} (" in sql, rule
             assert f" {rule.column} " in sql, rule
@@ -191,3 +204,53 @@ def test_a_prune_removes_lines_past_the_limit_and_keeps_the_rest(tmp_path):
 def test_without_a_limit_nothing_is_pruned(tmp_path):
     (tmp_path / "sms.jsonl").write_bytes(_line(NOW - timedelta(days=900)))
     assert FileChannel(tmp_path).prune(NOW) == {}
+
+
+def test_a_person_expires_only_once_every_referral_ended_past_the_limit():
+    limit = 90 * DAY
+    long_ago, lately = NOW - timedelta(days=91), NOW - timedelta(days=89)
+    assert ended([long_ago], NOW, limit)
+    assert ended([long_ago, NOW - timedelta(days=400)], NOW, limit)
+    assert not ended([long_ago, lately], NOW, limit)  # the last end counts
+    assert not ended([long_ago, None], NOW, limit)  # one still open keeps the person
+    assert not ended([], NOW, limit)  # no referral: no clock
+
+
+def test_the_record_of_care_is_kept_never_less_than_eight_years_after_closure():
+    closed = datetime(2026, 2, 28, 12, 0, tzinfo=UTC)
+    limit = Settings().retain_record_years * YEAR
+    assert Settings().retain_record_years == 8  # the Code's adult health records entry
+    assert not expired(closed, datetime(2034, 2, 28, 11, 0, tzinfo=UTC), limit)
+    assert expired(closed, datetime(2034, 3, 1, 12, 0, tzinfo=UTC), limit)
+
+
+def test_operational_copies_go_a_set_time_after_their_referral_ended(monkeypatch):
+    monkeypatch.setenv("LINKWELL_RETAIN_ENDED_DAYS", "3")
+    shared = Settings()
+    for rules, store in (
+        (INTAKE, "referral_ended"),
+        (INTAKE, "person"),
+        (NOTIFY, "referral_contact"),
+        (TRIAGE, "placement_ended"),
+        (GATEWAY, "submission_ended"),
+    ):
+        rule = next(r for r in rules if r.store == store)
+        assert rule.limit(shared, None) == 3 * DAY, store
+    assert Settings.model_fields["retain_ended_days"].default == 90
+
+
+def test_a_rule_on_another_schema_runs_on_that_schema_only():
+    fact = next(r for r in OUTCOMES if r.store == "reporting_fact")
+    assert fact.schema == "reporting"
+    sql = statement(fact, "ns_reporting.referral_fact")
+    assert sql.startswith("UPDATE ns_reporting.referral_fact SET referral_id = gen_random_uuid()")
+    assert "NOT (anonymised)" in sql and "ended_at < $1" in sql
+    with pytest.raises(ValueError):
+        Rule("x", "t", "c", lambda s, o: DAY, schema="other; DROP")
+
+
+def test_outcomes_anonymises_the_facts_before_it_deletes_the_record():
+    order = [r.store for r in OUTCOMES]
+    assert order.index("reporting_fact") < order.index("record_referral")
+    fact = next(r for r in OUTCOMES if r.store == "reporting_fact")
+    assert {"person_id", "link_worker_id", "referral_id"} <= set(fact.redact)

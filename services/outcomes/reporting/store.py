@@ -124,10 +124,10 @@ class Projection:
 
     async def rebuild(self) -> dict[str, int]:
         """Empty the model and project it again from outcomes' tables."""
-        await self.conn.execute(
-            f"TRUNCATE {self.schema}.referral_fact, {self.schema}.rejection_fact,"
-            f" {self.schema}.roster_fact"
-        )
+        # anonymous facts (a record of care past its retention limit) have no source left
+        # to project them from: they are kept
+        await self.conn.execute(f"DELETE FROM {self.schema}.referral_fact WHERE NOT anonymised")
+        await self.conn.execute(f"TRUNCATE {self.schema}.rejection_fact, {self.schema}.roster_fact")
         ids = [
             r["referral_id"]
             for r in await self.conn.fetch(
