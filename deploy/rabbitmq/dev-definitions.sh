@@ -17,11 +17,18 @@ SAMPLE=${LINKWELL_SAMPLE_DEFINITIONS:-/etc/linkwell/definitions.sample.json}
 TARGET=/etc/rabbitmq/definitions.json
 
 hash() { # base64(salt + sha256(salt + password)), a 4-byte random salt
-    dir=$(mktemp -d)
-    head -c 4 /dev/urandom >"$dir/salt"
-    { cat "$dir/salt"; printf '%s' "$1"; } | openssl dgst -sha256 -binary >"$dir/digest"
-    cat "$dir/salt" "$dir/digest" | base64 | tr -d '\n'
-    rm -r "$dir"
+    if command -v openssl >/dev/null 2>&1; then
+        dir=$(mktemp -d)
+        head -c 4 /dev/urandom >"$dir/salt"
+        { cat "$dir/salt"; printf '%s' "$1"; } | openssl dgst -sha256 -binary >"$dir/digest"
+        cat "$dir/salt" "$dir/digest" | base64 | tr -d '\n'
+        rm -r "$dir"
+    else # the broker's own Erlang (Debian's rabbitmq-server has no openssl command)
+        LINKWELL_PW="$1" erl -noshell -eval '
+            P = list_to_binary(os:getenv("LINKWELL_PW")), S = crypto:strong_rand_bytes(4),
+            io:format("~s", [base64:encode(<<S/binary, (crypto:hash(sha256, <<S/binary, P/binary>>))/binary>>)]),
+            halt().'
+    fi
 }
 
 fill() { # each "password_hash": "" gets the hash of dev-<the user named just above>
@@ -48,4 +55,7 @@ if [ ! -e "$TARGET" ]; then
     echo "dev-definitions: development passwords dev-<user> for the sample's users" >&2
 fi
 [ "$#" -gt 0 ] || set -- rabbitmq-server
-exec docker-entrypoint.sh "$@"
+if command -v docker-entrypoint.sh >/dev/null 2>&1; then
+    exec docker-entrypoint.sh "$@" # the official image
+fi
+exec "$@" # deploy/images/rabbitmq: no entrypoint of its own
