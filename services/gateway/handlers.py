@@ -81,4 +81,5 @@ async def on_status(uow: Uow, event: CloudEvent[Any], data: ReferralStatus) -> N
             at=data.step_at or data.at,
             reason=data.reason,
             message=data.message,
+            codes=[{"code": c.code, "display": c.display} for c in data.codes],
         )

@@ -1,5 +1,5 @@
 """The FHIR door's named queries, on the gateway's tables (``submission`` and
-``fhir_step``, migration 0005_fhir_referrals)."""
+``fhir_step``, migrations 0005_fhir_referrals and 0009_fhir_step_codes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from ..store import Standing
-from .mapping import Step
+from .mapping import Coded, Step
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,20 @@ class FhirReferrals:
 
     async def steps(self, reference: str) -> list[Step]:
         rows = await self.conn.fetch(
-            "SELECT status, at, reason, message FROM fhir_step WHERE reference = $1"
+            "SELECT status, at, reason, message, codes FROM fhir_step WHERE reference = $1"
             " ORDER BY at, seq",
             reference,
         )
-        return [Step(r["status"], r["at"], r["reason"], r["message"]) for r in rows]
+        return [
+            Step(
+                r["status"],
+                r["at"],
+                r["reason"],
+                r["message"],
+                tuple(Coded(c["code"], c["display"]) for c in r["codes"]),
+            )
+            for r in rows
+        ]
 
     async def told(
         self,
@@ -115,12 +124,14 @@ class FhirReferrals:
         at: datetime,
         reason: str | None,
         message: str | None,
+        codes: list[dict[str, str]] | None = None,
     ) -> None:
         """A step told about one of the FHIR door's referrals (nothing for the others);
-        the same step told twice is kept once."""
+        the same step told twice is kept once. ``codes``: code and display of each SNOMED
+        CT code written back to the GP record (the closure's), nothing else."""
         await self.conn.execute(
-            "INSERT INTO fhir_step (reference, status, reason, message, at)"
-            " SELECT reference, $3, $4, $5, $6 FROM submission WHERE fhir_id IS NOT NULL AND"
+            "INSERT INTO fhir_step (reference, status, reason, message, at, codes)"
+            " SELECT reference, $3, $4, $5, $6, $7 FROM submission WHERE fhir_id IS NOT NULL AND"
             " (($1::text IS NOT NULL AND event_id = $1) OR ($1::text IS NULL AND"
             " referral_id = $2)) ON CONFLICT (reference, status, at) DO NOTHING",
             event_id,
@@ -129,4 +140,5 @@ class FhirReferrals:
             reason,
             message,
             at,
+            [{"code": c["code"], "display": c["display"]} for c in codes or []],
         )
