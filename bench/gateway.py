@@ -66,6 +66,7 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
     ("gp", {"practice": "A81001"}),
     ("needs", {"needs": ["loneliness"]}),
     ("contact", {"preferred": "phone", "phone": "07700 900123", "email": ""}),
+    ("adjustments", {"adjustments": ""}),
     ("consent", {"consent": "yes"}),
 ]
 
