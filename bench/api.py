@@ -13,7 +13,8 @@ Idempotency-Key) to each with one keep-alive httpx client and a bounded number i
 reports requests per second and p50/p99 latency, and their ratios, to stdout and
 bench/results/api-<stamp>.json; drops the schema at the end. With ``--process-message
 FILE`` it also times N posts of that FHIR message to ``POST /$process-message`` (the
-FHIR door, when the gateway has it): every answer under 300 counts. See bench/README.md.
+FHIR door), each with fresh ids and BaRS' headers so that each is a new referral
+answered 200. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ if str(ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
-from bench.gateway import free_port, stop_server, summary  # noqa: E402
+from bench.report import (  # noqa: E402
+    LOOPBACK,
+    RESULTS,
+    ratios,
+    save,
+    start_server,
+    stop_server,
+    summary,
+    table,
+)
 from contracts.nhs import unique_synthetic_nhs_number  # noqa: E402
 from contracts.schema import example  # noqa: E402
 from services.gateway.app import SERVICE as GATEWAY  # noqa: E402
@@ -47,8 +57,6 @@ from services.runtime.db import create_pool, drop_schema  # noqa: E402
 from services.runtime.runner import migrate  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-LOOPBACK = "127.0.0.1"
 ORG = "A81001"
 PEPPER = "bench-pepper"
 now = time.perf_counter
@@ -115,18 +123,6 @@ def serve(kind: str, port: int, env: dict[str, str], ready: Any, log_file: str) 
     asyncio.run(main())
 
 
-def start_server(kind: str, env: dict[str, str], log_file: Path) -> tuple[mp.Process, str]:
-    ctx = mp.get_context("spawn")
-    port = free_port()
-    ready = ctx.Event()
-    proc = ctx.Process(target=serve, args=(kind, port, env, ready, str(log_file)))
-    proc.start()
-    if not ready.wait(60):
-        proc.terminate()
-        raise RuntimeError(f"the {kind} server did not start within 60 s")
-    return proc, f"http://{LOOPBACK}:{port}"
-
-
 def bodies(n: int) -> list[bytes]:
     """N distinct referrals: each its own sender reference and synthetic NHS number."""
     out = []
@@ -141,12 +137,13 @@ def bodies(n: int) -> list[bytes]:
 async def drive(
     base: str,
     path: str,
-    requests: list[tuple[str, bytes]],
-    headers: dict[str, str],
+    requests: list[tuple[dict[str, str], bytes]],
     concurrency: int,
     deadline: float,
     ok: Any,
 ) -> dict[str, Any]:
+    """POST each (headers, body) to ``path`` with one keep-alive client, at most
+    ``concurrency`` in flight; ``ok(status)`` says which answers count."""
     latencies: list[float] = []
     failures: dict[str, int] = {}
     queue = list(reversed(requests))
@@ -155,11 +152,9 @@ async def drive(
 
         async def worker() -> None:
             while queue and time.monotonic() < deadline:
-                key, body = queue.pop()
+                headers, body = queue.pop()
                 t0 = now()
-                r = await client.post(
-                    path, content=body, headers={**headers, "Idempotency-Key": key}
-                )
+                r = await client.post(path, content=body, headers=headers)
                 took = now() - t0
                 if ok(r.status_code):
                     latencies.append(took)
@@ -172,13 +167,57 @@ async def drive(
     return summary(latencies, elapsed, failures, len(requests))
 
 
+def fresh_messages(message: bytes, n: int) -> list[bytes]:
+    """N copies of a FHIR message Bundle, each a referral of its own: new Bundle,
+    MessageHeader and ServiceRequest ids, entry fullUrls and sender reference (the
+    ServiceRequest's first identifier, when it has one), and a synthetic NHS number for
+    the Patient, so that none is answered 409 as a resend of another."""
+    template = json.loads(message)
+    out = []
+    for _ in range(n):
+        bundle = json.loads(json.dumps(template))
+        renamed: dict[str, str] = {}
+        bundle["id"] = str(uuid.uuid4())
+        for entry in bundle.get("entry", []):
+            old = entry.get("fullUrl")
+            if isinstance(old, str) and old.startswith("urn:uuid:"):
+                entry["fullUrl"] = renamed[old] = f"urn:uuid:{uuid.uuid4()}"
+            resource = entry.get("resource", {})
+            kind = resource.get("resourceType")
+            if kind in ("MessageHeader", "ServiceRequest"):
+                if "id" in resource:
+                    renamed[f"{kind}/{resource['id']}"] = f"{kind}/{(new := uuid.uuid4())}"
+                    resource["id"] = str(new)
+            if kind == "ServiceRequest" and resource.get("identifier"):
+                resource["identifier"][0]["value"] = f"BENCH-{uuid.uuid4().hex[:12]}"
+            if kind == "Patient":
+                for ident in resource.get("identifier", []):
+                    if ident.get("system") == "https://fhir.nhs.uk/Id/nhs-number":
+                        ident["value"] = unique_synthetic_nhs_number()
+        text = json.dumps(bundle)
+        for old, new_ref in renamed.items():  # references to the renamed entries
+            text = text.replace(f'"{old}"', f'"{new_ref}"')
+        out.append(text.encode())
+    return out
+
+
+def fhir_headers(headers: dict[str, str]) -> dict[str, str]:
+    """BaRS' headers: X-Request-Id and X-Correlation-Id, new for each post."""
+    return {
+        **headers,
+        "Content-Type": "application/fhir+json",
+        "X-Request-Id": str(uuid.uuid4()),
+        "X-Correlation-Id": str(uuid.uuid4()),
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from services.gateway import clients
 
     namespace = f"benchapi{uuid.uuid4().hex[:8]}"
     env = {
         "LINKWELL_NAMESPACE": namespace,
-        "LINKWELL_GATEWAY_ORGANISATIONS": ORG,
+        "LINKWELL_GATEWAY_ORGANISATIONS": ",".join(sorted({ORG, args.fhir_org})),
         "LINKWELL_GATEWAY_CLIENT_PEPPER": PEPPER,
         "LINKWELL_GATEWAY_PORT": "0",
     }
@@ -206,14 +245,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 organisation_name="Riverside Surgery",
                 agency_type="general_practice",
             )
+            # the FHIR message's sender (BaRS' example: RND), its own credential
+            fhir_client = await clients.issue(
+                pool,
+                organisation=args.fhir_org,
+                name="bench-fhir",
+                serves=(args.fhir_org,),
+                pepper=PEPPER,
+                organisation_name="Bench FHIR sender",
+                agency_type="hospital_discharge",
+            )
         finally:
             await pool.close()
         RESULTS.mkdir(parents=True, exist_ok=True)
         logs = RESULTS / f"api-{namespace}.log"
         result["server_log"] = str(logs.relative_to(ROOT))
-        gateway, gateway_url = start_server("gateway", env, logs)
+        gateway, gateway_url = start_server(serve, "gateway", env, logs)
         procs.append(gateway)
-        bare, bare_url = start_server("bare", env, logs)
+        bare, bare_url = start_server(serve, "bare", env, logs)
         procs.append(bare)
         headers = {
             "Authorization": f"Bearer {issued.token}",
@@ -221,48 +270,46 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         warm = min(args.warmup, args.n)
         made = bodies(args.n + warm)
-        requests = [(str(uuid.uuid4()), body) for body in made]
+        requests = [({**headers, "Idempotency-Key": str(uuid.uuid4())}, b) for b in made]
         warmup, measured = requests[:warm], requests[warm:]
 
         def accepted(status: int) -> bool:
             return status == 202
 
         for url in (bare_url, gateway_url):
-            await drive(url, "/v1/referrals", warmup, headers, args.concurrency, deadline, accepted)
+            await drive(url, "/v1/referrals", warmup, args.concurrency, deadline, accepted)
         log(f"timing {len(measured)} posts to the bare endpoint, then to POST /v1/referrals")
         result["bare"] = await drive(
-            bare_url, "/v1/referrals", measured, headers, args.concurrency, deadline, accepted
+            bare_url, "/v1/referrals", measured, args.concurrency, deadline, accepted
         )
         result["api"] = await drive(
-            gateway_url, "/v1/referrals", measured, headers, args.concurrency, deadline, accepted
+            gateway_url, "/v1/referrals", measured, args.concurrency, deadline, accepted
         )
         result["body_bytes"] = len(made[0])
         a, b = result["api"], result["bare"]
-        result["ratios"] = {
-            "req_per_s_api_over_bare": round(a["req_per_s"] / b["req_per_s"], 3),
-            "p50_api_over_bare": round(a["p50_ms"] / b["p50_ms"], 2),
-            "p99_api_over_bare": round(a["p99_ms"] / b["p99_ms"], 2),
-        }
+        result["ratios"] = ratios(a, b, "api")
+        complete = a["ok"] == b["ok"] == len(measured)
         if args.process_message:
-            message = args.message
-            fhir = {**headers, "Content-Type": "application/fhir+json"}
-            posts = [(str(uuid.uuid4()), message) for _ in range(args.n)]
+            messages = fresh_messages(args.message, args.n)
+            fhir = {"Authorization": f"Bearer {fhir_client.token}"}
+            posts = [(fhir_headers(fhir), m) for m in messages]
             log(f"timing {len(posts)} posts to POST /$process-message")
             result["process_message"] = await drive(
                 gateway_url,
                 "/$process-message",
                 posts,
-                fhir,
                 args.concurrency,
                 deadline,
-                lambda status: status < 300,
+                lambda status: status == 200,  # BaRS: 200 once in the outbox; never a 409
             )
+            result["message_bytes"] = len(messages[0])
+            complete = complete and result["process_message"]["ok"] == len(posts)
         conn = await asyncpg.connect(settings.database_url)
         try:
             result["outbox_rows"] = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')
         finally:
             await conn.close()
-        result["complete"] = a["ok"] == b["ok"] == len(measured)
+        result["complete"] = complete
     finally:
         for proc in procs:
             stop_server(proc)
@@ -277,24 +324,12 @@ def report(result: dict[str, Any]) -> None:
         f"JSON API  n={result['args']['n']}  concurrency={result['args']['concurrency']}  "
         f"body={result.get('body_bytes')} B  namespace={result['namespace']}"
     )
-    print(f"{'':30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ok':>7}")
-    for name, label in (
+    rows = [
         ("api", "gateway POST /v1/referrals"),
         ("bare", "bare Starlette JSON POST"),
         ("process_message", "gateway POST /$process-message"),
-    ):
-        r = result.get(name)
-        if r:
-            print(
-                f"{label:30}{r['req_per_s']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}"
-                f"{r['ok']:>7}{'  failures ' + str(r['failures']) if r['failures'] else ''}"
-            )
-    ratios = result.get("ratios", {})
-    if ratios:
-        print(
-            f"ratios api/bare: req/s {ratios['req_per_s_api_over_bare']}, "
-            f"p50 {ratios['p50_api_over_bare']}x, p99 {ratios['p99_api_over_bare']}x"
-        )
+    ]
+    table(result, rows, "api", 30)
     print(f"outbox rows: {result.get('outbox_rows')}")
     print(f"results: {result.get('results_file')}")
 
@@ -308,7 +343,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--process-message",
         metavar="FILE",
-        help="also time POST /$process-message with this FHIR message (the FHIR door)",
+        help="also time POST /$process-message with this FHIR message (the FHIR door), "
+        "each post a referral of its own (fresh ids, BaRS headers)",
+    )
+    ap.add_argument(
+        "--fhir-org",
+        default="RND",
+        help="the ODS code the FHIR message is sent as (its requester's) [RND, as in BaRS' "
+        "example message]",
     )
     args = ap.parse_args(argv)
     if not (1 <= args.concurrency <= 64 and 1 <= args.n <= 20_000):
@@ -319,12 +361,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.message = Path(args.process_message).read_bytes() if args.process_message else None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = asyncio.run(run(args))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"api-{stamp}.json"
-    result["results_file"] = str(out.relative_to(ROOT))
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    save(result, "api")
     report(result)
     return 0 if result.get("complete") else 1
 

@@ -22,13 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing as mp
 import os
 import platform
 import re
-import socket
-import statistics
 import sys
 import time
 import uuid
@@ -43,14 +40,22 @@ if str(ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
+from bench.report import (  # noqa: E402
+    LOOPBACK,
+    RESULTS,
+    ratios,
+    save,
+    start_server,
+    stop_server,
+    summary,
+    table,
+)
 from contracts.nhs import unique_synthetic_nhs_number  # noqa: E402
 from services.gateway.app import SERVICE as GATEWAY  # noqa: E402
 from services.runtime.db import drop_schema  # noqa: E402
 from services.runtime.runner import migrate  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-LOOPBACK = "127.0.0.1"
 now = time.perf_counter
 ANSWERS: list[tuple[str, dict[str, Any]]] = [
     ("crisis", {"crisis": "no"}),
@@ -61,18 +66,13 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
     ("gp", {"practice": "A81001"}),
     ("needs", {"needs": ["loneliness"]}),
     ("contact", {"preferred": "phone", "phone": "07700 900123", "email": ""}),
+    ("adjustments", {"adjustments": ""}),
     ("consent", {"consent": "yes"}),
 ]
 
 
 def log(msg: str) -> None:
     print(f"[bench-gateway {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------ the two servers
@@ -219,53 +219,7 @@ async def drive(
     return summary(latencies, elapsed, failures, len(sends))
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(q * len(sorted_values) + 0.5) - 1))
-    return sorted_values[index]
-
-
-def summary(
-    latencies: list[float], elapsed: float, failures: dict[str, int], asked: int
-) -> dict[str, Any]:
-    ordered = sorted(latencies)
-    return {
-        "asked": asked,
-        "ok": len(ordered),
-        "failures": failures,
-        "elapsed_s": round(elapsed, 3),
-        "req_per_s": round(len(ordered) / elapsed, 1) if elapsed > 0 else None,
-        "p50_ms": round(percentile(ordered, 0.50) * 1000, 2),
-        "p99_ms": round(percentile(ordered, 0.99) * 1000, 2),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else None,
-    }
-
-
 # ------------------------------------------------------------------ the run
-
-
-def start_server(kind: str, env: dict[str, str], log_file: Path) -> tuple[mp.Process, str]:
-    ctx = mp.get_context("spawn")
-    port = free_port()
-    ready = ctx.Event()
-    proc = ctx.Process(
-        target=serve, args=(kind, port, env, ready, str(log_file)), name=f"bench-{kind}"
-    )
-    proc.start()
-    if not ready.wait(60):
-        proc.terminate()
-        raise RuntimeError(f"the {kind} server did not start within 60 s")
-    return proc, f"http://{LOOPBACK}:{port}"
-
-
-def stop_server(proc: mp.Process) -> None:
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(20)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(5)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -297,9 +251,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         RESULTS.mkdir(parents=True, exist_ok=True)
         logs = RESULTS / f"gateway-{namespace}.log"
         result["server_log"] = str(logs.relative_to(ROOT))
-        gateway, gateway_url = start_server("gateway", env, logs)
+        gateway, gateway_url = start_server(serve, "gateway", env, logs)
         procs.append(gateway)
-        bare, bare_url = start_server("bare", env, logs)
+        bare, bare_url = start_server(serve, "bare", env, logs)
         procs.append(bare)
 
         warm = min(args.warmup, args.n)
@@ -320,11 +274,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "POST", "/", data={"csrf": measured[0]["csrf"], "key": measured[0]["key"]}
             ).read()
         )
-        result["ratios"] = {
-            "req_per_s_gateway_over_bare": round(g["req_per_s"] / b["req_per_s"], 3),
-            "p50_gateway_over_bare": round(g["p50_ms"] / b["p50_ms"], 2),
-            "p99_gateway_over_bare": round(g["p99_ms"] / b["p99_ms"], 2),
-        }
+        result["ratios"] = ratios(g, b, "gateway")
         # every send made its submission and its outbox row (the relay is not running)
         conn = await asyncpg.connect(settings.database_url)
         try:
@@ -348,23 +298,8 @@ def report(result: dict[str, Any]) -> None:
         f"people's door  n={result['args']['n']}  concurrency={result['args']['concurrency']}  "
         f"body={result.get('body_bytes')} B  namespace={result['namespace']}"
     )
-    print(f"{'':28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ok':>7}")
-    for name, label in (
-        ("gateway", "gateway POST /refer/send"),
-        ("bare", "bare Starlette form POST"),
-    ):
-        r = result.get(name)
-        if r:
-            print(
-                f"{label:28}{r['req_per_s']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}"
-                f"{r['ok']:>7}{'  failures ' + str(r['failures']) if r['failures'] else ''}"
-            )
-    ratios = result.get("ratios", {})
-    if ratios:
-        print(
-            f"ratios gateway/bare: req/s {ratios['req_per_s_gateway_over_bare']}, "
-            f"p50 {ratios['p50_gateway_over_bare']}x, p99 {ratios['p99_gateway_over_bare']}x"
-        )
+    rows = [("gateway", "gateway POST /refer/send"), ("bare", "bare Starlette form POST")]
+    table(result, rows, "gateway", 28)
     print(f"outbox rows: {result.get('outbox_rows')} (one per send, warm-up included)")
     print(f"results: {result.get('results_file')}")
 
@@ -392,12 +327,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = asyncio.run(run(args))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"gateway-{stamp}.json"
-    result["results_file"] = str(out.relative_to(ROOT))
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    save(result, "gateway")
     report(result)
     return 0 if result.get("complete") else 1
 

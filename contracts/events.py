@@ -580,6 +580,12 @@ class ReferralStatus(EventData):
         "Linkwell out of order: each is told once, and one that happened before a step "
         "already told carries the referral's current task_status, never an older one.",
     )
+    codes: Annotated[list[GpCoding], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="On the closure step (``closed``) only: the SNOMED CT codes written back "
+        "to the person's GP record for the episode, each once (code and display, never a "
+        "value or free text); empty on every other step.",
+    )
 
 
 class Observation(BaseModel):
@@ -684,6 +690,12 @@ class ReferralUpdated(EventData):
     task_status: TaskStatus
     reason: Annotated[str | None, Field(max_length=300)] = None
     at: AwareDatetime
+    codes: Annotated[list[GpCoding], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="On the closure step (``closed``) only: the SNOMED CT codes written back "
+        "to the GP record for the episode, each once (code and display, never a value or "
+        "free text); empty on every other step, and when nothing coded was written back.",
+    )
 
 
 class GpWriteback(EventData):

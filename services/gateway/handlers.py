@@ -82,6 +82,7 @@ async def on_status(uow: Uow, event: CloudEvent[Any], data: ReferralStatus) -> N
             at=data.step_at or data.at,
             reason=data.reason,
             message=data.message,
+            codes=[{"code": c.code, "display": c.display} for c in data.codes],
         )
         # a BaRS sender with a registered endpoint is told the step too (fhir/push.py)
         if await uow.store.fhir.queue_pushes(

@@ -8,12 +8,14 @@ step is told with the task status the referral has now, and tells the person not
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from contracts import CloudEvent
 from contracts.enums import ReferralStatusValue, TaskStatus
 from contracts.events import (
+    GpCoding,
     ReferralAccepted,
     ReferralAssigned,
     ReferralDuplicate,
@@ -68,6 +70,7 @@ async def tell_referrer(
     reason: str | None = None,
     submission_event_id: str | None = None,
     step_at: datetime | None = None,
+    codes: Sequence[GpCoding] = (),
 ) -> None:
     await uow.emit(
         ReferralStatus(
@@ -81,6 +84,7 @@ async def tell_referrer(
             reason=reason,
             submission_event_id=submission_event_id,
             step_at=step_at,
+            codes=list(codes),
         )
     )
 
@@ -95,6 +99,7 @@ async def advance(
     reason: str | None = None,
     *,
     placed: bool = False,
+    codes: Sequence[GpCoding] = (),
 ) -> bool:
     """Tell the referrer of a step, once (the inbox sees to that), whatever order steps
     arrive in: with the task status the referral now has (``domain.telling``). True if
@@ -116,6 +121,7 @@ async def advance(
         reason=reason,
         submission_event_id=s.submission_event_id,
         step_at=at,
+        codes=codes,
     )
     if told.latest and (told.task_status in FINAL or step is Step.WITHDRAWN):
         cancelled = await uow.store.referrals.stop_contact(rid)
@@ -262,9 +268,10 @@ async def on_updated(uow: Uow, event: CloudEvent[Any], u: ReferralUpdated) -> No
     s = await standing(uow, event, u.referral_id)
     if s is None:
         return
-    await advance(
-        uow, s, u.step, u.task_status, u.at, status_text(u.step, u.pcn, reason=u.reason), u.reason
-    )
+    text = status_text(u.step, u.pcn, reason=u.reason)
+    # the codes outcomes wrote back to the GP record, told on the closure only
+    codes = u.codes if u.step is Step.CLOSED else ()
+    await advance(uow, s, u.step, u.task_status, u.at, text, u.reason, codes=codes)
     if u.step in (Step.CLOSED, Step.WITHDRAWN):
         # nothing more will be sent: the contact details' time limit starts (retention.py)
         await uow.store.referrals.ended(u.referral_id, u.at)

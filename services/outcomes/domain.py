@@ -44,6 +44,7 @@ from contracts.enums import (
 )
 from contracts.snomed import (
     REFERRAL_TO_SOCIAL_PRESCRIBING,
+    REGISTRY,
     SELF_REFERRAL,
     SOCIAL_PRESCRIBING_DECLINED,
     SWEMWBS_SCORE,
@@ -341,6 +342,16 @@ CLOSURE_TASK = {
     ClosureReason.COMPLETED: TaskStatus.COMPLETED,
     ClosureReason.UNABLE_TO_CONTACT: TaskStatus.FAILED,
 }
+
+
+def written_back(codes: Iterable[str]) -> tuple[Concept, ...]:
+    """The codes written back to the GP record, as the referrer is told them on the
+    closure: each once, in order, only those of the registry (``contracts/snomed.py``)."""
+    seen: dict[str, Concept] = {}
+    for code in codes:
+        if code in REGISTRY and code not in seen:
+            seen[code] = REGISTRY[code]
+    return tuple(seen.values())
 
 
 def closure_task(reason: ClosureReason | None) -> TaskStatus:

@@ -34,6 +34,7 @@ from contracts.events import (
     RosterChanged,
     WellbeingMeasured,
 )
+from contracts.snomed import Concept
 from contracts.times import implausible, summary
 from services.runtime.admission import refuse, require_own
 from services.runtime.errors import BadMessage
@@ -41,7 +42,7 @@ from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 from services.runtime.subject import Restrictions
 
-from .domain import STEP_TASK, RecordEntry, closure_task, due_entries
+from .domain import STEP_TASK, RecordEntry, closure_task, due_entries, written_back
 from .reporting.store import Projection
 from .store import WITHDRAWN, Known, OutcomesStore
 from .wellbeing import Measurement, problems
@@ -116,6 +117,7 @@ async def tell(
     task: TaskStatus,
     at: datetime,
     reason: str | None = None,
+    codes: tuple[Concept, ...] = (),
 ) -> None:
     """Tell the referrers of every referral in the episode (notify does, per referral)."""
     for referral_id, pcn in await uow.store.referrals.members(episode_id):
@@ -127,6 +129,7 @@ async def tell(
                 task_status=task,
                 reason=reason,
                 at=at,
+                codes=[GpCoding.of(c) for c in codes],
             )
         )
 
@@ -333,10 +336,15 @@ async def on_closed(uow: Uow, event: CloudEvent[Any], c: ReferralClosed) -> None
     if known is None:
         return
     await on_timeline(uow, event, known.episode_id, c.closed_at, reason=c.reason.value)
-    if await uow.store.referrals.end(known.episode_id, c.closed_at, c.reason.value):
+    ended = await uow.store.referrals.end(known.episode_id, c.closed_at, c.reason.value)
+    await write_due_entries(uow, known.episode_id)  # first: the closure tells what they coded
+    if ended:
         reason = c.reason.value.replace("_", " ")
-        await tell(uow, known.episode_id, Step.CLOSED, closure_task(c.reason), c.closed_at, reason)
-    await write_due_entries(uow, known.episode_id)
+        codes: tuple[Concept, ...] = ()
+        if not await Restrictions(uow.conn).restricted(known.episode_id):  # Art. 18
+            codes = written_back(await uow.store.gp_record.codes_written(known.episode_id))
+        task = closure_task(c.reason)
+        await tell(uow, known.episode_id, Step.CLOSED, task, c.closed_at, reason, codes)
 
 
 async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -> None:

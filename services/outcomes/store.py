@@ -326,6 +326,17 @@ class GpRecord:
         )
         return {(WritebackFact(r["fact"]), r["key"]) for r in rows}
 
+    async def codes_written(self, referral_id: uuid.UUID) -> list[str]:
+        """Every SNOMED CT code written back for the episode, each once, in the order
+        first written."""
+        rows = await self.conn.fetch(
+            "SELECT code FROM (SELECT c.code, min(w.created_at) AS first, min(c.n) AS n"
+            " FROM writeback w, unnest(w.codes) WITH ORDINALITY AS c(code, n)"
+            " WHERE w.referral_id = $1 GROUP BY c.code) AS written ORDER BY first, n, code",
+            referral_id,
+        )
+        return [r["code"] for r in rows]
+
     async def written(
         self, referral_id: uuid.UUID, fact: str, key: str, event_id: str, codes: list[str]
     ) -> None:

@@ -20,7 +20,8 @@ import pytest
 
 from contracts import parse_event
 from contracts.enums import ReferralStatusValue, TaskStatus
-from contracts.events import ReferralStatus, ReferralSubmitted, ReferralWithdrawn
+from contracts.events import GpCoding, ReferralStatus, ReferralSubmitted, ReferralWithdrawn
+from contracts.snomed import REFERRAL_TO_SOCIAL_PRESCRIBING, SWEMWBS_SCORE
 from services.gateway.app import SERVICE as GATEWAY
 from services.gateway.ratelimit import Limits
 from services.gateway.settings import GatewaySettings
@@ -420,6 +421,11 @@ async def test_a_completed_task_names_what_was_done_in_its_outputs(door, setting
             (ReferralStatusValue.CLOSED, TaskStatus.COMPLETED, "closed: goals met"),
         ]
     ):
+        codes = (
+            [GpCoding.of(REFERRAL_TO_SOCIAL_PRESCRIBING), GpCoding.of(SWEMWBS_SCORE)]
+            if status is ReferralStatusValue.CLOSED
+            else []
+        )
         await answer(
             door,
             settings,
@@ -429,13 +435,25 @@ async def test_a_completed_task_names_what_was_done_in_its_outputs(door, setting
             start + timedelta(minutes=n),
             referral_id,
             message=message,
+            codes=codes,
         )
     read = (await door.get(f"/Task/{task_id}", headers=headers("food-key"))).json()
     assert read["status"] == "completed"
-    assert [o["valueString"] for o in read["output"]] == [
+    assert [o["valueString"] for o in read["output"] if "valueString" in o] == [
         "accepted by the PCN",
         "first contact made",
         "closed: goals met",
+    ]
+    # the codes written back: the procedure as the profile's PerformedActivityCode, the
+    # observable entity beside it
+    coded = [
+        (o["type"]["coding"][0]["code"], o["valueCodeableConcept"]["coding"][0]["code"])
+        for o in read["output"]
+        if "valueCodeableConcept" in o
+    ]
+    assert coded == [
+        ("resulting-activity", REFERRAL_TO_SOCIAL_PRESCRIBING.code),
+        ("gp-record-code", SWEMWBS_SCORE.code),
     ]
     sr = (await door.get(f"/ServiceRequest/{task_id}", headers=headers("food-key"))).json()
     assert sr["status"] == "completed"
@@ -452,7 +470,8 @@ async def test_a_fhir_referral_followed_through_the_pipeline_to_completed(door, 
     """Posted as a Gravity Task; intake, triage, outcomes, notify and the gateway running
     (in process, on the real broker and database); the team's steps published as the
     PCN's system would. The Task, polled, goes through Linkwell's statuses in order and
-    ends completed with its outputs; the ServiceRequest reads completed."""
+    ends completed with its outputs, the code written back to the GP record among them;
+    the ServiceRequest reads completed."""
     from services.intake.app import SERVICE as INTAKE
     from services.notify.app import SERVICE as NOTIFY
     from services.outcomes.app import SERVICE as OUTCOMES
@@ -520,6 +539,21 @@ async def test_a_fhir_referral_followed_through_the_pipeline_to_completed(door, 
     assert done["output"] and all(
         o["type"]["coding"][0]["code"] == "resulting-activity" for o in done["output"]
     )
+    # the code outcomes wrote back to the GP record when the person took up support
+    # (an agency's referral: no self-referral code), as the profile's PerformedActivityCode
+    coded = [o["valueCodeableConcept"] for o in done["output"] if "valueCodeableConcept" in o]
+    assert coded == [
+        {
+            "coding": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": REFERRAL_TO_SOCIAL_PRESCRIBING.code,
+                    "display": REFERRAL_TO_SOCIAL_PRESCRIBING.display,
+                }
+            ],
+            "text": REFERRAL_TO_SOCIAL_PRESCRIBING.display,
+        }
+    ]
     sr = (await door.get(f"/ServiceRequest/{task_id}", headers=headers("food-key"))).json()
     assert sr["status"] == "completed"
     polled = await door.get(

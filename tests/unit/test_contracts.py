@@ -396,3 +396,24 @@ def test_an_identity_confirmation_needs_a_valid_nhs_number() -> None:
     with pytest.raises(ValidationError):
         parse_event(ReferralIdentityConfirmed, payload)
     assert EVENTS[ReferralIdentityConfirmed.TYPE].parties == (Party.TEAMS,)
+
+
+def test_status_codes_are_additive_and_only_from_the_registry() -> None:
+    """``codes`` on referral.status.v1 is additive within v1: absent, it is empty; a code
+    Linkwell cannot trace is a validation error, never passed on to a referrer."""
+    env = example("referral.status.v1")
+    older = copy.deepcopy(env)
+    older["data"].pop("codes")
+    assert parse_event(ReferralStatus, older).data.codes == []
+    assert [c.code for c in parse_event(ReferralStatus, env).data.codes] == [
+        "871731000000106",
+        "718466001",
+    ]
+    bad = copy.deepcopy(env)
+    bad["data"]["codes"] = [{"code": "123456789", "display": "invented"}]
+    with pytest.raises(ValidationError):
+        parse_event(ReferralStatus, bad)
+    free_text = copy.deepcopy(env)
+    free_text["data"]["codes"][0]["value"] = "a note about the person"
+    with pytest.raises(ValidationError):
+        parse_event(ReferralStatus, free_text)

@@ -277,3 +277,38 @@ def test_deeply_nested_json_is_refused_before_the_models_recurse(levels):
     assert (found.status, found.issue) == (400, "too-costly")
     assert mapping.depth(bars()) <= mapping.MAX_DEPTH
     assert mapping.depth(example("gravity/Task-requested-social-prescribing.json")) <= 20
+
+
+def test_the_completed_task_lists_the_codes_written_back_as_the_profile_slices_them():
+    """A procedure is the SDOHCC PerformedActivityCode (resulting-activity, a
+    CodeableConcept); an observable entity is an output of Linkwell's own type; a code
+    outside the registry never reaches an answer; before completed there are no outputs."""
+    at = datetime(2026, 11, 20, 15, 55, tzinfo=UTC)
+    codes = (
+        mapping.Coded("871731000000106", "Referral to social prescribing service"),
+        mapping.Coded("718466001", "SWEMWBS score"),
+        mapping.Coded("999999999", "not a registry code"),
+    )
+    closed = Step("completed", at, None, "ended", codes)
+    task = mapping.task_resource("t", "r", "s", "A81001", at, [closed])
+    coded = [
+        (o["type"]["coding"][0]["code"], o["valueCodeableConcept"]["coding"][0])
+        for o in task["output"]
+        if "valueCodeableConcept" in o
+    ]
+    assert coded == [
+        (
+            "resulting-activity",
+            {
+                "system": "http://snomed.info/sct",
+                "code": "871731000000106",
+                "display": "Referral to social prescribing service",
+            },
+        ),
+        (
+            "gp-record-code",
+            {"system": "http://snomed.info/sct", "code": "718466001", "display": "SWEMWBS score"},
+        ),
+    ]
+    cancelled = Step("cancelled", at, "declined", "ended", codes)
+    assert "output" not in mapping.task_resource("t", "r", "s", "A81001", at, [cancelled])

@@ -124,6 +124,21 @@ def test_the_service_request_status_follows_the_step_and_carries_its_reason():
     assert task.focus.reference == f"ServiceRequest/{sr['id']}"
 
 
+def test_a_completed_step_pushed_carries_the_codes_written_back_as_the_tasks_outputs():
+    from services.gateway.fhir.mapping import Coded
+
+    code = Coded("871731000000106", "Referral to social prescribing service")
+    body = push.response_message(delivery("completed", codes=(code,)), NOW)
+    task = Task.model_validate(body["entry"][2]["resource"])
+    assert task.status == "completed"
+    concepts = [o.valueCodeableConcept for o in task.output or [] if o.valueCodeableConcept]
+    assert [(c.coding[0].system, c.coding[0].code) for c in concepts] == [
+        ("http://snomed.info/sct", "871731000000106")
+    ]
+    accepted = push.response_message(delivery("accepted"), NOW)["entry"][2]["resource"]
+    assert not accepted.get("output")
+
+
 def test_a_retry_sends_the_same_message_id_and_headers():
     d = delivery()
     again = delivery(attempts=3, client_id=d.client_id)

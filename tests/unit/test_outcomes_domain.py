@@ -310,3 +310,12 @@ def test_nothing_is_due_for_the_gp_record_until_the_nhs_number_is_known() -> Non
     confirmed = due_entries(ep, set())
     assert WritebackFact.ACCEPTED in facts(confirmed) and WritebackFact.CLOSED in facts(confirmed)
     assert due_entries(ep, {(e.fact, e.key) for e in confirmed}) == []
+
+
+def test_the_closure_tells_each_code_written_back_once_in_order_and_only_registry_ones():
+    from services.outcomes.domain import written_back
+
+    told = written_back(["871731000000106", "306098008", "871731000000106", "123", "718466001"])
+    assert [c.code for c in told] == ["871731000000106", "306098008", "718466001"]
+    assert all(c is REGISTRY[c.code] for c in told)
+    assert written_back([]) == ()

@@ -41,6 +41,8 @@ from contracts.enums import (
 from contracts.envelope import UK
 from contracts.events import Consent, Person, PersonContact, ReferralSubmitted, Referrer
 from contracts.nhs import is_valid_nhs_number
+from contracts.snomed import REGISTRY as SNOMED_REGISTRY
+from contracts.snomed import SNOMED_CT_SYSTEM
 
 # ------------------------------------------------------------------ identifiers and codes
 
@@ -63,6 +65,9 @@ TASK_PROFILE = (
 NEED_SYSTEM = "urn:linkwell:codesystem:need"
 AGENCY_SYSTEM = "urn:linkwell:codesystem:agency-type"
 CONSENT_METHOD_SYSTEM = "urn:linkwell:codesystem:consent-method"
+# the type of a Task output naming a code written back to the GP record that is not a
+# procedure (Linkwell's own, as above)
+TASK_OUTPUT_SYSTEM = "urn:linkwell:codesystem:task-output"
 # the receiver's own identifiers, for the ids it answers with
 REFERENCE_SYSTEM = "urn:linkwell:referral-reference"
 
@@ -621,11 +626,61 @@ def task_cancel(body: object) -> bool:
 
 
 @dataclass(frozen=True)
+class Coded:
+    """A SNOMED CT code written back to the GP record, as the closure step tells it."""
+
+    code: str
+    display: str
+
+
+@dataclass(frozen=True)
 class Step:
     status: str  # a TaskStatus value
     at: datetime
     reason: str | None = None
     message: str | None = None
+    codes: tuple[Coded, ...] = ()
+
+
+RESULTING_ACTIVITY = {
+    "coding": [
+        {"system": SDOHCC_TEMP, "code": "resulting-activity", "display": "Resulting Activity"}
+    ]
+}
+# A code written back that is not a procedure (an observable entity, a situation): the
+# profile's PerformedActivityCode slice binds procedure codes only, so these are outputs of
+# Linkwell's own type, beside the slice (Task.output is sliced open).
+GP_RECORD_CODE = {
+    "coding": [
+        {
+            "system": TASK_OUTPUT_SYSTEM,
+            "code": "gp-record-code",
+            "display": "Coded in the GP record",
+        }
+    ]
+}
+
+
+def code_outputs(codes: tuple[Coded, ...]) -> list[dict[str, Any]]:
+    """The writeback codes as Task.output entries, per the SDOHCC Task for Referral
+    Management profile: a SNOMED CT procedure (by its semantic tag in
+    ``contracts/snomed.py``) is a ``PerformedActivityCode`` (type ``resulting-activity``,
+    ``valueCodeableConcept``); any other code is a ``gp-record-code`` output. A code not in
+    the registry is left out (nothing invented reaches an answer)."""
+    out = []
+    for c in codes:
+        concept = SNOMED_REGISTRY.get(c.code)
+        if concept is None:
+            continue
+        value = {
+            "coding": [
+                {"system": SNOMED_CT_SYSTEM, "code": concept.code, "display": concept.display}
+            ],
+            "text": concept.display,
+        }
+        kind = RESULTING_ACTIVITY if concept.semantic_tag == "procedure" else GP_RECORD_CODE
+        out.append({"type": kind, "valueCodeableConcept": value})
+    return out
 
 
 def _stamp(at: datetime) -> str:
@@ -665,22 +720,12 @@ def task_resource(
     if last.reason and last.status in ("rejected", "on-hold", "cancelled", "failed"):
         task["statusReason"] = {"text": last.reason}
     if last.status == "completed":
-        task["output"] = [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": SDOHCC_TEMP,
-                            "code": "resulting-activity",
-                            "display": "Resulting Activity",
-                        }
-                    ]
-                },
-                "valueString": step.message or step.status,
-            }
+        outputs = [
+            {"type": RESULTING_ACTIVITY, "valueString": step.message}
             for step in steps
             if step.message
         ]
+        task["output"] = outputs + code_outputs(last.codes)
     return task
 
 

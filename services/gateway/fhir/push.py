@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from .mapping import BARS_EVENTS, ODS, Step, _stamp, service_request_resource, task_resource
+from .mapping import (
+    BARS_EVENTS,
+    ODS,
+    Coded,
+    Step,
+    _stamp,
+    service_request_resource,
+    task_resource,
+)
 
 SERVICEREQUEST_RESPONSE = "servicerequest-response"
 MAX_BACKOFF = 3600.0  # seconds: as notify's refused messages (services/notify/domain.py)
@@ -99,6 +107,7 @@ class Delivery:
     submitted_at: datetime
     request_message_id: str
     referral_id: uuid.UUID | None
+    codes: tuple[Coded, ...] = ()  # the closure's codes written back (the Task's outputs)
 
 
 def message_id(delivery_id: int, reference: str) -> str:
@@ -140,7 +149,7 @@ def response_message(d: Delivery, now: datetime | None = None) -> dict[str, Any]
         d.sender_reference,
         d.organisation,
         d.submitted_at,
-        [Step(d.status, d.at, d.reason, None)],
+        [Step(d.status, d.at, d.reason, None, d.codes)],
     )
     header = {
         "resourceType": "MessageHeader",

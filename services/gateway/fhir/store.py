@@ -1,5 +1,5 @@
 """The FHIR door's named queries, on the gateway's tables (``submission`` and
-``fhir_step``, migration 0005_fhir_referrals)."""
+``fhir_step``, migrations 0005_fhir_referrals and 0009_fhir_step_codes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from ..store import Standing
-from .mapping import Step
+from .mapping import Coded, Step
 from .push import Delivery
 
 
@@ -107,11 +107,20 @@ class FhirReferrals:
 
     async def steps(self, reference: str) -> list[Step]:
         rows = await self.conn.fetch(
-            "SELECT status, at, reason, message FROM fhir_step WHERE reference = $1"
+            "SELECT status, at, reason, message, codes FROM fhir_step WHERE reference = $1"
             " ORDER BY at, seq",
             reference,
         )
-        return [Step(r["status"], r["at"], r["reason"], r["message"]) for r in rows]
+        return [
+            Step(
+                r["status"],
+                r["at"],
+                r["reason"],
+                r["message"],
+                tuple(Coded(c["code"], c["display"]) for c in r["codes"]),
+            )
+            for r in rows
+        ]
 
     async def told(
         self,
@@ -122,12 +131,14 @@ class FhirReferrals:
         at: datetime,
         reason: str | None,
         message: str | None,
+        codes: list[dict[str, str]] | None = None,
     ) -> None:
         """A step told about one of the FHIR door's referrals (nothing for the others);
-        the same step told twice is kept once."""
+        the same step told twice is kept once. ``codes``: code and display of each SNOMED
+        CT code written back to the GP record (the closure's), nothing else."""
         await self.conn.execute(
-            "INSERT INTO fhir_step (reference, status, reason, message, at)"
-            " SELECT reference, $3, $4, $5, $6 FROM submission WHERE fhir_id IS NOT NULL AND"
+            "INSERT INTO fhir_step (reference, status, reason, message, at, codes)"
+            " SELECT reference, $3, $4, $5, $6, $7 FROM submission WHERE fhir_id IS NOT NULL AND"
             " (($1::text IS NOT NULL AND event_id = $1) OR ($1::text IS NULL AND"
             " referral_id = $2)) ON CONFLICT (reference, status, at) DO NOTHING",
             event_id,
@@ -136,6 +147,7 @@ class FhirReferrals:
             reason,
             message,
             at,
+            [{"code": c["code"], "display": c["display"]} for c in codes or []],
         )
 
     async def queue_pushes(
@@ -173,15 +185,23 @@ class FhirReferrals:
         rows = await self.conn.fetch(
             "SELECT d.id, d.reference, d.client_id, d.endpoint, d.status, d.reason, d.at,"
             " d.attempts, d.created_at, s.fhir_id, s.sender_reference, s.organisation,"
-            " s.submitted_at, s.request_message_id, s.referral_id FROM fhir_delivery d"
+            " s.submitted_at, s.request_message_id, s.referral_id, f.codes FROM fhir_delivery d"
             " JOIN submission s ON s.reference = d.reference"
+            " LEFT JOIN fhir_step f ON f.reference = d.reference AND f.status = d.status"
+            " AND f.at = d.at"
             " WHERE d.state = 'pending' AND d.due_at <= now() AND NOT EXISTS (SELECT 1 FROM"
             " fhir_delivery e WHERE e.state = 'pending' AND e.reference = d.reference AND"
             " e.client_id = d.client_id AND e.id < d.id)"
             " ORDER BY d.due_at, d.id LIMIT $1 FOR UPDATE OF d SKIP LOCKED",
             limit,
         )
-        return [Delivery(**dict(r)) for r in rows]
+        return [
+            Delivery(
+                **{k: v for k, v in r.items() if k != "codes"},
+                codes=tuple(Coded(c["code"], c["display"]) for c in r["codes"] or []),
+            )
+            for r in rows
+        ]
 
     async def next_push_in(self) -> float | None:
         """Seconds until the next pending delivery is due (None: nothing pending)."""
