@@ -119,8 +119,12 @@ async def tell(
     reason: str | None = None,
     codes: tuple[Concept, ...] = (),
 ) -> None:
-    """Tell the referrers of every referral in the episode (notify does, per referral)."""
+    """Tell the referrers of every referral in the episode (notify does, per referral).
+    The codes written back go to the episode's own referral only: a referral joined to the
+    episode learns its step, never what the codes would tell of the episode's origin (a
+    self-referral code names another referral it must not learn of)."""
     for referral_id, pcn in await uow.store.referrals.members(episode_id):
+        own = referral_id == episode_id
         await uow.emit(
             ReferralUpdated(
                 referral_id=referral_id,
@@ -129,7 +133,7 @@ async def tell(
                 task_status=task,
                 reason=reason,
                 at=at,
-                codes=[GpCoding.of(c) for c in codes],
+                codes=[GpCoding.of(c) for c in codes] if own else [],
             )
         )
 

@@ -237,6 +237,25 @@ async def test_a_joined_referral_follows_its_episode_and_is_never_coded_itself(h
     assert {str(w.data.referral_id) for w in writebacks(outcomes)} == {rid}
 
 
+async def test_the_codes_written_back_are_told_to_the_episodes_own_referrer_only(harness):
+    outcomes = await harness("outcomes")
+    rid = await started(outcomes)
+    second = accepted(sender="B82005")
+    sid = second["data"]["referral_id"]
+    await outcomes.send(second)
+    await outcomes.send(
+        internal("referral.joined.v1", producer="triage", referral_id=sid, episode_referral_id=rid)
+    )
+    await outcomes.send(team("referral.closed.v1", rid, reason="completed"))
+    closed = {
+        str(e.data.referral_id): [c.code for c in e.data.codes]
+        for e in outcomes.of("referral.updated.v1")
+        if e.data.step.value == "closed"
+    }
+    assert closed[rid]  # what the episode's own referrer's GP record was told
+    assert closed[sid] == []  # the joined referrer hears the step, not the episode's codes
+
+
 async def test_a_joined_referral_is_judged_by_its_own_receipt_not_its_episodes(harness):
     """A withdrawal of the second referral dated after the episode began but before that
     referral was received is refused, and the episode goes on; one dated after is kept."""
