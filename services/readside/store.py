@@ -329,3 +329,18 @@ class Accounts:
             state_digest,
             max_seconds,
         )
+
+
+async def replace_account(
+    conn: asyncpg.Connection, schema: str, login: str, kind: str, pcn: str | None, hashed: str
+) -> uuid.UUID:
+    """An account made afresh (its sessions ended and forgotten): the synthetic model's."""
+    s = f'"{schema}"'
+    async with conn.transaction():
+        await conn.execute(
+            f"DELETE FROM {s}.session WHERE account_id IN"
+            f" (SELECT id FROM {s}.account WHERE login = $1)",
+            login,
+        )
+        await conn.execute(f"DELETE FROM {s}.account WHERE login = $1", login)
+        return await Accounts(conn, schema).add(login, kind, pcn, hashed)

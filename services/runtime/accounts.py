@@ -1,4 +1,5 @@
-"""People's accounts (the gateway's professionals, the dashboard's readers), pure: what a password must be, how it is hashed (argon2id),
+"""People's accounts (the gateway's professionals, the dashboard's readers), pure: what
+a password must be, how it is hashed (argon2id),
 the one-time tokens of invitations and sessions (the browser or the link holds the token,
 the database its SHA-256), and when a session has ended. No I/O.
 

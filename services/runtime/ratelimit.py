@@ -1,4 +1,5 @@
-"""Rate limits (the gateway's public form, sign-ins to the gateway and the dashboard), pure: a sliding window of counts per key, with the
+"""Rate limits (the gateway's public form, sign-ins to the gateway and the dashboard),
+pure: a sliding window of counts per key, with the
 clock given (tests turn it by hand). In memory, per process: each gateway replica limits
 what reaches it, and a restart forgets, which errs towards letting a person in."""
 
