@@ -200,6 +200,7 @@ def create_app(
     sign-in or a page of figures is answered only after it. ``synthetic`` marks every page
     (it is also marked whenever a page's rows hold a synthetic one)."""
     settings = settings or DashboardSettings()
+    record = wrap_recorder(record)
     cookies = sessions.Cookies(settings.cookies_secure(mode))
     lifetimes = accounts.Lifetimes(
         timedelta(seconds=settings.session_idle_seconds),
@@ -314,10 +315,10 @@ def create_app(
             )
         try:
             await record(sessions.sign_in_record(viewer, method=method, outcome="ok"))
-        except Exception as exc:  # not on the trail: no session
+        except Unrecorded:  # not on the trail: no session
             async with own_pool().acquire() as conn:
                 await Accounts(conn, sessions_schema).end(accounts.digest(token))
-            raise Unrecorded from exc
+            raise
         log.info("signed_in", account_id=viewer.account_id, method=method)
         response = RedirectResponse("/", 303, headers=HEADERS)
         response.set_cookie(cookies.session, token, max_age=None, **cookies.flags())
@@ -470,7 +471,7 @@ def serving(settings: Settings, schema: str, *, synthetic: bool) -> Starlette:
         schema,
         sessions_pool=lambda: held["own"],
         sessions_schema=own,
-        record=wrap_recorder(publish),
+        record=publish,
         mode=settings.mode,
         synthetic=synthetic,
         lifespan=lifespan,
