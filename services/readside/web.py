@@ -193,6 +193,7 @@ def create_app(
     synthetic: bool = False,
     lifespan: Any = None,
     clock: Callable[[], float] = time.monotonic,
+    oidc_http: Any = None,
 ) -> Starlette:
     """The dashboard over ``schema`` (read-only), its people's accounts and sessions in
     ``sessions_schema``. Pools are given, or callables giving them once the lifespan has
@@ -416,7 +417,17 @@ def create_app(
     if settings.oidc_enabled:
         from .oidc import oidc_routes
 
-        routes += oidc_routes(settings, own_pool, sessions_schema, start_session, login_page)
+        routes += oidc_routes(
+            settings,
+            own_pool,
+            sessions_schema,
+            start_session,
+            refused,
+            posted,
+            cookies.csrf,
+            record,
+            oidc_http,
+        )
     return Starlette(
         routes=routes,
         exception_handlers={404: not_found, Unrecorded: unrecorded},

@@ -172,7 +172,7 @@ async def test_sign_in_throttles_per_address(dashboard):
 
 
 async def test_no_figures_without_a_confirmed_record(dashboard):
-    app, recorded, failing, _, _ = dashboard
+    app, _, failing, _, _ = dashboard
     async with client(app()) as http:
         await sign_in(http, "jo.icb")
         failing["on"] = True
