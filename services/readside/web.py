@@ -17,6 +17,7 @@ model holding a synthetic row, puts a banner on every page.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -311,9 +312,11 @@ def create_app(
     async def start_session(viewer: sessions.Viewer, method: str) -> Response:
         token, csrf = accounts.new_token(), sessions.new_csrf()
         async with own_pool().acquire() as conn:
-            await Accounts(conn, sessions_schema).start(
-                accounts.digest(token), uuid.UUID(viewer.account_id), csrf
-            )
+            store = Accounts(conn, sessions_schema)
+            # a session past its absolute expiry admits no one: its row goes (the sign-in
+            # stays on the audit trail)
+            await store.forget_sessions(settings.session_max_seconds)
+            await store.start(accounts.digest(token), uuid.UUID(viewer.account_id), csrf)
         try:
             await record(sessions.sign_in_record(viewer, method=method, outcome="ok"))
         except Unrecorded:  # not on the trail: no session
@@ -461,20 +464,26 @@ def serving(settings: Settings, schema: str, *, synthetic: bool) -> Starlette:
 
     held: dict[str, Any] = {}
     own = settings.names.schema("readside")
+    connecting = asyncio.Lock()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         held["pool"] = await read_only_pool(settings.database_url, schema)
         held["own"] = await open_sessions_pool(settings.database_url, own)
-        held["amqp"] = await aio_pika.connect_robust(settings.amqp_url)
         try:
             yield
         finally:
-            await held["amqp"].close()
+            if "amqp" in held:
+                await held["amqp"].close()
             await held["own"].close()
             await held["pool"].close()
 
     async def publish(data: AuditRecorded) -> None:
+        # the broker is reached at the first record, so the sign-in page serves without
+        # it; until it answers, nobody signs in and no figures are shown
+        async with connecting:
+            if "amqp" not in held:
+                held["amqp"] = await aio_pika.connect_robust(settings.amqp_url, timeout=10)
         await publish_record(settings, data, sessions.SERVICE, held["amqp"])
 
     return create_app(
