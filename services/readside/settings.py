@@ -85,8 +85,9 @@ class DashboardSettings(BaseSettings):
     oidc_required_claims: dict[str, str] = Field(
         default_factory=dict,
         validation_alias=_env("LINKWELL_DASHBOARD_OIDC_REQUIRED_CLAIMS"),
-        description='Claims the id_token must carry with these values, as JSON: {"acr": '
-        '"AAL3"}; any other value refuses the sign-in.',
+        description='Claims the id_token must carry with these values, as JSON: '
+        '{"<claim>": "<value>"} (the values the provider documents); any other value '
+        "refuses the sign-in.",
     )
 
     @field_validator("oidc_required_claims", mode="before")
