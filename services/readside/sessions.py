@@ -19,7 +19,7 @@ from services.runtime.audit import disclosure
 
 SERVICE = "readside"
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-PCN = re.compile(r"^[A-Z0-9]{3,10}$")
+PCN = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")  # an ODS code (or a synthetic PCN's)
 CSRF_FIELD = "csrf"
 THROTTLE_SECONDS = 15 * 60
 ENDED = {
@@ -54,7 +54,7 @@ def account_kind(pcn: str | None, commissioner: bool) -> tuple[str, str | None]:
         raise ValueError("give either --pcn CODE or --commissioner")
     code = pcn.strip().upper()
     if not PCN.match(code):
-        raise ValueError("--pcn must be a PCN's ODS code (3 to 10 letters and digits)")
+        raise ValueError("--pcn must be a PCN's ODS code (letters, digits and -)")
     return "pcn", code
 
 

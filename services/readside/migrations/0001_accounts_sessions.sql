@@ -6,7 +6,7 @@ CREATE TABLE account (
     -- the name a person signs in with (an operator gives it; no email, no NHS number)
     login text NOT NULL UNIQUE CHECK (login ~ '^[a-z0-9][a-z0-9._-]{1,63}$'),
     kind text NOT NULL CHECK (kind IN ('pcn', 'commissioner')),
-    pcn text CHECK (pcn IS NULL OR pcn ~ '^[A-Z0-9]{3,10}$'),
+    pcn text CHECK (pcn IS NULL OR pcn ~ '^[A-Z0-9][A-Z0-9-]{1,31}$'),
     -- argon2id (services/runtime/accounts.py); NULL: signs in by single sign-on only
     password_hash text,
     -- single sign-on: the provider's issuer and subject identify the person
