@@ -85,7 +85,7 @@ class DashboardSettings(BaseSettings):
     oidc_required_claims: dict[str, str] = Field(
         default_factory=dict,
         validation_alias=_env("LINKWELL_DASHBOARD_OIDC_REQUIRED_CLAIMS"),
-        description='Claims the id_token must carry with these values, as JSON: '
+        description="Claims the id_token must carry with these values, as JSON: "
         '{"<claim>": "<value>"} (the values the provider documents); any other value '
         "refuses the sign-in.",
     )

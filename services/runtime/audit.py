@@ -145,9 +145,7 @@ async def enqueue_record(conn: Any, names: Any, service: str, data: AuditRecorde
     return event.id
 
 
-async def publish_record(
-    settings: Any, data: Any, service: str, connection: Any = None
-) -> str:
+async def publish_record(settings: Any, data: Any, service: str, connection: Any = None) -> str:
     """Publish an audit record as ``service`` to <ns>.events, persistent, and wait for the
     broker's confirm; raises if it is not confirmed. Returns the record's event id."""
     event = data.envelope(source=settings.names.source(service))
