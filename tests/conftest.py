@@ -181,3 +181,5 @@ async def settings(reachable: tuple[str, str]) -> AsyncIterator[Settings]:
     for service in SERVICE_DEFS.values():
         for schema in service.schema_names(value.names):
             await drop_schema(value.database_url, schema)
+    # the dashboard's own schema (accounts and sessions), where a test made it
+    await drop_schema(value.database_url, value.names.schema("readside"))

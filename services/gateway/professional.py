@@ -58,12 +58,12 @@ def pro_routes(gw: Gateway) -> list[Route]:
 
     def signed_out(reason: str) -> Response:
         response = RedirectResponse(f"/pro/sign-in?ended={reason}", 303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        gw.drop_cookie(response, SESSION_COOKIE)
         return response
 
     async def signed_in(request: Request) -> Signed | Response:
         """The session's token and account, or the way to the sign-in page."""
-        token = request.cookies.get(SESSION_COOKIE)
+        token = gw.read_cookie(request, SESSION_COOKIE)
         if not token or len(token) > 100:
             return RedirectResponse("/pro/sign-in", 303)
         async with gw.pool.acquire() as conn:
@@ -191,7 +191,7 @@ def pro_routes(gw: Gateway) -> list[Route]:
         form = await gw.form(request)
         if isinstance(form, Response):
             return form
-        token = request.cookies.get(SESSION_COOKIE)
+        token = gw.read_cookie(request, SESSION_COOKIE)
         if token and len(token) <= 100:
             async with gw.pool.acquire() as conn:
                 await GatewayStore(conn).accounts.end(accounts.digest(token))
@@ -229,7 +229,7 @@ def pro_routes(gw: Gateway) -> list[Route]:
         )
 
     async def draft_of(request: Request, account: Account) -> tuple[str, Any] | None:
-        token = request.cookies.get(DRAFT_COOKIE)
+        token = gw.read_cookie(request, DRAFT_COOKIE)
         if not token or len(token) > 100:
             return None
         async with gw.pool.acquire() as conn:
@@ -333,7 +333,7 @@ def pro_routes(gw: Gateway) -> list[Route]:
         form = await gw.form(request)
         if isinstance(form, Response):
             return form
-        token, key = request.cookies.get(DRAFT_COOKIE), str(form.get("key", ""))
+        token, key = gw.read_cookie(request, DRAFT_COOKIE), str(form.get("key", ""))
         if not token or not key:
             return gw.expired(request)
         try:

@@ -96,13 +96,13 @@ class Gateway:
     def page(
         self, request: Request, template: str, title: str, status: int = 200, **ctx: Any
     ) -> HTMLResponse:
-        csrf = request.cookies.get(guard.CSRF_COOKIE) or guard.new_token()
+        csrf = self.read_cookie(request, guard.CSRF_COOKIE) or guard.new_token()
         context = {"scheme": self.settings.gateway_scheme_name, "title": title, "csrf": csrf}
         context.setdefault("errors", {})
         context.update(ctx)
         html = self.env.get_template(template).render(**context)
         response = HTMLResponse(html, status_code=status)
-        if request.cookies.get(guard.CSRF_COOKIE) != csrf:
+        if self.read_cookie(request, guard.CSRF_COOKIE) != csrf:
             self._cookie(response, guard.CSRF_COOKIE, csrf, max_age=None)
         return response
 
@@ -112,9 +112,23 @@ class Gateway:
         log.info("refused", reason=reason, status=status)
         return self.page(request, "refused.html", title, status, message=message, **ctx)
 
+    def cookie_name(self, name: str) -> str:
+        """A cookie's name as set: ``__Host-`` first wherever cookies are Secure, so that
+        the browser keeps it only from this host, over HTTPS, for every path, and no
+        sibling domain can plant one."""
+        return f"__Host-{name}" if self.settings.gateway_secure_cookies else name
+
+    def read_cookie(self, request: Request, name: str) -> str | None:
+        return request.cookies.get(self.cookie_name(name))
+
+    def drop_cookie(self, response: Response, name: str) -> None:
+        response.delete_cookie(
+            self.cookie_name(name), path="/", secure=self.settings.gateway_secure_cookies
+        )
+
     def _cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
-            name,
+            self.cookie_name(name),
             value,
             max_age=max_age,
             httponly=True,
@@ -142,7 +156,9 @@ class Gateway:
             form[key] = values if key == "needs" or len(values) > 1 else values[0]
         if domain.too_long(form):
             return self.too_large(request)
-        if not guard.csrf_ok(request.cookies.get(guard.CSRF_COOKIE), form.get(guard.CSRF_FIELD)):
+        if not guard.csrf_ok(
+            self.read_cookie(request, guard.CSRF_COOKIE), form.get(guard.CSRF_FIELD)
+        ):
             return self.refused(
                 request,
                 403,
@@ -187,7 +203,7 @@ class Gateway:
     # ------------------------------------------------------------ drafts
 
     def token(self, request: Request) -> str | None:
-        value = request.cookies.get(DRAFT_COOKIE)
+        value = self.read_cookie(request, DRAFT_COOKIE)
         return value if value and len(value) < 100 else None
 
     async def draft(self, request: Request) -> tuple[str, Any] | None:
@@ -331,7 +347,7 @@ def create_app(gw: Gateway) -> Starlette:
 
     async def urgent(request: Request) -> Response:
         response = gw.page(request, "urgent.html", "Get help now")
-        response.delete_cookie(DRAFT_COOKIE, path="/")
+        gw.drop_cookie(response, DRAFT_COOKIE)
         return response
 
     async def check(request: Request) -> Response:

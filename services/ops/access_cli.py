@@ -236,23 +236,23 @@ def show(organisations: OrgsOption = ORGANISATIONS) -> None:
         typer.echo(f"intake's LINKWELL_TRUSTED_USERS (no operator user): {','.join(grants)}")
 
 
-token_app = typer.Typer(
+account_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="Dashboard tokens: a PCN's sees its own figures, a commissioner's every PCN's "
-    "with small numbers suppressed.",
+    help="Dashboard accounts, one per person: a PCN's sees its own figures, a "
+    "commissioner's every PCN's with small numbers suppressed. (The shared PCN tokens of "
+    "earlier versions admit no one: make an account for each person who held one.)",
 )
-app.add_typer(token_app, name="token", short_help="Issue, list or revoke dashboard tokens.")
-
-
-def _reporting(settings: Settings) -> str:
-    return settings.names.schema("reporting")
+app.add_typer(account_app, name="account", short_help="Add, disable or list dashboard accounts.")
 
 
 async def _with_db(settings: Settings, work):  # type: ignore[no-untyped-def]
     import asyncpg
 
+    from services.readside import migrate_own
+
+    await migrate_own(settings)
     conn = await asyncpg.connect(settings.database_url)
     try:
         return await work(conn)
@@ -260,58 +260,111 @@ async def _with_db(settings: Settings, work):  # type: ignore[no-untyped-def]
         await conn.close()
 
 
-@token_app.command("issue")
-def token_issue(
-    label: Annotated[str, typer.Argument(help="Who it is for, e.g. 'U12345 team'.")],
-    pcn: Annotated[str | None, typer.Option(help="A PCN's token (its ODS code).")] = None,
+@account_app.command("add")
+def account_add(
+    login: Annotated[str, typer.Argument(help="The person's account name, e.g. 'jo.u12345'.")],
+    pcn: Annotated[str | None, typer.Option(help="A PCN's account (its ODS code).")] = None,
     commissioner: Annotated[
-        bool, typer.Option("--commissioner", help="A commissioner's token (every PCN).")
+        bool, typer.Option("--commissioner", help="A commissioner's account (every PCN).")
     ] = False,
+    oidc_subject: Annotated[
+        str | None,
+        typer.Option(
+            help="Signs in by single sign-on only: the provider's value of the subject "
+            "claim (LINKWELL_DASHBOARD_OIDC_SUBJECT_CLAIM) for this person; no password."
+        ),
+    ] = None,
 ) -> None:
-    """Issue a token; it is printed once, and only its digest is kept."""
-    from services.readside import tokens
+    """Add an account. Without --oidc-subject a password is made, printed once, and only
+    its argon2id hash kept. Recorded on the audit trail as an operator action."""
+    from services.readside import sessions
+    from services.readside.settings import DashboardSettings
+    from services.readside.store import Accounts
+    from services.runtime import accounts
 
-    if (pcn is None) == (not commissioner):
-        raise typer.BadParameter("give either --pcn CODE or --commissioner")
+    login = login.strip().lower()
+    if not sessions.login_ok(login):
+        raise typer.BadParameter("an account name is 2 to 64 of a-z, 0-9, '.', '_' or '-'")
+    try:
+        kind, code = sessions.account_kind(pcn, commissioner)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     settings = Settings()
+    oidc = None
+    if oidc_subject is not None:
+        issuer = DashboardSettings().oidc_issuer
+        if not issuer:
+            raise typer.BadParameter("--oidc-subject needs LINKWELL_DASHBOARD_OIDC_ISSUER")
+        oidc = (issuer, oidc_subject)
+    password = None if oidc else accounts.new_token()
+    hashed = accounts.hash_password(password) if password else None
 
     async def go(conn):  # type: ignore[no-untyped-def]
-        return await tokens.issue(
-            conn,
-            _reporting(settings),
-            kind="pcn" if pcn else "commissioner",
-            label=label,
-            pcn=pcn,
-        )
+        import asyncpg
 
-    token = asyncio.run(_with_db(settings, go))
+        try:
+            return await Accounts(conn, settings.names.schema("readside")).add(
+                login, kind, code, hashed, oidc
+            )
+        except asyncpg.UniqueViolationError:
+            return None
+
+    account_id = asyncio.run(_with_db(settings, go))
+    if account_id is None:
+        typer.echo(f"an account named {login!r} (or with that subject) exists already", err=True)
+        raise typer.Exit(1)
     record_or_fail(
         AuditAction.TOKEN_ISSUED,
-        recipient_org=pcn,
-        detail={"kind": "pcn" if pcn else "commissioner", "what": "dashboard_token"},
+        recipient_org=code,
+        detail={
+            "kind": kind,
+            "what": "dashboard_account",
+            "change": "added",
+            "account_id": str(account_id),
+        },
     )
-    typer.echo(token)
+    typer.echo(f"account {login} ({kind}{' ' + code if code else ''}) id {account_id}")
+    if password:
+        typer.echo(f"password (shown once): {password}")
 
 
-@token_app.command("revoke")
-def token_revoke(
-    label: Annotated[str, typer.Argument(help="The label it was issued with.")],
+@account_app.command("disable")
+def account_disable(
+    login: Annotated[str, typer.Argument(help="The account name.")],
 ) -> None:
-    """Revoke every token issued with this label."""
-    from services.readside import tokens
+    """Disable an account and end its sessions at once. Recorded on the audit trail."""
+    from services.readside.store import Accounts
 
     settings = Settings()
-    count = asyncio.run(_with_db(settings, lambda c: tokens.revoke(c, _reporting(settings), label)))
-    typer.echo(f"revoked {count} token(s) labelled {label!r}")
-    raise typer.Exit(0 if count else 1)
+    row = asyncio.run(
+        _with_db(
+            settings,
+            lambda c: Accounts(c, settings.names.schema("readside")).disable(login.strip().lower()),
+        )
+    )
+    if row is None:
+        typer.echo(f"no account named {login!r}", err=True)
+        raise typer.Exit(1)
+    record_or_fail(
+        # the trail's kinds of operator action name access given (token_issued); a
+        # withdrawal of it is that kind with change=disabled
+        AuditAction.TOKEN_ISSUED,
+        recipient_org=row["pcn"],
+        detail={"what": "dashboard_account", "change": "disabled", "account_id": str(row["id"])},
+    )
+    typer.echo(f"disabled {row['login']}; its sessions have ended")
 
 
-@token_app.command("list")
-def token_list() -> None:
-    """Every token's label, kind and PCN (never the token)."""
-    from services.readside import tokens
+@account_app.command("list")
+def account_list() -> None:
+    """Every account's name, kind, PCN and state (never a password)."""
+    from services.readside.store import Accounts
 
     settings = Settings()
-    for row in asyncio.run(_with_db(settings, lambda c: tokens.listed(c, _reporting(settings)))):
-        state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
-        typer.echo(f"{row['label']:<30} {row['kind']:<12} {row['pcn'] or '-':<8} {state}")
+    rows = asyncio.run(
+        _with_db(settings, lambda c: Accounts(c, settings.names.schema("readside")).listed())
+    )
+    for row in rows:
+        state = f"disabled {row['disabled_at']:%Y-%m-%d}" if row["disabled_at"] else "active"
+        how = "single sign-on" if row["oidc_subject"] else "password"
+        typer.echo(f"{row['login']:<30} {row['kind']:<12} {row['pcn'] or '-':<8} {how:<14} {state}")

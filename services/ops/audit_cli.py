@@ -18,14 +18,13 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-import aio_pika
 import asyncpg
 import typer
 
 from contracts.events import AuditAction, AuditActorKind, AuditRecipientKind
 from services.audit import domain
 from services.audit.store import chain, query
-from services.runtime.audit import disclosure
+from services.runtime.audit import disclosure, publish_record
 from services.runtime.db import init_connection
 from services.runtime.settings import Settings
 
@@ -201,27 +200,7 @@ async def record_operator_action(
         person_id=person_id,
         detail=detail,
     )
-    event = data.envelope(source=settings.names.source("ops"))
-    own = connection is None
-    connection = connection or await aio_pika.connect(settings.amqp_url)
-    try:
-        async with connection.channel(publisher_confirms=True) as channel:
-            exchange = await channel.get_exchange(settings.names.events, ensure=False)
-            await exchange.publish(
-                aio_pika.Message(
-                    event.to_json(),
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    content_type="application/cloudevents+json",
-                    message_id=event.id,
-                    type=event.type,
-                ),
-                routing_key=data.routing_key(),
-                mandatory=True,
-            )
-    finally:
-        if own:
-            await connection.close()
-    return event.id
+    return await publish_record(settings, data, "ops", connection)
 
 
 def record_or_fail(action: AuditAction | str, **fields: Any) -> None:

@@ -99,7 +99,7 @@ def dashboard(
         bool, typer.Option("--synthetic", help="Serve the synthetic model (linkwell synthetic).")
     ] = False,
 ) -> None:
-    """Serve the dashboard: server-rendered pages, access by tokens (linkwell access token).
+    """Serve the dashboard: server-rendered pages, a session per person (linkwell access account).
     Prints its address first."""
     from services.ops.report_cli import serve
 
@@ -125,9 +125,9 @@ def synthetic(
         f"{len(year.roster)} link workers in {schema} (PCNs "
         f"{', '.join(sorted({w.pcn for w in year.roster}))})"
     )
-    typer.echo("dashboard tokens for the synthetic model (shown once):")
-    for label, token in issued:
-        typer.echo(f"  {label}: {token}")
+    typer.echo("dashboard accounts for the synthetic model (passwords shown once):")
+    for login, password in issued:
+        typer.echo(f"  {login}: {password}")
     today = datetime.now(UK).date()
     typer.echo(
         f"next: linkwell report --synthetic --by pcn --from {today - timedelta(days=364)} "
@@ -171,7 +171,12 @@ def db_roles(
     }
     database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
     sql = roles.statements(
-        settings.namespace, database, schemas, names.schema("reporting"), passwords
+        settings.namespace,
+        database,
+        schemas,
+        names.schema("reporting"),
+        passwords,
+        readside_schema=names.schema("readside"),
     )
     if not apply:
         for statement in sql:
@@ -202,6 +207,11 @@ def migrate() -> None:
         for name, service in SERVICE_DEFS.items():
             applied = await migrate_service(settings, service)
             typer.echo(f"{settings.names.schema(name)}: {', '.join(applied) or 'up to date'}")
+        # the dashboard's own schema: its people's accounts and sessions
+        from services.readside import migrate_own
+
+        applied = await migrate_own(settings)
+        typer.echo(f"{settings.names.schema('readside')}: {', '.join(applied) or 'up to date'}")
 
     asyncio.run(go())
 

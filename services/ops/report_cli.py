@@ -287,10 +287,15 @@ def serve(host: str, port: int, synthetic: bool = False) -> None:
     lines = [f"Dashboard{' (SYNTHETIC data)' if synthetic else ''}: {url}"]
     if url != f"http://{host}:{port}/":
         lines.append(f"  listening on {host}:{port}")
-    lines.append(f"  reads {schema}, read-only; sign in with a token (linkwell access token issue)")
+    lines.append(
+        f"  reads {schema}, read-only; sessions in {settings.names.schema('readside')}; "
+        "sign in with an account (linkwell access account add)"
+    )
+    if settings.mode == "development":
+        lines.append("  development: cookies without Secure or __Host- (plain http on this host)")
     lines.append("  Ctrl-C stops it")
     typer.echo("\n".join(lines))
-    app = serving(settings.database_url, schema, synthetic=synthetic)
+    app = serving(settings, schema, synthetic=synthetic)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
@@ -298,31 +303,36 @@ async def fill_synthetic(
     settings: Settings, referrals: int, seed: int
 ) -> tuple[Any, list[tuple[str, str]]]:
     """Migrate ``<ns>_synthetic`` (the reporting model's tables), fill it with a year of
-    synthetic referrals, and issue two dashboard tokens for it (labels replaced)."""
+    synthetic referrals, and make two dashboard accounts for it (made afresh each time,
+    with new passwords): a commissioner's and one PCN's."""
     from services.outcomes.app import SERVICE as OUTCOMES
-    from services.readside import synthetic, tokens
+    from services.readside import migrate_own, synthetic
     from services.readside.store import fill_synthetic as fill
+    from services.readside.store import replace_account
+    from services.runtime import accounts
     from services.runtime.db import migrate, own_migrations
 
     schema = model_schema(settings, True)
+    own = settings.names.schema("readside")
     year = synthetic.generate(referrals, datetime.now(UK), seed)
 
     async def go() -> list[tuple[str, str]]:
         await migrate(settings.database_url, schema, own_migrations(OUTCOMES.schemas["reporting"]))
+        await migrate_own(settings)
         conn = await asyncpg.connect(settings.database_url)
         try:
             await fill(conn, schema, year)
             await publish_synthetic(conn, schema)
             issued = []
             pcn = synthetic.PCNS[0][0]
-            for kind, label, of in (
-                ("commissioner", "synthetic commissioner", None),
-                ("pcn", f"synthetic {pcn} team", pcn),
+            for kind, login, of in (
+                ("commissioner", "synthetic-commissioner", None),
+                ("pcn", f"synthetic-{pcn.lower()}", pcn),
             ):
-                await tokens.revoke(conn, schema, label)
-                issued.append(
-                    (label, await tokens.issue(conn, schema, kind=kind, label=label, pcn=of))
-                )
+                password = accounts.new_token()
+                hashed = accounts.hash_password(password)
+                await replace_account(conn, own, login, kind, of, hashed)
+                issued.append((login, password))
             return issued
         finally:
             await conn.close()

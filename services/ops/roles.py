@@ -7,7 +7,10 @@ else.
   outcomes' ``<ns>_reporting``), so its migrations' tables are its own. No privilege on any
   other schema: another service's tables answer "permission denied".
 - ``<ns>_readside``: USAGE on ``<ns>_reporting`` and SELECT on its tables (now and
-  future ones outcomes creates), nothing else: the dashboard and ``linkwell report``.
+  future ones outcomes creates): the dashboard and ``linkwell report``. It owns one schema
+  of its own, ``<ns>_readside`` (the dashboard's accounts and sessions), the only one it
+  can write; its transactions are read-only by default, and only the dashboard's
+  sessions pool lifts that.
 - ``public``: PUBLIC loses CREATE (and every other privilege) on the ``public`` schema.
 
 Migrations run as each schema's owner: ``linkwell migrate``, run by an administrator,
@@ -43,6 +46,7 @@ def statements(
     reporting_schema: str,
     passwords: Mapping[str, str] | None = None,
     database_wide: bool = True,
+    readside_schema: str | None = None,
 ) -> list[str]:
     """SQL that creates (or corrects) every role, idempotently. ``schemas``: each service's
     schemas; ``passwords``: by role name, where a role signs in with one;
@@ -75,6 +79,13 @@ def statements(
         f"GRANT CONNECT ON DATABASE {ident(database)} TO {ident(reader)}",
         f"ALTER ROLE {ident(reader)} SET default_transaction_read_only = on",
     ]
+    if readside_schema is not None:
+        sql += [
+            f"CREATE SCHEMA IF NOT EXISTS {ident(readside_schema)} AUTHORIZATION {ident(reader)}",
+            f"ALTER SCHEMA {ident(readside_schema)} OWNER TO {ident(reader)}",
+            f"REVOKE ALL ON SCHEMA {ident(readside_schema)} FROM PUBLIC",
+            _own_everything(readside_schema, reader),
+        ]
     if reporting_schema in owners:
         owner = owners[reporting_schema]
         sql += [

@@ -210,3 +210,167 @@ async def snapshot(conn: asyncpg.Connection, schema: str, period: str) -> dict[s
 
         out["figures"] = json.loads(out["figures"])
     return out
+
+
+# ------------------------------------------------------------------ accounts and sessions
+# The dashboard's own schema (<ns>_readside, services/readside/migrations): the only one it
+# writes.
+
+ACCOUNT_COLUMNS = "id, login, kind, pcn, password_hash, oidc_issuer, oidc_subject, disabled_at"
+
+
+async def sessions_pool(dsn: str, schema: str, size: int = 4) -> asyncpg.Pool:
+    """A pool for the dashboard's own schema: it writes sessions (the readside role's
+    default of read-only transactions is lifted for this pool only)."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=init_connection,
+        server_settings={
+            "search_path": schema,
+            "application_name": "linkwell-dashboard-sessions",
+            "default_transaction_read_only": "off",
+        },
+    )
+
+
+class Accounts:
+    """SQL of accounts and sessions in ``schema`` (``<ns>_readside``)."""
+
+    def __init__(self, conn: asyncpg.Connection, schema: str):
+        self.conn = conn
+        self.s = f'"{schema}"'
+
+    async def add(
+        self,
+        login: str,
+        kind: str,
+        pcn: str | None,
+        password_hash: str | None,
+        oidc: tuple[str, str] | None = None,
+    ) -> uuid.UUID:
+        account_id = uuid.uuid4()
+        await self.conn.execute(
+            f"INSERT INTO {self.s}.account (id, login, kind, pcn, password_hash, oidc_issuer,"
+            " oidc_subject) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            account_id,
+            login,
+            kind,
+            pcn,
+            password_hash,
+            oidc[0] if oidc else None,
+            oidc[1] if oidc else None,
+        )
+        return account_id
+
+    async def by_login(self, login: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(
+            f"SELECT {ACCOUNT_COLUMNS} FROM {self.s}.account WHERE login = $1", login
+        )
+
+    async def by_subject(self, issuer: str, subject: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(
+            f"SELECT {ACCOUNT_COLUMNS} FROM {self.s}.account"
+            " WHERE oidc_issuer = $1 AND oidc_subject = $2",
+            issuer,
+            subject,
+        )
+
+    async def disable(self, login: str) -> asyncpg.Record | None:
+        """Disable an account and end its sessions; its row, or None if there is none."""
+        row = await self.conn.fetchrow(
+            f"UPDATE {self.s}.account SET disabled_at = coalesce(disabled_at, now())"
+            f" WHERE login = $1 RETURNING {ACCOUNT_COLUMNS}",
+            login,
+        )
+        if row is not None:
+            await self.conn.execute(
+                f"UPDATE {self.s}.session SET ended_at = now()"
+                " WHERE account_id = $1 AND ended_at IS NULL",
+                row["id"],
+            )
+        return row
+
+    async def listed(self) -> list[asyncpg.Record]:
+        return await self.conn.fetch(
+            f"SELECT {ACCOUNT_COLUMNS}, created_at FROM {self.s}.account ORDER BY login"
+        )
+
+    async def rehash(self, account_id: uuid.UUID, password_hash: str) -> None:
+        await self.conn.execute(
+            f"UPDATE {self.s}.account SET password_hash = $2 WHERE id = $1",
+            account_id,
+            password_hash,
+        )
+
+    async def start(self, digest: bytes, account_id: uuid.UUID, csrf: str) -> None:
+        await self.conn.execute(
+            f"INSERT INTO {self.s}.session (digest, account_id, csrf) VALUES ($1, $2, $3)",
+            digest,
+            account_id,
+            csrf,
+        )
+
+    async def session(self, digest: bytes) -> asyncpg.Record | None:
+        """A session with its account's columns."""
+        return await self.conn.fetchrow(
+            f"SELECT s.csrf, s.created_at, s.seen_at, s.ended_at,"
+            f" {', '.join('a.' + c for c in ACCOUNT_COLUMNS.split(', '))}"
+            f" FROM {self.s}.session s JOIN {self.s}.account a ON a.id = s.account_id"
+            " WHERE s.digest = $1",
+            digest,
+        )
+
+    async def seen(self, digest: bytes) -> None:
+        await self.conn.execute(
+            f"UPDATE {self.s}.session SET seen_at = now() WHERE digest = $1", digest
+        )
+
+    async def end(self, digest: bytes) -> None:
+        await self.conn.execute(
+            f"UPDATE {self.s}.session SET ended_at = coalesce(ended_at, now()) WHERE digest = $1",
+            digest,
+        )
+
+    async def forget_sessions(self, older_than_seconds: float) -> int:
+        """Delete sessions begun longer ago than this (ended or expired long since)."""
+        result = await self.conn.execute(
+            f"DELETE FROM {self.s}.session WHERE created_at < now() - make_interval(secs => $1)",
+            older_than_seconds,
+        )
+        return int(result.split()[-1])
+
+    async def pending(self, state_digest: bytes, nonce: str) -> None:
+        await self.conn.execute(
+            f"DELETE FROM {self.s}.sign_in_pending WHERE created_at < now() - interval '10 minutes'"
+        )
+        await self.conn.execute(
+            f"INSERT INTO {self.s}.sign_in_pending (state_digest, nonce) VALUES ($1, $2)",
+            state_digest,
+            nonce,
+        )
+
+    async def take_pending(self, state_digest: bytes, max_seconds: float) -> str | None:
+        """The nonce of a sign-on under way (used once), or None: unknown or too old."""
+        return await self.conn.fetchval(
+            f"DELETE FROM {self.s}.sign_in_pending WHERE state_digest = $1"
+            " AND created_at > now() - make_interval(secs => $2) RETURNING nonce",
+            state_digest,
+            max_seconds,
+        )
+
+
+async def replace_account(
+    conn: asyncpg.Connection, schema: str, login: str, kind: str, pcn: str | None, hashed: str
+) -> uuid.UUID:
+    """An account made afresh (its sessions ended and forgotten): the synthetic model's."""
+    s = f'"{schema}"'
+    async with conn.transaction():
+        await conn.execute(
+            f"DELETE FROM {s}.session WHERE account_id IN"
+            f" (SELECT id FROM {s}.account WHERE login = $1)",
+            login,
+        )
+        await conn.execute(f"DELETE FROM {s}.account WHERE login = $1", login)
+        return await Accounts(conn, schema).add(login, kind, pcn, hashed)

@@ -143,3 +143,31 @@ async def enqueue_record(conn: Any, names: Any, service: str, data: AuditRecorde
     event = data.envelope(source=names.source(service))
     await enqueue(conn, event, names.events, data.routing_key())
     return event.id
+
+
+async def publish_record(settings: Any, data: Any, service: str, connection: Any = None) -> str:
+    """Publish an audit record as ``service`` to <ns>.events, persistent, and wait for the
+    broker's confirm; raises if it is not confirmed. Returns the record's event id."""
+    event = data.envelope(source=settings.names.source(service))
+    own = connection is None
+    import aio_pika
+
+    connection = connection or await aio_pika.connect(settings.amqp_url)
+    try:
+        async with connection.channel(publisher_confirms=True) as channel:
+            exchange = await channel.get_exchange(settings.names.events, ensure=False)
+            await exchange.publish(
+                aio_pika.Message(
+                    event.to_json(),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    content_type="application/cloudevents+json",
+                    message_id=event.id,
+                    type=event.type,
+                ),
+                routing_key=data.routing_key(),
+                mandatory=True,
+            )
+    finally:
+        if own:
+            await connection.close()
+    return event.id

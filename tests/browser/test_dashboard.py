@@ -2,8 +2,9 @@
 sees its own PCN, exact, and not another's; charts render, each worker's caseload drawn
 against their own capacity; a commissioner sees every PCN with small numbers suppressed
 and no raw None or bare code, from a published snapshot that does not change as referrals
-arrive; a synthetic model is bannered on every page; axe-core finds
-no accessibility violation. Screenshots are kept in var/test-artefacts/."""
+arrive; a synthetic model is bannered on every page; axe-core finds no accessibility
+violation; each person signs in with their own account and signs out with the page's
+button, which ends the session. Screenshots are kept in var/test-artefacts/."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+import services.runtime.accounts as accounts
 from services.outcomes.app import SERVICE as OUTCOMES
-from services.readside import tokens
+from services.readside import migrate_own
 from services.readside.model import SYNTHETIC_SENDER
-from services.readside.store import read_only_pool
+from services.readside.store import Accounts, read_only_pool, sessions_pool
 from services.readside.web import create_app
 from services.runtime.db import create_pool
 from services.runtime.runner import migrate
@@ -43,6 +45,7 @@ FLAGS = [
 OURS, THEIRS = "U61001", "U61002"
 SMALL = "U61003"  # two workers, 1 of 2 and 1 of 1, nobody waiting
 NEW = "U61004"  # one person waiting, no roster yet
+PASSWORD = "browser test password"
 
 
 def chromium() -> Path:
@@ -146,29 +149,64 @@ async def serving(app) -> AsyncIterator[str]:
             await task
 
 
+@contextlib.asynccontextmanager
+async def dashboard_app(settings, pool, schema: str, synthetic: bool = False):
+    """The dashboard over ``schema``, its sessions in the namespace's own schema, audit
+    records kept in a list (the trail's own tests cover publishing them)."""
+    own = settings.names.schema("readside")
+    writable = await sessions_pool(settings.database_url, own, 2)
+    recorded: list = []
+
+    async def record(data):
+        recorded.append(data)
+
+    try:
+        app = create_app(
+            pool,
+            schema,
+            sessions_pool=writable,
+            sessions_schema=own,
+            record=record,
+            mode="development",
+            synthetic=synthetic,
+        )
+        async with serving(app) as url:
+            yield url
+    finally:
+        await writable.close()
+
+
 @pytest.fixture
-async def dashboard(settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
+async def dashboard(settings) -> AsyncIterator[tuple[str, dict[str, tuple[str, str]]]]:
     """The dashboard on a free port, read-only, over a seeded reporting model: (url,
-    tokens by PCN and "ICB")."""
+    account name and password by PCN and "ICB")."""
+    from services.runtime.db import drop_schema
+
     chromium()
     await migrate(settings, OUTCOMES)
+    await migrate_own(settings)
     schema = settings.names.schema("reporting")
+    own = settings.names.schema("readside")
     writer = await create_pool(settings.database_url, settings.names.schema("outcomes"), "t", 2)
+    hashed = accounts.hash_password(PASSWORD)
     async with writer.acquire() as conn:
         await seed(conn, schema)
-        issued = {
-            pcn: await tokens.issue(conn, schema, kind="pcn", pcn=pcn, label=f"{pcn} team")
-            for pcn in (OURS, SMALL, NEW)
-        }
-        issued["ICB"] = await tokens.issue(conn, schema, kind="commissioner", label="ICB")
+        issued = {}
+        for pcn in (OURS, SMALL, NEW):
+            login = f"team.{pcn.lower()}"
+            await Accounts(conn, own).add(login, "pcn", pcn, hashed)
+            issued[pcn] = (login, PASSWORD)
+        await Accounts(conn, own).add("icb.reader", "commissioner", None, hashed)
+        issued["ICB"] = ("icb.reader", PASSWORD)
         await publish_this_month(conn, schema)
     await writer.close()
     pool = await read_only_pool(settings.database_url, schema, 2)
     try:
-        async with serving(create_app(pool, schema)) as url:
+        async with dashboard_app(settings, pool, schema) as url:
             yield url, issued
     finally:
         await pool.close()
+        await drop_schema(settings.database_url, own)
 
 
 @contextlib.asynccontextmanager
@@ -187,11 +225,12 @@ async def browser() -> AsyncIterator[object]:
             await launched.close()
 
 
-async def sign_in(page, url: str, token: str) -> None:
+async def sign_in(page, url: str, who: tuple[str, str]) -> None:
     await page.goto(f"{url}/")
-    assert page.url.endswith("/login")  # no token: sent to sign in
-    await page.get_by_label("Your access token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith("/login")  # no session: sent to sign in
+    await page.get_by_label("Account name").fill(who[0])
+    await page.get_by_label("Password").fill(who[1])
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.wait_for_load_state()
 
 
@@ -314,11 +353,14 @@ async def test_a_commissioner_sees_every_pcn_with_small_numbers_suppressed(setti
         assert missing is not None and missing.status == 404
 
 
-async def test_a_bad_token_gets_nothing(dashboard):
-    url, _ = dashboard
+async def test_the_sign_in_page_and_a_wrong_password(dashboard):
+    url, issued = dashboard
     async with browser() as page:
-        await sign_in(page, url, "lwd_not-a-token")
-        assert "not valid" in await page.inner_text("main")
+        await page.goto(f"{url}/login")
+        await keep(page, "dashboard-sign-in")
+        assert await violations(page) == []
+        await sign_in(page, url, (issued["ICB"][0], "not the password"))
+        assert "correct account name and password" in await page.inner_text("main")
         assert (await page.title()).startswith("Error: ")
         await keep(page, "dashboard-sign-in-refused")
         assert await violations(page) == []
@@ -327,6 +369,22 @@ async def test_a_bad_token_gets_nothing(dashboard):
         missing = await page.goto(f"{url}/no-such-page")
         assert missing is not None and missing.status == 404
         assert "no such page" in await page.inner_text("main")
+
+
+async def test_signing_out_ends_the_session(dashboard):
+    url, issued = dashboard
+    async with browser() as page:
+        await sign_in(page, url, issued["ICB"])
+        [cookie] = [c for c in await page.context.cookies() if c["name"] == "lw_dashboard"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        await page.get_by_role("button", name="Sign out").click()
+        await page.wait_for_load_state()
+        assert "You have signed out" in await page.inner_text("main")
+        await keep(page, "dashboard-signed-out")
+        # the old cookie, put back, admits no one: the session ended on the server
+        await page.context.add_cookies([cookie])
+        await page.goto(f"{url}/")
+        assert page.url.endswith("/login")
 
 
 async def test_the_dashboard_cannot_write_the_model(settings, dashboard):
@@ -373,14 +431,15 @@ async def test_a_synthetic_year_shows_real_shapes_and_says_it_is_synthetic(setti
     schema = model_schema(settings, True)
     try:
         _, issued = await fill_synthetic(settings, 1800, 1)
-        tokens_of = dict(issued)
+        credentials = dict(issued)
         pool = await read_only_pool(settings.database_url, schema, 2)
         try:
-            async with serving(create_app(pool, schema, synthetic=True)) as url:
+            async with dashboard_app(settings, pool, schema, synthetic=True) as url:
                 async with browser() as page:
                     await page.goto(f"{url}/login")
                     assert "SYNTHETIC DATA" in await page.inner_text("header")
-                    await sign_in(page, url, tokens_of["synthetic commissioner"])
+                    who = "synthetic-commissioner"
+                    await sign_in(page, url, (who, credentials[who]))
                     assert "SYNTHETIC DATA" in await page.inner_text("header #synthetic")
                     table = await page.inner_text("#pcns + table")
                     received = [line.split("\t")[1] for line in table.splitlines()[2:]]
@@ -388,7 +447,7 @@ async def test_a_synthetic_year_shows_real_shapes_and_says_it_is_synthetic(setti
                     await keep(page, "dashboard-synthetic-commissioner")
                     assert await violations(page) == []
                     await page.context.clear_cookies()
-                    team = next(t for label, t in issued if label.endswith("team"))
+                    team = next(t for t in issued if t[0] != "synthetic-commissioner")
                     await sign_in(page, url, team)
                     text = await page.inner_text("main")
                     assert "people are waiting" in text and "days" in text
@@ -399,6 +458,7 @@ async def test_a_synthetic_year_shows_real_shapes_and_says_it_is_synthetic(setti
             await pool.close()
     finally:
         await drop_schema(settings.database_url, schema)
+        await drop_schema(settings.database_url, settings.names.schema("readside"))
 
 
 def test_axe_is_the_pinned_copy():

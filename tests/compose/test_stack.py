@@ -302,15 +302,24 @@ async def test_compose_stack_from_outside_scaled_and_killed(compose_stack: Compo
     )
     assert len(spool.splitlines()) >= len(everyone)
 
-    # the dashboard: a team's token, issued in a container, shows its own roster and figures
+    # the dashboard: a team member's account, made in a container, shows its own roster
     await asyncio.to_thread(stack.wait_healthy, ("dashboard",))
-    issue = ("linkwell", "access", "token", "issue", "team", "--pcn", PCN)
-    token = await compose(stack, "exec", "-T", "outcomes", *issue)
-    dashboard = f"http://127.0.0.1:{stack.env['LINKWELL_DASHBOARD_PORT']}/"
-    async with httpx.AsyncClient(timeout=10) as http:
-        anonymous = await http.get(dashboard)
+    add = ("linkwell", "access", "account", "add", "team.member", "--pcn", PCN)
+    made = await compose(stack, "exec", "-T", "outcomes", *add)
+    password = made.split("password (shown once):")[-1].split()[0]
+    dashboard = f"http://127.0.0.1:{stack.env['LINKWELL_DASHBOARD_PORT']}"
+    async with httpx.AsyncClient(base_url=dashboard, timeout=10) as http:
+        anonymous = await http.get("/")
         assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
-        own = await http.get(dashboard, headers={"authorization": f"Bearer {token.split()[-1]}"})
+        form = await http.get("/login")
+        csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+        signed = await http.post(
+            "/login",
+            data={"login": "team.member", "password": password, "csrf": csrf},
+            headers={"origin": dashboard},
+        )
+        assert signed.status_code == 303, signed.text[:300]
+        own = await http.get("/")
     assert own.status_code == 200, own.text[:300]
     assert PCN in own.text and all(worker in own.text for worker in WORKERS)
     print(

@@ -83,7 +83,7 @@ async def test_help_lists_every_command_in_one_clean_line(settings):
         assert f" {command} " in out, command
     assert "`" not in out and "<bool>" not in out
     # every group's commands too, each summary whole (click cuts a long one with "...")
-    for group in ("access", "access token", "dlq", "asyncapi", "docs", "report"):
+    for group in ("access", "access account", "dlq", "asyncapi", "docs", "report"):
         code, out = await linkwell(settings, *group.split(), "--help")
         assert code == 0, group
         listed = out.split("Commands:")[1]
@@ -140,3 +140,20 @@ async def test_run_all_writes_whole_json_lines(settings):
         record = json.loads(line)  # one whole record per line
         services.add(record.get("service"))
     assert {"intake", "triage", "notify", "outcomes", "gateway"} <= services
+
+
+async def test_dashboard_accounts_are_added_and_disabled_on_the_trail(settings):
+    code, out = await linkwell(settings, "topology")
+    assert code == 0, out
+    # an empty PCN never makes a commissioner's account
+    code, out = await linkwell(settings, "access", "account", "add", "jo.u1", "--pcn", "")
+    assert code != 0 and "ODS code" in out
+    code, out = await linkwell(settings, "access", "account", "add", "jo.u1", "--pcn", "U00001")
+    assert code == 0, out
+    assert "account jo.u1 (pcn U00001)" in out and "password (shown once): " in out
+    code, out = await linkwell(settings, "access", "account", "add", "jo.u1", "--commissioner")
+    assert code == 1 and "exists already" in out
+    code, out = await linkwell(settings, "access", "account", "disable", "jo.u1")
+    assert code == 0 and "its sessions have ended" in out
+    code, out = await linkwell(settings, "access", "account", "list")
+    assert code == 0 and "jo.u1" in out and "disabled" in out

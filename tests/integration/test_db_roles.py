@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from services.ops import roles
+from services.readside import migrate_own
 from services.registry import SERVICE_DEFS
 from services.runtime.runner import migrate
 
@@ -28,7 +29,12 @@ async def with_roles(settings):
     schemas = {name: s.schema_names(names) for name, s in SERVICE_DEFS.items()}
     database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
     sql = roles.statements(
-        settings.namespace, database, schemas, names.schema("reporting"), database_wide=False
+        settings.namespace,
+        database,
+        schemas,
+        names.schema("reporting"),
+        database_wide=False,
+        readside_schema=names.schema("readside"),
     )
     everyone = [roles.role_name(settings.namespace, n) for n in [*schemas, roles.READSIDE]]
     admin = await asyncpg.connect(settings.database_url)
@@ -38,11 +44,13 @@ async def with_roles(settings):
         # as the administrator: each schema's migrations run as its owner
         for service in SERVICE_DEFS.values():
             await migrate(settings, service)
+        await migrate_own(settings)
         yield settings
     finally:
         for service in SERVICE_DEFS.values():
             for schema in service.schema_names(names):
                 await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{names.schema("readside")}" CASCADE')
         for role in everyone:
             await admin.execute(
                 f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
@@ -105,6 +113,15 @@ async def test_the_read_side_only_reads_the_reporting_model(with_roles):
         with pytest.raises(
             (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError)
         ):
+            await reader.execute(f'DELETE FROM "{ns}_reporting".referral_fact')
+        # its own schema (accounts and sessions): writable, once the read-only default is
+        # lifted as the dashboard's sessions pool does; the reporting model still is not
+        await reader.execute("SET default_transaction_read_only = off")
+        await reader.execute(
+            f'INSERT INTO "{ns}_readside".sign_in_pending (state_digest, nonce)'
+            " VALUES ('\\x00', 'n')"
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await reader.execute(f'DELETE FROM "{ns}_reporting".referral_fact')
     finally:
         await reader.close()

@@ -28,8 +28,9 @@ async def test_a_synthetic_year_fills_its_own_model_and_shows_as_synthetic(setti
         code, out = await linkwell(settings, "synthetic", "--referrals", "400", "--seed", "7")
         assert code == 0, out
         assert out.startswith("SYNTHETIC: ") and synthetic in out
-        tokens = [line.split()[-1] for line in out.splitlines() if "lwd_" in line]
-        assert len(tokens) == 2  # a commissioner's and a PCN team's, for the dashboard
+        made = [line.split()[0] for line in out.splitlines() if line.startswith("  synthetic-")]
+        # a commissioner's and a PCN team's accounts, for the dashboard
+        assert made == ["synthetic-commissioner:", "synthetic-syn-pcn-north:"], out
 
         # the real model holds none of it
         conn = await asyncpg.connect(settings.database_url)

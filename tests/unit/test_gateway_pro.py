@@ -179,3 +179,6 @@ def test_cookies_are_httponly_with_the_configured_samesite_and_secure():
         header = response.headers["set-cookie"].lower()
         assert "httponly" in header and expected[0] in header
         assert ("; secure" in header) is expected[1]
+        # Secure cookies carry the __Host- prefix (this host only, path /, no Domain)
+        assert header.startswith("__host-lw_session=") is expected[1]
+        assert "domain=" not in header and "path=/" in header

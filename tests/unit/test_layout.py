@@ -21,7 +21,18 @@ READSIDE = ROOT / "services" / "readside"
 OUTCOMES = ROOT / "services" / "outcomes"
 # what the read side may import of the rest of Linkwell: the contracts, the database
 # helpers, and the pure definitions of the wellbeing instruments (ONS4 items and bands)
-READSIDE_MAY_IMPORT = ("contracts", "services.readside", "services.runtime.db")
+READSIDE_MAY_IMPORT = (
+    "contracts",
+    "services.readside",
+    "services.runtime.db",
+    # the dashboard's sessions: the pure account and rate-limit parts shared with the
+    # gateway, the audit record, logging and settings
+    "services.runtime.accounts",
+    "services.runtime.ratelimit",
+    "services.runtime.audit",
+    "services.runtime.logs",
+    "services.runtime.settings",
+)
 READSIDE_MAY_IMPORT_OF_OUTCOMES = ("services.outcomes.wellbeing",)
 
 
@@ -101,7 +112,7 @@ def test_the_read_side_reads_the_model_not_outcomes_code():
     """It imports of Linkwell only the contracts, the database helpers and outcomes' pure
     wellbeing definitions; never outcomes' handlers, store or projection."""
     modules = sorted(READSIDE.glob("*.py"))
-    assert {p.name for p in modules} >= {"web.py", "figures.py", "plots.py", "tokens.py"}
+    assert {p.name for p in modules} >= {"web.py", "figures.py", "plots.py", "sessions.py"}
     for path in modules:
         for name in imported(path):
             if name.startswith("services."):
@@ -126,11 +137,13 @@ def test_outcomes_keeps_only_what_outcomes_does():
 
 
 def test_the_read_side_is_not_a_service():
-    """It consumes no event and owns no schema: the runner never starts it."""
+    """It consumes no event: the runner never starts it. Its one schema holds people's
+    accounts and sessions, never a figure."""
     from services.registry import SERVICE_DEFS
 
     assert "readside" not in SERVICE_DEFS and "dashboard" not in SERVICE_DEFS
-    assert not (READSIDE / "migrations").exists()
+    tables = " ".join(p.read_text() for p in (READSIDE / "migrations").glob("*.sql"))
+    assert "CREATE TABLE account" in tables and "_fact" not in tables
 
 
 def test_the_dashboard_loads_no_plotting_library():
