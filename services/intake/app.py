@@ -8,8 +8,12 @@ from contracts.events import (
     AuditRecorded,
     EventRejected,
     ReferralAccepted,
+    ReferralAcceptedV2,
+    ReferralContact,
     ReferralDuplicate,
     ReferralIdentityConflict,
+    ReferralPlacement,
+    ReferralRecorded,
     ReferralRejected,
     ReferralSubmitted,
     SubjectAnswered,
@@ -25,7 +29,7 @@ from .store import IntakeStore
 SERVICE = ServiceDef(
     name="intake",
     directory=Path(__file__).parent,
-    description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
+    description="Validates submitted referrals; emits referral.accepted.v2 (and v1 until its end) or .rejected.v1.",
     routes=routes(
         (ReferralSubmitted, on_submitted, on_resubmitted),
         (SubjectRequested, on_subject),
@@ -33,6 +37,10 @@ SERVICE = ServiceDef(
     emits=(
         AuditRecorded,
         ReferralAccepted,
+        ReferralAcceptedV2,
+        ReferralPlacement,
+        ReferralContact,
+        ReferralRecorded,
         ReferralRejected,
         ReferralDuplicate,
         ReferralIdentityConflict,
