@@ -29,7 +29,7 @@ from .store import IntakeStore
 SERVICE = ServiceDef(
     name="intake",
     directory=Path(__file__).parent,
-    description="Validates submitted referrals; emits referral.accepted.v2 (and v1 until its end) or .rejected.v1.",
+    description="Validates submitted referrals; emits referral.accepted.v2 or .rejected.v1.",
     routes=routes(
         (ReferralSubmitted, on_submitted, on_resubmitted),
         (SubjectRequested, on_subject),
