@@ -146,3 +146,26 @@ def test_without_an_nhs_number_triage_is_told_it_is_unknown():
 def test_a_referral_without_a_person_id_is_not_announced():
     with pytest.raises(ValueError):
         announcements(accepted_v1(person_id=None), date(2028, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("event_type", "extra"),
+    [
+        ("referral.accepted.v2", {"nhs_number": "9990000018"}),
+        ("referral.accepted.v2", {"person_id": "6f1d2c3b-4a59-4e68-8d7c-6b5a49382716"}),
+        ("referral.placement.v1", {"nhs_number": "9990000018"}),
+        ("referral.placement.v1", {"contact": {"preferred": "phone", "phone": "07700 900123"}}),
+        ("referral.contact.v1", {"nhs_number": "9990000018"}),
+        ("referral.recorded.v1", {"contact": {"preferred": "phone", "phone": "07700 900123"}}),
+    ],
+)
+def test_an_event_carrying_a_field_its_consumer_must_not_get_is_refused(event_type, extra):
+    from pydantic import ValidationError
+
+    from contracts.events import parse_event
+
+    envelope = example(event_type)
+    envelope["data"].update(extra)
+    with pytest.raises(ValidationError) as refused:
+        parse_event(EVENTS[event_type].model, envelope)
+    assert {e["type"] for e in refused.value.errors()} == {"extra_forbidden"}
