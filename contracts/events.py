@@ -444,6 +444,10 @@ class ReferralIdentityConfirmed(EventData):
 class ReferralAccepted(EventData):
     """Intake accepted a referral. Routed by the sender: the sender's acknowledgement.
 
+    Deprecated: superseded by ``referral.accepted.v2``, which drops ``nhs_number``,
+    ``contact``, ``person_id``, ``gp_sharing`` and the referral's details the sender gave;
+    published beside it until ``ACCEPTED_V1_UNTIL`` and consumed by no Linkwell service.
+
     Carries the NHS number (for the GP writeback) and contact preference (to tell the
     person) and nothing more of the person: no name, no date of birth. ``nhs_number`` is
     absent when the submission gave none (since ``referral.submitted.v1`` made it
@@ -476,6 +480,93 @@ class ReferralAccepted(EventData):
         "NHS number), so that a person already supported is not given a second place.",
     )
     gp_sharing: GpSharing = GpSharing.CODES_AND_SUMMARIES
+
+
+# referral.accepted.v1 is superseded by referral.accepted.v2 (the referrer's answer) and
+# three internal events, each for the one service that needs what it carries
+# (docs/architecture/minimal-events.md). Intake publishes v1 beside them until this day
+# (the last day), for integrators still reading it.
+ACCEPTED_V1_UNTIL = date(2027, 6, 30)
+
+
+class ReferralAcceptedV2(EventData):
+    """Intake accepted a referral: the referrer's answer. Routed by the sender.
+
+    Carries ids only: nothing about the person (no NHS number, no contact, no
+    ``person_id``) and nothing the referrer sent that it does not need back. Replaces
+    ``referral.accepted.v1``, which intake publishes beside it until ``ACCEPTED_V1_UNTIL``.
+    """
+
+    TYPE = "referral.accepted.v2"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "sender"
+
+    referral_id: uuid.UUID
+    sender: OrgCode
+    sender_reference: Reference
+    submission_event_id: str
+    accepted_at: AwareDatetime
+
+
+class ReferralPlacement(EventData):
+    """Internal, to triage only: what it needs to place an accepted referral with a link
+    worker, or join it to the person's open episode. Routed by PCN. Nothing that names the
+    person: ``person_id`` is intake's pseudonymous key, matched only when
+    ``nhs_number_known`` (a referral without an NHS number is never matched to anyone)."""
+
+    TYPE = "referral.placement.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    referral_id: uuid.UUID
+    sender: OrgCode
+    registered_practice: PracticeCode
+    pcn: PcnCode
+    needs: Needs
+    pathway: Pathway
+    accepted_at: AwareDatetime
+    person_id: uuid.UUID
+    nhs_number_known: bool
+
+
+class ReferralContact(EventData):
+    """Internal, to notify only: how to contact the person and whom to answer about the
+    referral (the sender's ids for its statuses). Routed by PCN. No NHS number."""
+
+    TYPE = "referral.contact.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    referral_id: uuid.UUID
+    sender: OrgCode
+    sender_reference: Reference
+    submission_event_id: str
+    pcn: PcnCode
+    contact: PersonContact
+    accepted_at: AwareDatetime
+
+
+class ReferralRecorded(EventData):
+    """Internal, to outcomes only: what the record of the referral needs (the GP
+    writeback, the timeline and the reports). Routed by PCN. The NHS number (absent when
+    the submission gave none: then the team confirms it, referral.identity_confirmed.v1,
+    and GP writebacks wait) and the person's choice of what the GP is told; no contact."""
+
+    TYPE = "referral.recorded.v1"
+    DIRECTION = Direction.EMITTED
+    ROUTED_BY = "pcn"
+
+    referral_id: uuid.UUID
+    sender: OrgCode
+    agency_type: AgencyType
+    registered_practice: PracticeCode
+    pcn: PcnCode
+    needs: Needs
+    pathway: Pathway
+    accepted_at: AwareDatetime
+    nhs_number: NhsNumber | None = None
+    person_id: uuid.UUID
+    gp_sharing: GpSharing
 
 
 class ReferralRejected(EventData):
@@ -978,6 +1069,10 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(ReferralIdentityConfirmed, (Party.TEAMS,)),
         EventSpec(ReferralWithdrawn, (Party.AGENCIES, Party.TEAMS)),
         EventSpec(ReferralAccepted, (Party.REFERRER,)),
+        EventSpec(ReferralAcceptedV2, (Party.REFERRER,)),
+        EventSpec(ReferralPlacement, ()),
+        EventSpec(ReferralContact, ()),
+        EventSpec(ReferralRecorded, ()),
         EventSpec(ReferralRejected, (Party.REFERRER,)),
         EventSpec(ReferralDuplicate, (Party.REFERRER,)),
         EventSpec(EventRejected, (Party.SENDER,)),

@@ -112,26 +112,56 @@ async def publish(
         )
 
 
+def announced(envelope: dict[str, Any]) -> list[dict[str, Any]]:
+    """The envelopes intake publishes for an acceptance, given its ``referral.accepted.v1``
+    (``accepted``): the v1 itself and each consumer's own event, derived as intake derives
+    them (``services.intake.domain.announcements``), each with its own id. Any other
+    envelope: itself alone."""
+    from contracts.events import ReferralAccepted
+    from services.intake.domain import announcements
+
+    if envelope["type"] != ReferralAccepted.TYPE:
+        return [envelope]
+    data = ReferralAccepted.model_validate(envelope["data"])
+    out = []
+    for event in announcements(data, datetime.fromisoformat(envelope["time"]).date()):
+        if event.TYPE == ReferralAccepted.TYPE:
+            out.append(envelope)
+            continue
+        derived = dict(envelope, type=event.TYPE, data=event.model_dump(mode="json"))
+        derived["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{envelope['id']}:{event.TYPE}"))
+        out.append(derived)
+    return out
+
+
+def announced_to(envelope: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """Of what intake publishes for this acceptance, the event of this type."""
+    [one] = [e for e in announced(envelope) if e["type"] == event_type]
+    return one
+
+
 async def emit(settings: Settings, envelope: dict[str, Any]) -> None:
-    """Publish to <ns>.events as a Linkwell service would."""
+    """Publish to <ns>.events as a Linkwell service would (a referral.accepted.v1: with
+    everything intake publishes beside it, ``announced``)."""
     from contracts import EVENTS
 
-    model = EVENTS[envelope["type"]].model
-    key = (
-        f"{envelope['type']}.{envelope['data'][model.ROUTED_BY]}"
-        if model.ROUTED_BY
-        else (envelope["type"])
-    )
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
         exchange = await channel.get_exchange(settings.names.events, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(
-                json.dumps(envelope).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-            ),
-            routing_key=key,
-        )
+        for each in announced(envelope):
+            model = EVENTS[each["type"]].model
+            key = (
+                f"{each['type']}.{each['data'][model.ROUTED_BY]}"
+                if model.ROUTED_BY
+                else (each["type"])
+            )
+            await exchange.publish(
+                aio_pika.Message(
+                    json.dumps(each).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                ),
+                routing_key=key,
+            )
 
 
 async def drain(

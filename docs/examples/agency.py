@@ -67,6 +67,8 @@ async def main(referral: dict) -> int:
                             print(f"  (an earlier answer: {event['type']} {earlier})")
                             continue
                         if event["type"] == "referral.accepted.v1":
+                            continue  # deprecated, published beside v2 until 2027-06-30
+                        if event["type"] == "referral.accepted.v2":
                             print(f"accepted {reference}: referral {data['referral_id']}")
                         elif event["type"] == "referral.status.v1":
                             print(f"status {data['task_status']}: {data['message']}")

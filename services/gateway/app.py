@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from contracts.events import (
     AuditRecorded,
     EventRejected,
-    ReferralAccepted,
+    ReferralAcceptedV2,
     ReferralDuplicate,
     ReferralRejected,
     ReferralStatus,
@@ -82,7 +82,7 @@ SERVICE = ServiceDef(
     description="The front door on the web: people refer themselves (referral.submitted.v1 "
     "through its outbox, as the organisations it serves) and see where a referral stands.",
     routes=routes(
-        (ReferralAccepted, on_accepted),
+        (ReferralAcceptedV2, on_accepted),
         (ReferralRejected, on_rejected),
         (ReferralDuplicate, on_duplicate),
         (ReferralStatus, on_status),

@@ -7,7 +7,7 @@ from typing import Any
 
 from contracts import CloudEvent
 from contracts.enums import ReferralStatusValue
-from contracts.events import ReferralAccepted, ReferralDuplicate, ReferralRejected, ReferralStatus
+from contracts.events import ReferralAcceptedV2, ReferralDuplicate, ReferralRejected, ReferralStatus
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
@@ -25,7 +25,7 @@ async def _note(uow: Uow, event: CloudEvent[Any], **what: Any) -> None:
         log.debug("answer_not_ours", event_id=event.id, type=event.type)
 
 
-async def on_accepted(uow: Uow, event: CloudEvent[Any], data: ReferralAccepted) -> None:
+async def on_accepted(uow: Uow, event: CloudEvent[Any], data: ReferralAcceptedV2) -> None:
     await _note(
         uow,
         event,

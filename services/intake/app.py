@@ -8,8 +8,12 @@ from contracts.events import (
     AuditRecorded,
     EventRejected,
     ReferralAccepted,
+    ReferralAcceptedV2,
+    ReferralContact,
     ReferralDuplicate,
     ReferralIdentityConflict,
+    ReferralPlacement,
+    ReferralRecorded,
     ReferralRejected,
     ReferralSubmitted,
     ReferralUpdated,
@@ -26,7 +30,7 @@ from .store import IntakeStore
 SERVICE = ServiceDef(
     name="intake",
     directory=Path(__file__).parent,
-    description="Validates submitted referrals; emits referral.accepted.v1 or .rejected.v1.",
+    description="Validates submitted referrals; emits referral.accepted.v2 or .rejected.v1.",
     routes=routes(
         (ReferralSubmitted, on_submitted, on_resubmitted),
         (ReferralUpdated, on_updated),
@@ -35,6 +39,10 @@ SERVICE = ServiceDef(
     emits=(
         AuditRecorded,
         ReferralAccepted,
+        ReferralAcceptedV2,
+        ReferralPlacement,
+        ReferralContact,
+        ReferralRecorded,
         ReferralRejected,
         ReferralDuplicate,
         ReferralIdentityConflict,

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from contracts.enums import Pathway, RejectionCode
-from contracts.events import Reason, ReferralSubmitted
+from contracts.events import (
+    ACCEPTED_V1_UNTIL,
+    EventData,
+    Reason,
+    ReferralAccepted,
+    ReferralAcceptedV2,
+    ReferralContact,
+    ReferralPlacement,
+    ReferralRecorded,
+    ReferralSubmitted,
+)
 from contracts.times import implausible
 
 ADULT_AGE = 18
@@ -97,3 +107,57 @@ def assess(
     if reasons:
         return Reject(tuple(reasons))
     return Accept(pathway_for(referral.person.date_of_birth, today))
+
+
+def announcements(accepted: ReferralAccepted, today: date) -> list[EventData]:
+    """What intake publishes about an accepted referral, in one outbox transaction: each
+    consumer's own event with only the fields it needs (docs/architecture/minimal-events.md),
+    and, until ``ACCEPTED_V1_UNTIL`` (inclusive), the deprecated v1 for integrators."""
+    a = accepted
+    if a.person_id is None:  # intake gives every accepted referral a person id
+        raise ValueError("an accepted referral has a person id")
+    out: list[EventData] = [
+        ReferralAcceptedV2(
+            referral_id=a.referral_id,
+            sender=a.sender,
+            sender_reference=a.sender_reference,
+            submission_event_id=a.submission_event_id,
+            accepted_at=a.accepted_at,
+        ),
+        ReferralPlacement(
+            referral_id=a.referral_id,
+            sender=a.sender,
+            registered_practice=a.registered_practice,
+            pcn=a.pcn,
+            needs=a.needs,
+            pathway=a.pathway,
+            accepted_at=a.accepted_at,
+            person_id=a.person_id,
+            nhs_number_known=a.nhs_number is not None,
+        ),
+        ReferralContact(
+            referral_id=a.referral_id,
+            sender=a.sender,
+            sender_reference=a.sender_reference,
+            submission_event_id=a.submission_event_id,
+            pcn=a.pcn,
+            contact=a.contact,
+            accepted_at=a.accepted_at,
+        ),
+        ReferralRecorded(
+            referral_id=a.referral_id,
+            sender=a.sender,
+            agency_type=a.agency_type,
+            registered_practice=a.registered_practice,
+            pcn=a.pcn,
+            needs=a.needs,
+            pathway=a.pathway,
+            accepted_at=a.accepted_at,
+            nhs_number=a.nhs_number,
+            person_id=a.person_id,
+            gp_sharing=a.gp_sharing,
+        ),
+    ]
+    if today <= ACCEPTED_V1_UNTIL:
+        out.insert(0, a)
+    return out

@@ -28,7 +28,7 @@ from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import CRISIS, IDENTITY_CONFLICT, IDENTITY_UNKNOWN, Reject, assess
+from .domain import CRISIS, IDENTITY_CONFLICT, IDENTITY_UNKNOWN, Reject, announcements, assess
 from .store import IntakeStore, Known
 
 log = get_logger(__name__)
@@ -164,24 +164,24 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         outcome="accepted",
         referral_id=referral_id,
     )
-    await uow.emit(
-        ReferralAccepted(
-            referral_id=referral_id,
-            sender=sender,
-            sender_reference=referral.sender_reference,
-            submission_event_id=event.id,
-            agency_type=referral.referrer.agency_type,
-            registered_practice=referral.registered_practice,
-            pcn=referral.pcn,
-            needs=referral.needs,
-            pathway=decision.pathway,
-            nhs_number=nhs_number,
-            contact=referral.person.contact,
-            accepted_at=now,
-            person_id=person_id,
-            gp_sharing=referral.gp_sharing,
-        )
+    accepted = ReferralAccepted(
+        referral_id=referral_id,
+        sender=sender,
+        sender_reference=referral.sender_reference,
+        submission_event_id=event.id,
+        agency_type=referral.referrer.agency_type,
+        registered_practice=referral.registered_practice,
+        pcn=referral.pcn,
+        needs=referral.needs,
+        pathway=decision.pathway,
+        nhs_number=nhs_number,
+        contact=referral.person.contact,
+        accepted_at=now,
+        person_id=person_id,
+        gp_sharing=referral.gp_sharing,
     )
+    for announcement in announcements(accepted, now.astimezone(UK).date()):
+        await uow.emit(announcement)
     if conflict or nhs_number is None:  # to this referral's team only; not the referrer
         await uow.emit(
             ReferralIdentityConflict(

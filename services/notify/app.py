@@ -9,8 +9,8 @@ from contracts.events import (
     AuditRecorded,
     EventRejected,
     NotificationFailed,
-    ReferralAccepted,
     ReferralAssigned,
+    ReferralContact,
     ReferralDuplicate,
     ReferralJoined,
     ReferralRejected,
@@ -42,7 +42,7 @@ SERVICE = ServiceDef(
     directory=Path(__file__).parent,
     description="Tells referrers (referral.status.v1), link worker teams and people.",
     routes=routes(
-        (ReferralAccepted, on_accepted),
+        (ReferralContact, on_accepted),
         (ReferralRejected, on_rejected),
         (ReferralDuplicate, on_duplicate),
         (ReferralWaitlisted, on_waitlisted),

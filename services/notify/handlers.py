@@ -16,8 +16,8 @@ from contracts import CloudEvent
 from contracts.enums import ReferralStatusValue, TaskStatus
 from contracts.events import (
     GpCoding,
-    ReferralAccepted,
     ReferralAssigned,
+    ReferralContact,
     ReferralDuplicate,
     ReferralJoined,
     ReferralRejected,
@@ -144,7 +144,7 @@ async def send_later(
         await uow.wake(DISPATCH)
 
 
-async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
+async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralContact) -> None:
     await uow.serialise(r.referral_id)
     added = await uow.store.referrals.add(
         r.referral_id,

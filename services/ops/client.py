@@ -144,7 +144,7 @@ class Tap:
 
 
 ANSWER_TYPES = (
-    "referral.accepted.v1",
+    "referral.accepted.v2",
     "referral.rejected.v1",
     "referral.duplicate.v1",
     "referral.status.v1",
@@ -197,7 +197,7 @@ async def submit_and_wait(
             mine = answers(event, envelope["id"])
             if not private:
                 await (message.ack() if mine else message.nack(requeue=True))
-            if mine:
+            if mine and event.get("type") in ANSWER_TYPES:  # not the deprecated v1 beside v2
                 got.append(event)
                 if event["type"] in (
                     "referral.status.v1",
@@ -216,7 +216,7 @@ def describe_answers(got: list[dict[str, Any]], within: float) -> tuple[bool, li
     for event in got:
         data = event["data"]
         match event["type"]:
-            case "referral.accepted.v1":
+            case "referral.accepted.v2":
                 rid, reference = data["referral_id"], data["sender_reference"]
                 lines.append(f"accepted: referral {rid} (reference {reference})")
             case "referral.duplicate.v1":

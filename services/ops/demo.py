@@ -137,7 +137,7 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
 
             await tap.wait_for(settled, within, "every referral placed or rejected")
             for case in cases:
-                accepted = tap.events("referral.accepted.v1", sender_reference=case.reference)
+                accepted = tap.events("referral.accepted.v2", sender_reference=case.reference)
                 case.referral_id = accepted[0]["data"]["referral_id"] if accepted else None
 
             contacted = [c for c in cases if c.contact and _assigned(tap, c)]
@@ -174,7 +174,7 @@ async def run_demo(settings: Settings, within: float = 60.0) -> bool:
     letters = (await dlq.peek(settings, ["intake"])).letters
     ours = [letter for letter in letters if letter.id in demo.sent]
     report(tap, cases, ours, settings)
-    accepted_refs = [e["data"]["sender_reference"] for e in tap.events("referral.accepted.v1")]
+    accepted_refs = [e["data"]["sender_reference"] for e in tap.events("referral.accepted.v2")]
     duplicates = len(accepted_refs) - len(set(accepted_refs))
     print(f"duplicate acceptances: {duplicates}")
     return duplicates == 0
@@ -295,7 +295,7 @@ def _assigned(tap: Tap, case: Case) -> dict[str, Any] | None:
 
 
 def _placed(tap: Tap, case: Case) -> bool:
-    accepted = tap.events("referral.accepted.v1", sender_reference=case.reference)
+    accepted = tap.events("referral.accepted.v2", sender_reference=case.reference)
     if not accepted:
         return False
     rid = accepted[0]["data"]["referral_id"]
@@ -323,7 +323,7 @@ def _path(tap: Tap, case: Case) -> list[str]:
         if not mine:
             continue
         match body["type"]:
-            case "referral.accepted.v1":
+            case "referral.accepted.v2":
                 out.append(f"accepted as {case.referral_id} ({key})")
             case "referral.duplicate.v1":
                 out.append(

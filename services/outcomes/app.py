@@ -11,12 +11,12 @@ from contracts.events import (
     GpWriteback,
     NoteShared,
     PlanAgreed,
-    ReferralAccepted,
     ReferralAssigned,
     ReferralClosed,
     ReferralHeld,
     ReferralIdentityConfirmed,
     ReferralJoined,
+    ReferralRecorded,
     ReferralRejected,
     ReferralResumed,
     ReferralUpdated,
@@ -58,7 +58,7 @@ SERVICE = ServiceDef(
     "codes, plans, notes, measures and summaries back to the GP record, each once.",
     # each step of a referral also brings the reporting model (<ns>_reporting) up to date
     routes=routes(
-        (ReferralAccepted, projected(on_accepted)),
+        (ReferralRecorded, projected(on_accepted)),
         (ReferralWaitlisted, projected(on_waitlisted)),
         (ReferralAssigned, projected(on_assigned)),
         (ReferralJoined, projected(on_joined)),

@@ -20,12 +20,12 @@ from contracts.events import (
     NoteShared,
     Observation,
     PlanAgreed,
-    ReferralAccepted,
     ReferralAssigned,
     ReferralClosed,
     ReferralHeld,
     ReferralIdentityConfirmed,
     ReferralJoined,
+    ReferralRecorded,
     ReferralRejected,
     ReferralResumed,
     ReferralUpdated,
@@ -188,7 +188,7 @@ async def reflect(uow: Uow, referral_id: uuid.UUID) -> None:
 # ------------------------------------------------------------------ from the pipeline
 
 
-async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
+async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralRecorded) -> None:
     await uow.store.referrals.lock(r.referral_id)
     await uow.store.referrals.accepted(
         r.referral_id,

@@ -48,6 +48,7 @@ __all__ = [
 # so no handler can disclose without a record. The recipient is the routing field.
 DISCLOSED: dict[str, tuple[AuditAction, AuditRecipientKind]] = {
     "referral.accepted.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
+    "referral.accepted.v2": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
     "referral.rejected.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
     "referral.duplicate.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),
     "event.rejected.v1": (AuditAction.ANSWER, AuditRecipientKind.SENDER),

@@ -97,6 +97,6 @@ def transfer_refusal(workers: Iterable[WorkerLoad], to: str) -> RejectionCode | 
     return None
 
 
-def matchable(person_id: uuid.UUID | None, nhs_number: str | None) -> uuid.UUID | None:
+def matchable(person_id: uuid.UUID | None, nhs_number_known: bool) -> uuid.UUID | None:
     """The person id a referral may be joined by, or join on: none without an NHS number."""
-    return person_id if nhs_number is not None else None
+    return person_id if nhs_number_known else None

@@ -12,10 +12,10 @@ from contracts.enums import RejectionCode
 from contracts.events import (
     LinkWorkerRegistered,
     LinkWorkerUpdated,
-    ReferralAccepted,
     ReferralAssigned,
     ReferralClosed,
     ReferralJoined,
+    ReferralPlacement,
     ReferralTransferred,
     ReferralWaitlisted,
     ReferralWithdrawn,
@@ -84,11 +84,11 @@ async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[
     return placed
 
 
-async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralAccepted) -> None:
+async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralPlacement) -> None:
     await uow.serialise(r.referral_id)  # then the PCN: always in this order
     await uow.store.roster.lock(r.pcn)
     referrals = uow.store.referrals
-    person_id = matchable(r.person_id, r.nhs_number)
+    person_id = matchable(r.person_id, r.nhs_number_known)
     episode = await referrals.open_episode(r.pcn, person_id) if person_id else None
     added = await referrals.add(
         r.referral_id,

@@ -30,6 +30,8 @@ from services.runtime.handling import handle
 from services.runtime.names import Names
 from services.runtime.service import ServiceDef
 
+from ..support import announced
+
 TRUSTED = frozenset({"guest"})
 
 
@@ -66,7 +68,13 @@ class Harness:
         self, envelope: dict[str, Any], *, user: str | None = "guest", inbound: bool = False
     ) -> list[CloudEvent[Any]]:
         """Deliver one event; returns what it emitted (also kept in ``emitted``). Raises
-        what the handler raised (``BadMessage``, ``Deferred``...), having undone it."""
+        what the handler raised (``BadMessage``, ``Deferred``...), having undone it.
+        A ``referral.accepted.v1`` is delivered as what intake publishes beside it for
+        this service (its own event: ``support.announced``), if the service takes no v1."""
+        if envelope["type"] not in self.service.routes:
+            mine = [e for e in announced(envelope) if e["type"] in self.service.routes]
+            if len(mine) == 1:
+                envelope = mine[0]
         spec = EVENTS[envelope["type"]]
         if inbound or spec.model.DIRECTION is Direction.INBOUND:
             delivery = Delivery(self.names.inbound, spec.type, user_id=user)

@@ -28,14 +28,27 @@ async def outbox(h):
 async def test_an_answer_to_the_sender_is_recorded_with_it(harness):
     intake = await harness("intake")
     referral = submission(org="A81001")
-    [answer] = await intake.send(referral)
+    emitted = await intake.send(referral)
     rows = await outbox(intake)
-    assert [r["event_type"] for r in rows] == ["referral.accepted.v1", "audit.recorded.v1"]
-    [record] = audit_rows(rows)
-    assert record["action"] == "answer" and record["recipient_kind"] == "sender"
-    assert record["recipient_org"] == "A81001"
-    assert record["referral_id"] == str(answer.data.referral_id)
-    assert record["detail"] == {"event_id": answer.id, "type": "referral.accepted.v1"}
+    # the answers the referrer receives (v1 until its end, v2) each beside its record; the
+    # internal events (to one service each) leave no organisation and need none
+    assert [r["event_type"] for r in rows] == [
+        "referral.accepted.v1",
+        "audit.recorded.v1",
+        "referral.accepted.v2",
+        "audit.recorded.v1",
+        "referral.placement.v1",
+        "referral.contact.v1",
+        "referral.recorded.v1",
+    ]
+    records = audit_rows(rows)
+    answers = [e for e in emitted if e.type.startswith("referral.accepted.")]
+    assert len(records) == len(answers) == 2
+    for record, answer in zip(records, answers, strict=True):
+        assert record["action"] == "answer" and record["recipient_kind"] == "sender"
+        assert record["recipient_org"] == "A81001"
+        assert record["referral_id"] == str(answer.data.referral_id)
+        assert record["detail"] == {"event_id": answer.id, "type": answer.type}
     assert rows[1]["routing_key"] == "audit.recorded.v1.intake"
     # ids only: nothing of the person
     body = rows[1]["body"].decode()
@@ -55,6 +68,7 @@ async def test_a_refusal_and_a_resend_are_recorded_too(harness):
     records = audit_rows(await outbox(intake))
     assert [r["detail"]["type"] for r in records] == [
         "referral.accepted.v1",
+        "referral.accepted.v2",
         "referral.duplicate.v1",
         "referral.rejected.v1",
     ]
@@ -126,8 +140,8 @@ async def test_a_crash_before_commit_leaves_neither_the_disclosure_nor_its_recor
         )
         await uow.flush()
     xmins = {r["x"] for r in await intake.rows("SELECT xmin::text AS x FROM outbox")}
-    assert len(await outbox(intake)) == 2 and len(xmins) == 1
-    assert [e.type for e in uow.audited] == ["audit.recorded.v1"]
+    assert len(await outbox(intake)) == 7 and len(xmins) == 1  # one transaction
+    assert [e.type for e in uow.audited] == ["audit.recorded.v1"] * 2  # v1 and v2 answers
 
 
 def recorded(data, service: str = "notify"):

@@ -15,7 +15,7 @@ from ..support import submission
 async def test_accepts_stores_and_audits_a_referral(harness):
     intake = await harness("intake")
     referral = submission(org="A81001")
-    [accepted] = await intake.send(referral)
+    [accepted, *_] = await intake.send(referral)
     assert accepted.type == "referral.accepted.v1"
     assert accepted.data.sender_reference == referral["data"]["sender_reference"]
     assert accepted.data.submission_event_id == referral["id"]
@@ -72,7 +72,7 @@ async def test_children_follow_their_own_pathway(harness):
     intake = await harness("intake")
     referral = submission(org="A81001")
     referral["data"]["person"]["date_of_birth"] = "2015-06-01"
-    [accepted] = await intake.send(referral)
+    [accepted, *_] = await intake.send(referral)
     assert accepted.data.pathway.value == "children_and_young_people"
 
 
@@ -108,7 +108,7 @@ async def test_a_referral_dated_a_few_minutes_ahead_is_believed(harness):
     intake = await harness("intake")
     referral = submission(org="A81001")
     referral["data"]["submitted_at"] = (datetime.now(UTC) + timedelta(minutes=4)).isoformat()
-    [accepted] = await intake.send(referral)
+    [accepted, *_] = await intake.send(referral)
     assert accepted.type == "referral.accepted.v1"
 
 
@@ -118,8 +118,8 @@ async def test_the_same_person_is_the_same_nhs_number_and_date_of_birth(harness)
     intake = await harness("intake")
     first = submission(org="A81001")
     second = submission(org="B82005", person=copy.deepcopy(first["data"]["person"]))
-    [a] = await intake.send(first)
-    [b] = await intake.send(second)
+    [a, *_] = await intake.send(first)
+    [b, *_] = await intake.send(second)
     assert a.data.person_id == b.data.person_id
     assert intake.of("referral.identity_conflict.v1") == []
 
@@ -135,7 +135,7 @@ async def test_a_date_of_birth_that_disagrees_is_never_merged_and_the_team_is_as
     second = submission(org="B82005", pcn="U54321", practice="B82005", person=person)
     await intake.send(first)
     emitted = await intake.send(second)
-    accepted, conflict = emitted
+    accepted, *_, conflict = emitted
     assert accepted.type == "referral.accepted.v1"
     assert accepted.data.person_id != intake.of("referral.accepted.v1")[0].data.person_id
     assert conflict.type == "referral.identity_conflict.v1"
@@ -146,7 +146,7 @@ async def test_a_date_of_birth_that_disagrees_is_never_merged_and_the_team_is_as
         assert other not in body  # nothing of the other referral, nor the NHS number
     # a third referral agreeing with the first is the first person, still flagged
     third = submission(org="C83001", person=copy.deepcopy(first["data"]["person"]))
-    again_accepted, again_conflict = await intake.send(third)
+    again_accepted, *_, again_conflict = await intake.send(third)
     assert again_accepted.data.person_id == intake.of("referral.accepted.v1")[0].data.person_id
     assert again_conflict.type == "referral.identity_conflict.v1"
 
@@ -160,8 +160,8 @@ async def test_without_an_nhs_number_it_is_accepted_never_matched_and_the_team_i
     del first["data"]["person"]["nhs_number"]
     first["data"]["person"]["contact"]["adjustments"] = "Call, don't text"
     second = submission(org="SELF-WEB", pcn="U12345", person=copy.deepcopy(first["data"]["person"]))
-    a, flag = await intake.send(first)
-    b, _ = await intake.send(second)
+    a, *_, flag = await intake.send(first)
+    b, *_ = await intake.send(second)
     assert a.type == b.type == "referral.accepted.v1"
     assert a.data.nhs_number is None and "nhs_number" not in a.to_json().decode()
     assert a.data.pathway.value == "adult"

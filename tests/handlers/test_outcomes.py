@@ -81,7 +81,7 @@ async def test_another_pcns_early_contact_is_refused_and_never_reaches_the_gp(ha
     assert [h["headers"]["x-linkwell-reason"] for h in letters] == ["not_permitted"] * 2
     assert (
         await outcomes.value(
-            "SELECT count(*) FROM timeline WHERE event_type <> $1", "referral.accepted.v1"
+            "SELECT count(*) FROM timeline WHERE event_type <> $1", "referral.recorded.v1"
         )
         == 0
     )
@@ -122,7 +122,7 @@ async def test_placements_join_the_timeline(harness):
     types = [
         r["event_type"] for r in await outcomes.rows("SELECT event_type FROM timeline ORDER BY id")
     ]
-    assert types == ["referral.accepted.v1", "referral.waitlisted.v1", "referral.assigned.v1"]
+    assert types == ["referral.recorded.v1", "referral.waitlisted.v1", "referral.assigned.v1"]
 
 
 # ---------------------------------------------------------------- times nobody could have meant
@@ -150,7 +150,7 @@ async def nothing_acted_on(outcomes, rid: str) -> None:
     steps = await outcomes.rows(
         "SELECT event_type FROM timeline WHERE referral_id = $1", uuid.UUID(rid)
     )
-    assert [s["event_type"] for s in steps] == ["referral.accepted.v1"]
+    assert [s["event_type"] for s in steps] == ["referral.recorded.v1"]
     row = await outcomes.rows(
         "SELECT in_progress_at, held_at, closed_at FROM referral WHERE referral_id = $1",
         uuid.UUID(rid),

@@ -31,7 +31,7 @@ async def test_intake_finds_by_nhs_number_and_birth_date_corrects_and_erases(har
     intake = await harness("intake")
     referral = submission(org="A81001")
     person = referral["data"]["person"]
-    [ok] = await intake.send(referral)
+    [ok, *_] = await intake.send(referral)
     rid = ok.data.referral_id
 
     found = answer_of(

@@ -52,16 +52,18 @@ async def test_the_trail_is_kept_queried_and_verified(settings, monkeypatch):
         await publish(settings, submission(org="B82005", in_crisis=True))
         for _ in range(50):
             intake.pollers[0].wake()
-            if len(await trail(settings)) >= 2:
+            if len(await trail(settings)) >= 3:  # A's v1 and v2 answers, B's refusal
                 break
             await asyncio.sleep(0.1)
         await record_operator_action(
             settings, "export", recipient_org="A81001", person_id=person, detail={"what": "sar"}
         )
-        rows = await until(settings, 3)
-    assert [r["seq"] for r in rows] == [1, 2, 3]
+        rows = await until(settings, 4)
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4]
     answers = {r["recipient_org"]: r for r in rows if r["action"] == "answer"}
     assert set(answers) == {"A81001", "B82005"}
+    to_a = [r for r in rows if r["recipient_org"] == "A81001" and r["action"] == "answer"]
+    assert len(to_a) == 2 and len({r["referral_id"] for r in to_a}) == 1  # v1 and v2
     referral = answers["A81001"]["referral_id"]
     assert referral is not None and answers["B82005"]["referral_id"] is None
     export = rows[-1]
@@ -72,22 +74,22 @@ async def test_the_trail_is_kept_queried_and_verified(settings, monkeypatch):
     )
 
     by_referral = json.loads((await cli("--referral", str(referral), "--format", "json")).output)
-    assert [(r["action"], r["recipient_org"]) for r in by_referral] == [("answer", "A81001")]
+    assert [(r["action"], r["recipient_org"]) for r in by_referral] == [("answer", "A81001")] * 2
     by_org = json.loads((await cli("--org", "A81001", "--format", "json")).output)
-    assert [r["action"] for r in by_org] == ["answer", "export"]
+    assert [r["action"] for r in by_org] == ["answer", "answer", "export"]
     by_person = json.loads((await cli("--person", str(person), "--format", "json")).output)
-    assert [r["seq"] for r in by_person] == [3]
+    assert [r["seq"] for r in by_person] == [4]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     later = json.loads((await cli("--since", tomorrow, "--format", "json")).output)
     assert later == []
     today = datetime.now(UTC).date().isoformat()
-    assert len(json.loads((await cli("--until", today, "--format", "json")).output)) == 3
+    assert len(json.loads((await cli("--until", today, "--format", "json")).output)) == 4
     table = await cli("--org", "B82005")
     assert table.exit_code == 0 and "sender:B82005" in table.output and "1 record" in table.output
     assert (await cli("--referral", "not-a-uuid")).exit_code == 2
 
     intact = await cli("verify")
-    assert intact.exit_code == 0 and "intact: 3 records" in intact.output
+    assert intact.exit_code == 0 and "intact: 4 records" in intact.output
     async with asyncpg_connect(settings) as conn:
         schema = settings.names.schema("audit")
         with pytest.raises(Exception, match="append-only"):

@@ -325,7 +325,7 @@ async def test_the_gateway_queue_takes_only_its_organisations_answers(settings):
     await topology.declare(settings, [GATEWAY.topology])
     bindings = topology.bindings_for(settings.names, GATEWAY.consumes, GATEWAY.topology.words)
     assert {b.routing_key for b in bindings} == {
-        "referral.accepted.v1.SELF-WEB",
+        "referral.accepted.v2.SELF-WEB",
         "referral.rejected.v1.SELF-WEB",
         "referral.duplicate.v1.SELF-WEB",
         "referral.status.v1.SELF-WEB",

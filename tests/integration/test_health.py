@@ -163,7 +163,7 @@ def _refused(base: str) -> bool:
 
 def triage_handled(text: str) -> float:
     return metric(
-        text, "linkwell_messages_handled_total", service="triage", type="referral.accepted.v1"
+        text, "linkwell_messages_handled_total", service="triage", type="referral.placement.v1"
     )
 
 

@@ -163,3 +163,40 @@ async def test_a_type_nobody_handles_is_answered_and_kept(settings):
     origins = sorted(m.headers["x-linkwell-original-routing-key"] for m in dead)
     assert origins == ["referral.accepted.v1", "referral.submitted.v2"]
     assert {m.headers["x-linkwell-reason"] for m in dead} == {"unsupported_type"}
+
+
+async def test_each_consumer_queue_receives_only_its_own_acceptance_event(settings):
+    """On the broker as deployed: an accepted referral reaches triage's queue as
+    referral.placement.v1 only, notify's as referral.contact.v1 only, outcomes' as
+    referral.recorded.v1 only and the gateway's as referral.accepted.v2 only; only outcomes'
+    holds the NHS number, only notify's the contact."""
+    from services.gateway.app import SERVICE as GATEWAY
+    from services.notify.app import SERVICE as NOTIFY
+    from services.outcomes.app import SERVICE as OUTCOMES
+    from services.runtime import topology
+    from services.triage.app import SERVICE as TRIAGE
+
+    consumers = (TRIAGE, NOTIFY, OUTCOMES, GATEWAY)
+    await topology.declare(settings, [c.topology for c in consumers])
+    runner = Runner(INTAKE, settings)
+    await runner.start()
+    try:
+        referral = submission(org="SELF-WEB")
+        person = referral["data"]["person"]
+        await publish(settings, referral)
+        got = {}
+        for consumer in consumers:
+            messages = await drain(settings, settings.names.queue(consumer.name), within=20)
+            got[consumer.name] = [(m.routing_key or "").rsplit(".", 1)[0] for m in messages]
+            bodies = b"".join(m.body for m in messages).decode()
+            assert (person["nhs_number"] in bodies) is (consumer is OUTCOMES), consumer.name
+            phone = person["contact"].get("phone") or person["contact"].get("email")
+            assert (phone in bodies) is (consumer is NOTIFY), consumer.name
+    finally:
+        await runner.stop()
+    assert got == {
+        "triage": ["referral.placement.v1"],
+        "notify": ["referral.contact.v1"],
+        "outcomes": ["referral.recorded.v1"],
+        "gateway": ["referral.accepted.v2"],
+    }

@@ -21,7 +21,7 @@ from services.runtime import db
 from services.runtime.handling import handle
 from services.runtime.runner import Runner
 
-from ..support import Tap, TcpProxy, accepted, emit, internal
+from ..support import Tap, TcpProxy, accepted, announced_to, emit, internal
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ async def assign_one(settings, deliver: bool = True) -> str:
     try:
         await db.init_connection(conn)
         uow = NOTIFY.unit_of_work(conn, settings.names, None, NotifySettings())
-        for envelope in (ref, assigned):
+        for envelope in (announced_to(ref, "referral.contact.v1"), assigned):
             event = CloudEvent[Any].model_validate(envelope)
             route = NOTIFY.routes[envelope["type"]]
             async with conn.transaction():

@@ -66,6 +66,7 @@ def test_each_organisation_queue_is_bound_to_its_own_events_only(principals):
     assert principals["A81001"].bindings == (
         "event.rejected.v1.A81001",
         "referral.accepted.v1.A81001",
+        "referral.accepted.v2.A81001",
         "referral.duplicate.v1.A81001",
         "referral.rejected.v1.A81001",
         "referral.status.v1.A81001",
