@@ -178,7 +178,7 @@ async def test_the_end_outcomes_tells_starts_the_referrals_retention_clock(harne
     from ..support import internal
 
     intake = await harness("intake")
-    [accepted] = await intake.send(submission(org="A81001"))
+    [accepted, *_] = await intake.send(submission(org="A81001"))
     rid = str(accepted.data.referral_id)
     ended = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
