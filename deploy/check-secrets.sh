@@ -29,10 +29,10 @@ fi
 get() { local name=$1; if [ -n "${!name+x}" ]; then printf '%s' "${!name}"; else printf '%s' "${VALUE[$name]:-}"; fi; }
 
 SECRETS=(POSTGRES_PASSWORD LINKWELL_ADMIN_AMQP_PASSWORD)
-for s in INTAKE TRIAGE NOTIFY OUTCOMES GATEWAY; do
+for s in INTAKE TRIAGE NOTIFY OUTCOMES AUDIT GATEWAY; do
     SECRETS+=("LINKWELL_${s}_AMQP_PASSWORD" "LINKWELL_${s}_DB_PASSWORD")
 done
-SECRETS+=(LINKWELL_READSIDE_DB_PASSWORD)
+SECRETS+=(LINKWELL_READSIDE_DB_PASSWORD LINKWELL_READSIDE_AMQP_PASSWORD)
 bad=0
 refuse() { echo "check-secrets: $*" >&2; bad=1; }
 development() {

@@ -36,12 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
 from contracts.envelope import OrgCode
-from contracts.events import EVENTS, Direction, EventData, Party
+from contracts.events import EVENTS, AuditRecorded, Direction, EventData, Party
 from services.runtime.names import Names
 from services.runtime.trust import grant
 
 NOTHING = "^$"
 ADMIN = "linkwell-admin"
+DASHBOARD = "linkwell-readside"  # the read side's broker user (its audit records)
 
 
 def _of(direction: Direction, *parties: Party) -> tuple[type[EventData], ...]:
@@ -238,6 +239,23 @@ class AccessPlan:
             description=description,
         )
 
+    def dashboard(self) -> Principal:
+        """The dashboard (the read side, ``linkwell dashboard``): no queue, no outbox; it
+        publishes its audit records (each sign-in and page of figures) and nothing else."""
+        n = self.names
+        return Principal(
+            username=DASHBOARD,
+            kind="service",
+            configure=NOTHING,
+            write=_exact(n.events),
+            read=NOTHING,
+            topics=(
+                TopicPermission(n.inbound, NOTHING, NOTHING),
+                TopicPermission(n.events, f"^{re.escape(AuditRecorded.TYPE)}\\.[^.]+$", NOTHING),
+            ),
+            description="the dashboard: publishes its own audit records only",
+        )
+
     def principals(self) -> list[Principal]:
         out = [
             Principal(
@@ -251,6 +269,7 @@ class AccessPlan:
             )
         ]
         out += [self.service(name) for name in self.services]
+        out.append(self.dashboard())
         out += [self.agency(a) for a in self.organisations.agency]
         out += [self.team(t) for t in self.organisations.team]
         out += [self.integrator(g) for g in self.organisations.gp_integrator]

@@ -61,7 +61,7 @@ def test_the_gateway_is_published_trusted_for_its_organisation_and_has_its_pract
 
 def test_the_production_profile_encrypts_every_link_and_requires_every_secret():
     assert "amqp://" not in COMPOSE_PRODUCTION
-    for service in ("intake", "triage", "notify", "outcomes", "gateway"):
+    for service in ("intake", "triage", "notify", "outcomes", "audit", "gateway"):
         upper = service.upper()
         assert (
             f"amqps://linkwell-{service}:${{LINKWELL_{upper}_AMQP_PASSWORD:?" in COMPOSE_PRODUCTION
@@ -71,6 +71,7 @@ def test_the_production_profile_encrypts_every_link_and_requires_every_secret():
             in COMPOSE_PRODUCTION
         )
     assert "postgresql://linkwell_readside:${LINKWELL_READSIDE_DB_PASSWORD:?" in COMPOSE_PRODUCTION
+    assert "amqps://linkwell-readside:${LINKWELL_READSIDE_AMQP_PASSWORD:?" in COMPOSE_PRODUCTION
     assert "${POSTGRES_PASSWORD:?" in COMPOSE_PRODUCTION
     assert "LINKWELL_MODE: production" in COMPOSE_PRODUCTION
     assert "ssl=on" in COMPOSE_PRODUCTION

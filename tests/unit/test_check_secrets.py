@@ -10,9 +10,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "check-secrets.sh"
-NAMES = ["POSTGRES_PASSWORD", "LINKWELL_ADMIN_AMQP_PASSWORD", "LINKWELL_READSIDE_DB_PASSWORD"] + [
+NAMES = [
+    "POSTGRES_PASSWORD",
+    "LINKWELL_ADMIN_AMQP_PASSWORD",
+    "LINKWELL_READSIDE_DB_PASSWORD",
+    "LINKWELL_READSIDE_AMQP_PASSWORD",
+] + [
     f"LINKWELL_{s}_{kind}_PASSWORD"
-    for s in ("INTAKE", "TRIAGE", "NOTIFY", "OUTCOMES", "GATEWAY")
+    for s in ("INTAKE", "TRIAGE", "NOTIFY", "OUTCOMES", "AUDIT", "GATEWAY")
     for kind in ("AMQP", "DB")
 ]
 
