@@ -172,7 +172,7 @@ def rebuild() -> None:
     typer.echo("rebuilt: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
-@app.command()
+@app.command(short_help="Publish ended months' figures for commissioners, frozen.")
 def publish(
     period: Annotated[
         str | None, typer.Option(help="An ended calendar month, e.g. 2026-11.")
@@ -234,7 +234,7 @@ def publish(
         raise typer.Exit(3) from None
 
 
-@app.command("published")
+@app.command("published", short_help="Print a snapshot exactly as it was published.")
 def published_figures(
     period: Annotated[
         str | None, typer.Option(help="A published month, e.g. 2026-11 (the newest if not given).")
