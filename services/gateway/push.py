@@ -14,7 +14,9 @@ disclosure on the audit trail, recorded in the transaction that marks it sent.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,15 +56,26 @@ class PushDispatcher(Poller):
         max_attempts: int,
         max_age: timedelta,
         timeout: float,
+        development: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.development = development  # a receiver on this machine, for tests and demos
         self.unit_of_work = unit_of_work
         self.max_attempts = max_attempts
         self.max_age = max_age
         self.timeout = timeout
         self.next_in: float | None = None
         self._client: httpx.AsyncClient | None = None
+
+    async def _public(self, endpoint: str) -> bool:
+        """Where the endpoint's name resolves now: public addresses only (a name
+        registered as public may later point inside the network)."""
+        parts = httpx.URL(endpoint)
+        found = await asyncio.get_running_loop().getaddrinfo(
+            parts.host, parts.port or 443, type=socket.SOCK_STREAM
+        )
+        return push.public_addresses([str(info[4][0]) for info in found])
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -153,8 +166,10 @@ class PushDispatcher(Poller):
         error's type: never the endpoint's answer, which may quote anything)."""
         body = json.dumps(push.response_message(d)).encode()
         try:
+            if not self.development and not await self._public(d.endpoint):
+                return "address_not_public"
             answer = await self.client().post(d.endpoint, content=body, headers=push.headers(d))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError, OSError) as exc:
             return type(exc).__name__
         if 200 <= answer.status_code < 300:
             return None
@@ -168,5 +183,6 @@ def dispatcher(runner: Any) -> PushDispatcher:
         max_attempts=own.gateway_push_max_attempts,
         max_age=timedelta(hours=own.gateway_push_give_up_hours),
         timeout=own.gateway_push_timeout_seconds,
+        development=runner.settings.mode == "development",
         **{**runner.poller_kwargs(PUSH), "batch": BATCH},
     )

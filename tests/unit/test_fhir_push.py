@@ -147,3 +147,32 @@ def test_a_retry_sends_the_same_message_id_and_headers():
     assert push.headers(d)["X-Correlation-Id"] == d.request_message_id
     other = delivery(id=8)
     assert push.headers(other)["X-Request-Id"] != push.headers(d)["X-Request-Id"]
+
+
+def test_only_a_fhir_id_from_the_senders_body_is_sent_back():
+    # anything else (a header could not carry it) is replaced by the checked X-Request-Id
+    assert push.request_message_id({"entry": [{"resource": {"id": "café"}}]}, "req-1") == "req-1"
+    assert push.request_message_id({"id": "x" * 65, "entry": [{}]}, "req-1") == "req-1"
+    fhir_id = "1cbdfb97-5859-48a4-8301-d54eab818d68"
+    assert push.request_message_id({"entry": [{"resource": {"id": fhir_id}}]}, "r") == fhir_id
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/fhir",
+        "https://10.0.0.5/fhir",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/fhir",
+        "https://☃☃--.example/",
+    ],
+)
+def test_an_endpoint_inside_the_network_or_unsendable_is_refused(url):
+    with pytest.raises(ValueError):
+        push.check_endpoint(url, development=False)
+
+
+def test_a_name_is_pushed_to_only_while_it_resolves_to_public_addresses():
+    assert push.public_addresses(["93.184.215.14"])
+    assert not push.public_addresses(["93.184.215.14", "10.0.0.5"])  # one inside: refused
+    assert not push.public_addresses(["127.0.0.1"]) and not push.public_addresses([])

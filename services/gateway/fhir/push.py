@@ -5,11 +5,15 @@ the message Bundle. The dispatcher (``services/gateway/push.py``) does the I/O."
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from .mapping import (
     BARS_EVENTS,
@@ -29,6 +33,8 @@ MAX_URL = 500
 HEADER_PROFILE = "https://fhir.nhs.uk/StructureDefinition/BARSMessageHeader-servicerequest-response"
 BUNDLE_PROFILE = "https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"
 
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR's id datatype
 
 def backoff(attempts_made: int) -> float:
     """Seconds before a refused delivery is tried again: 1, 2, 4... at most an hour, the
@@ -68,7 +74,32 @@ def check_endpoint(url: str, *, development: bool) -> str:
         raise ValueError("no credentials in the endpoint address")
     if parts.fragment:
         raise ValueError("no fragment (#...) in the endpoint address")
+    try:
+        httpx.URL(url)  # what the dispatcher will send to: refused now, never at send time
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        raise ValueError("that is not an address the gateway can send to") from None
+    if not development and not public_host(parts.hostname):
+        raise ValueError("the endpoint must be a public address, not one inside this network")
     return url
+
+
+def public_host(host: str) -> bool:
+    """False for an IP address that is not globally routable (loopback, private,
+    link-local, the cloud metadata address...); a name is judged when it is resolved, at
+    each send (``public_addresses``)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_global
+    except ValueError:
+        return True  # a name
+
+
+def public_addresses(addresses: list[str]) -> bool:
+    """Whether every address a name resolved to is globally routable: a push never goes to
+    an address inside the network, whatever name it was registered under (SSRF)."""
+    try:
+        return bool(addresses) and all(ipaddress.ip_address(a).is_global for a in addresses)
+    except ValueError:
+        return False
 
 
 def request_message_id(body: Any, request_id: str) -> str:
@@ -85,7 +116,9 @@ def request_message_id(body: Any, request_id: str) -> str:
     if not isinstance(found, str):
         found = ""
     found = found.removeprefix("urn:uuid:")
-    return (found or request_id)[:128]
+    # only a FHIR id goes back in a header and a body: anything else the sender wrote is
+    # replaced by the (checked) X-Request-Id
+    return found if FHIR_ID.fullmatch(found) else request_id[:128]
 
 
 @dataclass(frozen=True)
