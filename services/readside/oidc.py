@@ -26,7 +26,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import services.runtime.accounts as accounts
@@ -75,6 +75,34 @@ def subject_of(claims: dict[str, Any], settings: DashboardSettings) -> str:
     return subject
 
 
+LANDING = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="0;url=/"><title>Signed in - Linkwell</title></head>
+<body><main><p>You are signed in. <a href="/">Continue to the dashboard</a>.</p></main>
+</body></html>
+"""
+
+
+def landing(started: Response, cookies: sessions.Cookies) -> Response:
+    """The session's page after the provider: a page of this site that moves on to ``/``,
+    not a redirect. The browser came from the provider's site, so a redirect to ``/``
+    would still be that cross-site navigation, and the SameSite=Strict session cookie
+    would not go with it; a navigation this page starts is same-site."""
+    page = HTMLResponse(
+        LANDING,
+        headers={
+            "cache-control": "no-store",
+            "x-frame-options": "DENY",
+            "referrer-policy": "same-origin",
+            "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+        },
+    )
+    for value in started.headers.getlist("set-cookie"):
+        page.headers.append("set-cookie", value)
+    page.delete_cookie(cookies.sign_on, **cookies.sign_on_flags())
+    return page
+
+
 def oidc_routes(
     settings: DashboardSettings,
     own_pool: Callable[[], Any],
@@ -82,10 +110,11 @@ def oidc_routes(
     start_session: Callable[[sessions.Viewer, str], Awaitable[Response]],
     refuse: Callable[[Request, int, str, str], Response],
     check_post: Callable[[Request], Awaitable[dict[str, str] | Response]],
-    csrf_cookie: str,
+    cookies: sessions.Cookies,
     record: Callable[[Any], Awaitable[None]],
     http: httpx.AsyncClient | None = None,
 ) -> list[Route]:
+    csrf_cookie = cookies.csrf
     client = http or httpx.AsyncClient(timeout=10)
     issuer = settings.oidc_issuer.rstrip("/")
     cached: dict[str, Any] = {}
@@ -121,13 +150,18 @@ def oidc_routes(
             state=state,
             nonce=nonce,
         )
-        return RedirectResponse(url, 303)
+        response = RedirectResponse(url, 303)
+        response.set_cookie(
+            cookies.sign_on, state, max_age=PENDING_SECONDS, **cookies.sign_on_flags()
+        )
+        return response
 
     async def callback(request: Request) -> Response:
         state = request.query_params.get("state", "")[:100]
         code = request.query_params.get("code", "")[:2000]
         nonce = None
-        if state and code:
+        held = request.cookies.get(cookies.sign_on, "")
+        if state and code and secrets.compare_digest(held.encode(), state.encode()):
             async with own_pool().acquire() as conn:
                 nonce = await Accounts(conn, schema).take_pending(
                     accounts.digest(state), PENDING_SECONDS
@@ -164,7 +198,7 @@ def oidc_routes(
         except Refused as refused:
             await record(sessions.sign_in_record(None, method="oidc", outcome="refused"))
             return refuse(request, 403, f"oidc_{refused}", "That sign-in was not accepted.")
-        return await start_session(sessions.viewer_of(row), "oidc")
+        return landing(await start_session(sessions.viewer_of(row), "oidc"), cookies)
 
     return [
         Route("/login/oidc", begin, methods=["POST"]),

@@ -77,8 +77,18 @@ class Cookies:
     def csrf(self) -> str:
         return "__Host-lw_dashboard_csrf" if self.secure else "lw_dashboard_csrf"
 
+    @property
+    def sign_on(self) -> str:
+        """The single sign-on's state, held by the browser that began it (the callback is
+        refused in any other browser: RFC 6749 section 10.12)."""
+        return "__Host-lw_dashboard_sso" if self.secure else "lw_dashboard_sso"
+
     def flags(self) -> dict[str, Any]:
         return {"path": "/", "httponly": True, "samesite": "strict", "secure": self.secure}
+
+    def sign_on_flags(self) -> dict[str, Any]:
+        # Lax: the provider sends the browser back by a top-level GET from its own site
+        return {"path": "/", "httponly": True, "samesite": "lax", "secure": self.secure}
 
 
 def new_csrf() -> str:

@@ -466,7 +466,7 @@ def create_app(
             start_session,
             refused,
             posted,
-            cookies.csrf,
+            cookies,
             record,
             oidc_http,
         )

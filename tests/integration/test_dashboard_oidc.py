@@ -137,7 +137,10 @@ async def test_a_person_signs_in_through_the_provider(sso):
     asked = await to_provider(http)
     codes["c1"] = ({"uid": "5550001", "acr": "AAL3", "nonce": asked["nonce"], "sub": "x"}, KEY)
     back = await http.get("/login/oidc/callback", params={"code": "c1", "state": asked["state"]})
-    assert back.status_code == 303 and back.headers["location"] == "/"
+    # a page of the dashboard that moves on to / (a redirect would still be the provider's
+    # cross-site navigation, without the SameSite=Strict session cookie)
+    assert back.status_code == 200 and 'content="0;url=/"' in back.text
+    assert "lw_dashboard_sso" not in http.cookies  # the state's cookie is spent
     home = await http.get("/")
     assert home.status_code == 200 and "PCN U00001" in home.text
     assert recorded[0].detail["method"] == "oidc" and recorded[0].detail["outcome"] == "ok"
@@ -170,6 +173,19 @@ async def test_the_provider_s_answer_is_refused(sso, case):
     assert back.status_code == (400 if case == "bad_state" else 403)
     assert "lw_dashboard" not in http.cookies
     assert (await http.get("/")).status_code == 303
+    assert [r.detail["outcome"] for r in recorded] == ["refused"]
+
+
+async def test_a_callback_in_another_browser_signs_nobody_in(sso):
+    """Login CSRF: someone begins a sign-in, signs in at the provider as themself and sends
+    the callback address to a victim; the victim's browser holds no state cookie."""
+    http, codes, recorded = sso
+    asked = await to_provider(http)
+    codes["c1"] = ({"uid": "5550001", "acr": "AAL3", "nonce": asked["nonce"], "sub": "x"}, KEY)
+    http.cookies.delete("lw_dashboard_sso")  # the victim's browser: it never began this
+    back = await http.get("/login/oidc/callback", params={"code": "c1", "state": asked["state"]})
+    assert back.status_code == 400
+    assert "lw_dashboard" not in http.cookies
     assert [r.detail["outcome"] for r in recorded] == ["refused"]
 
 
