@@ -109,7 +109,9 @@ async def one_mode(args: argparse.Namespace, pace: bool) -> dict[str, Any]:
     settings = Settings(
         namespace=namespace,
         amqp_url=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-        database_url=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        database_url=os.environ.get(
+            "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
         http_port=0,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -181,7 +183,9 @@ async def one_mode(args: argparse.Namespace, pace: bool) -> dict[str, Any]:
             live_task = asyncio.create_task(live())
             outcome = await importing
             sent_s = now() - t0
-            log(f"{mode}: import sent {outcome.sent} rows in {sent_s:.1f} s; waiting for placements")
+            log(
+                f"{mode}: import sent {outcome.sent} rows in {sent_s:.1f} s; waiting for placements"
+            )
             ok = await wait_until(
                 all_placed,
                 now() + args.timeout,

@@ -124,7 +124,7 @@ class Pacer:
             return
         self.sent = 0
         started = time.monotonic()
-        while not may_send(await self.waiting(), self.allowance):
+        while not may_send(await self.waiting(), self.allowance):  # noqa: ASYNC110 (polls the broker)
             await asyncio.sleep(self.every)
         self.looked = time.monotonic()
         self.paused += self.looked - started

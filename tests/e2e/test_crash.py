@@ -103,7 +103,9 @@ async def run_scenario(
                 await asyncio.sleep(0.01)
 
         await asyncio.gather(journey(), during_contacts())
-        await tap.wait_for(lambda t: written(t) >= 3 * len(assigned), WAIT + 60, "3 writebacks each")
+        await tap.wait_for(
+            lambda t: written(t) >= 3 * len(assigned), WAIT + 60, "3 writebacks each"
+        )
         closing = list(assigned.items())[::3]  # weeks later: every third episode ends
         for rid, event in closing:
             closure = inbound(

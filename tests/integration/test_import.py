@@ -137,7 +137,9 @@ async def test_an_import_gives_way_so_live_referrals_never_queue_behind_the_file
             async def watch() -> None:
                 nonlocal deepest
                 while True:
-                    queue = await channel.declare_queue(settings.names.queue("intake"), passive=True)
+                    queue = await channel.declare_queue(
+                        settings.names.queue("intake"), passive=True
+                    )
                     deepest = max(deepest, queue.declaration_result.message_count or 0)
                     await asyncio.sleep(0.005)
 

@@ -36,6 +36,7 @@ BUNDLE_PROFILE = "https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR's id datatype
 
+
 def backoff(attempts_made: int) -> float:
     """Seconds before a refused delivery is tried again: 1, 2, 4... at most an hour, the
     schedule notify keeps for a message its channel refused."""
