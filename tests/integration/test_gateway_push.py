@@ -122,6 +122,7 @@ def dispatcher(world: dict[str, Any], settings: Any, **kw: Any) -> PushDispatche
         max_attempts=kw.get("max_attempts", 5),
         max_age=timedelta(hours=1),
         timeout=5.0,
+        development=kw.get("development", True),  # the receiver is on 127.0.0.1
         dsn=settings.database_url,
         pool=world["pool"],
         channel=notify_channel(settings.names.schema("gateway"), "push"),
