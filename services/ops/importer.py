@@ -269,6 +269,19 @@ async def run_import(
                 confirmed = row
             progress.save(confirmed)
 
+        def note_confirmed() -> None:
+            """Record what the broker has confirmed so far, without waiting for the rest
+            (a slow, paced import would otherwise note its progress only every few hundred
+            rows, and a resumed one would send those again to be deduplicated)."""
+            nonlocal confirmed
+            moved = False
+            while pending and pending[0][1].done():
+                row, confirm = pending.pop(0)
+                confirm.result()  # a refused publish stops the import, as in settle
+                confirmed, moved = row, True
+            if moved:
+                progress.save(confirmed)
+
         for index, (line, data) in enumerate(rows(path), start=1):
             if index <= start_after:
                 continue
@@ -294,6 +307,7 @@ async def run_import(
             if len(pending) >= IN_FLIGHT:
                 await settle(IN_FLIGHT // 2)
             if time.monotonic() - last >= every:
+                note_confirmed()
                 last = time.monotonic()
                 rate = outcome.sent / (last - started)
                 report(f"sent {outcome.sent:,} ({rate:,.0f}/s), {len(outcome.invalid)} invalid")

@@ -24,12 +24,35 @@ def counting_statements() -> bool:
     return os.environ.get("LINKWELL_COUNT_STATEMENTS", "") == "1"
 
 
+_TEXTS: dict[str, int] = {}
+
+
+def _write_texts(path: str) -> None:
+    ordered = sorted(_TEXTS.items(), key=lambda kv: -kv[1])
+    Path(path).write_text(json.dumps([{"count": n, "query": q} for q, n in ordered], indent=1))
+
+
 async def _init_counted(conn: asyncpg.Connection, service: str) -> None:
     from .metrics import STATEMENTS
 
     await init_connection(conn)
     counter = STATEMENTS.labels(service)
-    conn.add_query_logger(lambda _record: counter.inc())
+    texts = os.environ.get("LINKWELL_STATEMENT_TEXTS")  # a directory: which statements, how often
+    if not texts:
+        conn.add_query_logger(lambda _record: counter.inc())
+        return
+    if not _TEXTS:
+        import atexit
+
+        _TEXTS[""] = 0
+        atexit.register(_write_texts, os.path.join(texts, f"{service}-statements.json"))
+
+    def note(record: asyncpg.connection.LoggedQuery) -> None:
+        counter.inc()
+        query = " ".join(record.query.split())[:300]
+        _TEXTS[query] = _TEXTS.get(query, 0) + 1
+
+    conn.add_query_logger(note)
 
 
 async def _keep(conn: asyncpg.Connection) -> None:

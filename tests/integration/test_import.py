@@ -54,10 +54,15 @@ async def test_an_interrupted_import_resumes_without_duplicates(settings, tmp_pa
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        for _ in range(400):
+        # The import paces itself behind the live queues, so on a busy machine its first
+        # confirmed rows can take a while: wait for them (bounded), never a fixed few seconds.
+        deadline = asyncio.get_running_loop().time() + 90
+        while asyncio.get_running_loop().time() < deadline and first.returncode is None:
             if progress.exists() and json.loads(progress.read_text())["confirmed_rows"] > 100:
                 break
             await asyncio.sleep(0.01)
+        assert first.returncode is None, "the import ended before it could be interrupted"
+        assert progress.exists(), "the import confirmed no rows within 90 s"
         first.send_signal(signal.SIGKILL)  # interrupted in the middle
         await first.wait()
         interrupted_at = json.loads(progress.read_text())["confirmed_rows"]
