@@ -42,7 +42,7 @@ class ProcessStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "services.ops.cli", "run", name],
+            [sys.executable, "-m", "services.ops.main", "run", name],
             cwd=ROOT,
             env=self.env,
             stdout=log,

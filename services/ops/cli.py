@@ -281,7 +281,7 @@ def supervise(names: list[str]) -> int:
     def start(name: str) -> None:
         port = base + list(SERVICE_DEFS).index(name) if base else 0
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.ops.cli", "run", name],
+            [sys.executable, "-m", "services.ops.main", "run", name],
             env={**os.environ, "LINKWELL_HTTP_PORT": str(port), "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -375,22 +375,10 @@ def demo(
 
 
 def main() -> None:
-    from pydantic import ValidationError
+    """``python -m services.ops.cli``: the same command as ``linkwell`` (services.ops.main)."""
+    from services.ops.main import main as linkwell
 
-    from services.runtime.secure import Refused
-
-    try:
-        app()
-    except ValidationError as error:
-        # a refused setting (a missing or development secret, a plain link): say which,
-        # without a traceback
-        for problem in error.errors():
-            where = ".".join(str(part) for part in problem["loc"]) or "settings"
-            typer.echo(f"linkwell: {where}: {problem['msg']}", err=True)
-        raise SystemExit(2) from None
-    except Refused as error:
-        typer.echo(f"linkwell: {error}", err=True)
-        raise SystemExit(2) from None
+    linkwell()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ standard's floor of 8."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -25,8 +26,14 @@ MAX_EMAIL = 254
 
 # argon2-cffi's defaults: argon2id with RFC 9106's second recommended profile (t=3, 64 MiB)
 HASHER = PasswordHasher()
-# verified against when no account has the email, so an unknown address takes as long
-_NOBODY = HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _nobody() -> str:
+    """Verified against when no account has the email, so an unknown address takes as long.
+    Made on first use, not on import: a hash takes 64 MiB and a tenth of a second, which
+    every process importing this module (every service) would otherwise pay at start."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -71,7 +78,7 @@ def password_matches(stored: str | None, password: str) -> bool:
     """Whether ``password`` is the one ``stored`` hashes; with nothing stored (no account,
     or an invitation not used yet) the same work is done, and the answer is False."""
     try:
-        return HASHER.verify(stored or _NOBODY, password) and stored is not None
+        return HASHER.verify(stored or _nobody(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

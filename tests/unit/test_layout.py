@@ -108,6 +108,39 @@ def test_the_command_a_service_runs_under_loads_no_plotting_library():
     assert out.stdout.strip() == "", out.stdout
 
 
+def test_the_entry_knows_every_service_by_name():
+    from services.ops.main import SERVICES, one_service
+    from services.registry import SERVICE_DEFS
+
+    assert set(SERVICES) == set(SERVICE_DEFS)
+    assert one_service(["run", "intake"]) == "intake"
+    assert one_service(["run", "all"]) is None  # the supervisor: the full command line
+    assert one_service(["run", "intake", "--help"]) is None
+
+
+def test_a_service_process_loads_only_its_own_code_and_hashes_nothing_at_start():
+    """``linkwell run <service>`` imports that service's app alone: no other service, no
+    operator command; and no password is hashed on import (argon2id takes 64 MiB: it set
+    every service's peak memory)."""
+    for name in ("intake", "notify", "audit"):
+        code = (
+            "import sys\n"
+            f"import services.{name}.app\n"
+            "import services.runtime.runner\n"
+            "import services.runtime.accounts\n"  # the dashboard's and the pages' accounts
+            "mine = {m.split('.')[1] for m in sys.modules if m.startswith('services.')}\n"
+            f"print(sorted(mine - {{'runtime', {name!r}}}))\n"
+            # this process's own peak (ru_maxrss would include the parent's, before exec)
+            "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) // 1024)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        others, peak_mib = out.stdout.split("\n")[:2]
+        assert others == "[]", (name, others)
+        assert int(peak_mib) < 100, (name, peak_mib)
+
+
 def test_the_read_side_reads_the_model_not_outcomes_code():
     """It imports of Linkwell only the contracts, the database helpers and outcomes' pure
     wellbeing definitions; never outcomes' handlers, store or projection."""
