@@ -5,10 +5,19 @@
 (``python -m contracts.schema`` regenerates them; the tests check they are current).
 """
 
-from .envelope import CONTENT_TYPE, UK, CloudEvent, RawEvent, org_from_source, org_source
+from .envelope import (
+    BATCH_CONTENT_TYPE,
+    CONTENT_TYPE,
+    UK,
+    CloudEvent,
+    RawEvent,
+    org_from_source,
+    org_source,
+)
 from .events import EVENTS, Direction, EventData, EventSpec, parse_event
 
 __all__ = [
+    "BATCH_CONTENT_TYPE",
     "CONTENT_TYPE",
     "EVENTS",
     "UK",

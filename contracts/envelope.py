@@ -13,6 +13,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from .limits import ID_PATTERN
 
 CONTENT_TYPE = "application/cloudevents+json"
+# Several events in one message: a JSON array of structured-mode events (CloudEvents JSON
+# Event Format, "JSON Batch Format"). Only Linkwell's own services send it, and only for
+# the types in services/runtime/outbox.py BATCHED (docs/architecture/outbox.md).
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 UK = ZoneInfo("Europe/London")  # dates shown to people and GPs are UK calendar dates
 ORG_SOURCE_PREFIX = "urn:linkwell:org:"
 

@@ -983,7 +983,9 @@ class AuditRecorded(EventData):
     for an operator command, published confirmed before the command reports success), and
     kept by the audit service in a hash chain. Carries ids only: never a name, a date of
     birth, an NHS number, an address or free text. Routed by the recording service; no
-    organisation receives it."""
+    organisation receives it. The services' outbox relays send several in one message, as
+    a CloudEvents JSON batch (content type ``application/cloudevents-batch+json``: a JSON
+    array of these envelopes, all with the message's routing key)."""
 
     TYPE = "audit.recorded.v1"
     DIRECTION = Direction.EMITTED

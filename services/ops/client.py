@@ -101,9 +101,15 @@ class Tap:
             body = json.loads(message.body)
         except (ValueError, RecursionError):
             body = {"_raw": message.body.decode(errors="replace")}
-        self.received_at.append(time.monotonic())
+        # a batch (several events in one message): seen as its events, one by one
+        bodies = body if isinstance(body, list) else [body]
         async with self._changed:
-            self.messages.append((message.routing_key or "", body, dict(message.headers or {})))
+            for one in bodies:
+                self.received_at.append(time.monotonic())
+                entry = one if isinstance(one, dict) else {"_raw": str(one)}
+                self.messages.append(
+                    (message.routing_key or "", entry, dict(message.headers or {}))
+                )
             self._changed.notify_all()
 
     def events(self, event_type: str | None = None, **where: Any) -> list[dict[str, Any]]:

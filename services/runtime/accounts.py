@@ -35,6 +35,7 @@ def _nobody() -> str:
     every process importing this module (every service) would otherwise pay at start."""
     return HASHER.hash(secrets.token_urlsafe(16))
 
+
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 

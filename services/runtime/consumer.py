@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,12 +24,14 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from contracts import CloudEvent
+from contracts import BATCH_CONTENT_TYPE, CloudEvent
 
 from . import metrics
 from .admission import (
+    Admitted,
     RejectionBuilder,
     admit,
+    admit_batch,
     answer_to,
     default_rejection,
     event_id_of,
@@ -49,6 +52,7 @@ from .handling import (
 )
 from .logs import get_logger
 from .names import Names
+from .outbox import BATCHED
 from .recovery import GiveUp, Parking, decide, describe
 from .redaction import personal_data_of
 
@@ -102,6 +106,8 @@ class Consumer:
         """Handle one delivery. Never raises. True to acknowledge it (handled, parked or
         dead-lettered); False to hand it back to the broker (nothing could be done)."""
         delivery = Delivery.of(raw)
+        if raw.content_type == BATCH_CONTENT_TYPE:
+            return await self._batch(raw, delivery)
         with structlog.contextvars.bound_contextvars(
             routing_key=printable(delivery.routing_key, 255), attempt=delivery.attempt
         ):
@@ -133,6 +139,49 @@ class Consumer:
                 except Exception as exc:
                     return await self._recover(raw, delivery, exc)
             return True
+
+    async def _batch(self, raw: AbstractIncomingMessage, delivery: Delivery) -> bool:
+        """A message of several events (``BATCH_CONTENT_TYPE``): each admitted as if it had
+        come alone, then each handled (under load, together in one transaction), and the
+        message acknowledged once all are committed. One event refused refuses the message
+        (dead-lettered whole, every event kept); one failure retries the message, whose
+        events handled already are then duplicates the inbox drops."""
+        with structlog.contextvars.bound_contextvars(
+            routing_key=printable(delivery.routing_key, 255), attempt=delivery.attempt
+        ):
+            try:
+                events = admit_batch(
+                    raw.body,
+                    delivery,
+                    names=self.names,
+                    service=self.service,
+                    models=self.models,
+                    trusted=self.trusted,
+                    batched=BATCHED,
+                )
+            except BadMessage as exc:
+                return await self._refuse(raw, delivery, exc)
+            except Exception as exc:  # admission itself failed: never stall on a message
+                return await self._refuse(raw, delivery, BadMessage("unreadable", describe(exc)))
+            results = await asyncio.gather(
+                *(self._handle_one(admitted) for admitted in events), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BadMessage):
+                    return await self._refuse(raw, delivery, result)
+            for result in results:
+                if isinstance(result, Exception):
+                    return await self._recover(raw, delivery, result)
+                if isinstance(result, BaseException):
+                    raise result
+            return True
+
+    async def _handle_one(self, admitted: Admitted) -> None:
+        def personal() -> Any:
+            return admitted.raw.get("data")
+
+        with personal_data_of(personal):
+            await self._handle(admitted.envelope, admitted.data, personal)
 
     # -------------------------------------------------------------- handling
 

@@ -104,6 +104,7 @@ class Publisher:
         correlation_id: str | None = None,
         headers: dict[str, Any] | None = None,
         mandatory: bool = False,
+        content_type: str = CONTENT_TYPE,
     ) -> None:
         """Returns once the broker has confirmed the message (or raises). A refusal or a
         channel the broker closed is met with a fresh channel and one more try at once (the
@@ -121,6 +122,7 @@ class Publisher:
                     correlation_id,
                     headers,
                     mandatory,
+                    content_type,
                 )
                 return
             except (DeliveryError, ChannelInvalidStateError, ChannelClosed, AMQPConnectionError):
@@ -138,12 +140,13 @@ class Publisher:
         correlation_id: str | None,
         headers: dict[str, Any] | None,
         mandatory: bool,
+        content_type: str,
     ) -> None:
         await target.publish(
             aio_pika.Message(
                 body,
                 delivery_mode=DeliveryMode.PERSISTENT,
-                content_type=CONTENT_TYPE,
+                content_type=content_type,
                 message_id=message_id,
                 type=event_type,
                 correlation_id=correlation_id,

@@ -18,6 +18,8 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from contracts import BATCH_CONTENT_TYPE, CONTENT_TYPE
+
 from .delivery import (
     ATTEMPTS_HEADER,
     DETAIL_HEADER,
@@ -112,6 +114,11 @@ class Parking:
             event_type=raw.type,
             headers=headers,
             mandatory=True,
+            # a batch stays a batch (retried or dead-lettered whole); anything else is
+            # parked as the one event it claims to be
+            content_type=BATCH_CONTENT_TYPE
+            if raw.content_type == BATCH_CONTENT_TYPE
+            else CONTENT_TYPE,
         )
 
 
