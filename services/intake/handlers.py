@@ -25,7 +25,7 @@ from contracts.events import (
     ReferralUpdated,
 )
 from services.runtime.errors import BadMessage
-from services.runtime.handling import UnitOfWork
+from services.runtime.handling import UnitOfWork, only_when
 from services.runtime.logs import get_logger
 
 from .domain import CRISIS, IDENTITY_CONFLICT, IDENTITY_UNKNOWN, Reject, announcements, assess
@@ -238,6 +238,7 @@ async def tell_duplicate(
 ENDING_STEPS = frozenset({ReferralStatusValue.CLOSED, ReferralStatusValue.WITHDRAWN})
 
 
+@only_when(lambda u: u.step in ENDING_STEPS)  # every other step: acknowledged, untouched
 async def on_updated(uow: Uow, event: CloudEvent[Any], u: ReferralUpdated) -> None:
     """Outcomes tells each referral's end (its episode closed, or it was withdrawn): the
     clock of intake's retention of the referral, and of the person, starts

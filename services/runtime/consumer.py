@@ -195,7 +195,11 @@ class Consumer:
             "referral_id": _referral_id(event.subject),
             "correlation_id": correlation,
         }
-        item = Item(self.routes[event.type], event, data, personal, bindings)
+        route = self.routes[event.type]
+        if route.needed is not None and not route.needed(data):
+            metrics.HANDLED.labels(self.service, event.type, "not_needed").inc()
+            return
+        item = Item(route, event, data, personal, bindings)
         with structlog.contextvars.bound_contextvars(**bindings):
             if self.batcher is not None:
                 outcome = await self.batcher.handle(item)

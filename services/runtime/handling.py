@@ -43,6 +43,23 @@ class Route:
     handler: Handler
     # called instead of ``handler`` when the event was handled before (a resend)
     on_duplicate: Handler | None = None
+    # False for an event the handler would do nothing with (``only_when``)
+    needed: Callable[[Any], bool] | None = None
+
+
+H = TypeVar("H", bound=Handler)
+
+
+def only_when(needed: Callable[[Any], bool]) -> Callable[[H], H]:
+    """A handler that changes nothing unless ``needed(data)``: an event it does not need is
+    acknowledged at once, with no transaction (nothing to claim, nothing to change, nothing
+    to emit), where it would otherwise cost a transaction and an inbox row."""
+
+    def mark(handler: H) -> H:
+        handler.needed = needed  # type: ignore[attr-defined]
+        return handler
+
+    return mark
 
 
 class UnitOfWork(Generic[S]):

@@ -17,7 +17,8 @@ OTHER = "other"
 
 HANDLED = Counter(
     "linkwell_messages_handled",
-    "Messages handled and committed (duplicates included, see outcome).",
+    "Messages handled and committed (duplicates included, see outcome; not_needed: an "
+    "event its handler has no use for, acknowledged with no transaction).",
     ["service", "type", "outcome"],
 )
 FAILED = Counter(

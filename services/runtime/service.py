@@ -142,5 +142,5 @@ def routes(*entries: tuple[Any, ...]) -> dict[str, Route]:
     out: dict[str, Route] = {}
     for model, handler, *rest in entries:
         on_duplicate: Handler | None = rest[0] if rest else None
-        out[model.TYPE] = Route(model, handler, on_duplicate)
+        out[model.TYPE] = Route(model, handler, on_duplicate, getattr(handler, "needed", None))
     return out
