@@ -31,13 +31,13 @@ from .admission import (
     Admitted,
     RejectionBuilder,
     admit,
-    admit_batch,
     answer_to,
     default_rejection,
     event_id_of,
     printable,
 )
 from .answers import answer
+from .batch_admission import admit_batch
 from .batching import Batcher, Item, Outcome
 from .delivery import Delivery
 from .errors import BadMessage

@@ -12,7 +12,7 @@ import pytest
 from contracts.events import AuditAction, AuditRecipientKind, AuditRecorded
 from contracts.schema import example
 from services.audit.app import SERVICE as AUDIT
-from services.runtime.admission import MAX_BATCH_EVENTS, admit_batch
+from services.runtime.batch_admission import MAX_BATCH_EVENTS, admit_batch
 from services.runtime.delivery import Delivery
 from services.runtime.errors import BadMessage
 from services.runtime.names import Names
