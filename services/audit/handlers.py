@@ -1,4 +1,5 @@
-"""audit's handler: each audit.recorded.v1 appended to the chain, once."""
+"""audit's handler: each audit.recorded.v1 appended to the chain, once (the handlers of
+one transaction, a batch, share the chain's lock and end: ``uow.shared``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ log = get_logger(__name__)
 async def on_recorded(
     uow: UnitOfWork[AuditStore], event: CloudEvent[AuditRecorded], data: AuditRecorded
 ) -> None:
-    record = await uow.store.append(fields_of(event, data))
+    record = await uow.store.append(fields_of(event, data), uow.shared)
     if record is not None:
         log.info("audit_recorded", seq=record.seq, action=data.action.value)
 

@@ -13,6 +13,9 @@ from .domain import GENESIS, Record, chain_hash
 
 # one writer at a time extends the chain (any replica): the key is the schema's
 _CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.audit_chain'))"
+# the chain's end (seq, hash) as this transaction left it, in ``UnitOfWork.shared``: set
+# only once the lock is held, so present means locked
+_CHAIN_END = "audit.chain_end"
 _COLUMNS = (
     "seq, event_id, source, action, recipient_kind, recipient_org, referral_id, person_id,"
     " by_service, by_kind, by_whom, at, detail, prev_hash, hash"
@@ -44,22 +47,45 @@ class AuditStore:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def append(self, fields: dict[str, Any]) -> Record | None:
-        """Add a record at the chain's end; None if its event id is already in the trail."""
-        await self.conn.execute(_CHAIN_LOCK)
-        if await self.conn.fetchval(
-            "SELECT 1 FROM audit_record WHERE event_id = $1", fields["event_id"]
-        ):
+    async def append(self, fields: dict[str, Any], shared: dict[str, Any]) -> Record | None:
+        """Add a record at the chain's end; None if its event id is already in the trail
+        (then the chain's end stays where it was). The chain is locked and its end read
+        once per transaction, by its first append: ``shared`` (the transaction's,
+        ``UnitOfWork.shared``) keeps the end for the appends after it."""
+        end = shared.get(_CHAIN_END)
+        if end is None:
+            await self.lock_chain()
+            end = await self.chain_end()
+        seq, previous = end
+        record = Record(seq=seq + 1, **fields)
+        digest = chain_hash(previous, record)
+        if not await self.insert(record, previous, digest):
+            shared[_CHAIN_END] = end
             return None
+        shared[_CHAIN_END] = (record.seq, digest)
+        return record
+
+    async def lock_chain(self) -> None:
+        """One statement: take the chain's lock until the transaction ends (one writer at
+        a time, on any replica)."""
+        await self.conn.execute(_CHAIN_LOCK)
+
+    async def chain_end(self) -> tuple[int, str]:
+        """One statement: the last record's seq and hash; (0, GENESIS) for an empty trail.
+        Read under the chain's lock, so nothing is appended after it but by this
+        transaction."""
         last = await self.conn.fetchrow(
             "SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1"
         )
-        seq, previous = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
-        record = Record(seq=seq, **fields)
-        digest = chain_hash(previous, record)
-        await self.conn.execute(
+        return (last["seq"], last["hash"]) if last else (0, GENESIS)
+
+    async def insert(self, record: Record, previous: str, digest: str) -> bool:
+        """One statement: store the record with its previous hash and its hash; False
+        (nothing stored) if its event id is already in the trail."""
+        stored = await self.conn.fetchval(
             f"INSERT INTO audit_record ({_COLUMNS}) VALUES"
-            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text::jsonb, $14, $15)",
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text::jsonb, $14, $15)"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING seq",
             record.seq,
             record.event_id,
             record.source,
@@ -76,7 +102,7 @@ class AuditStore:
             previous,
             digest,
         )
-        return record
+        return stored is not None
 
 
 async def chain(conn: asyncpg.Connection, schema: str) -> list[tuple[Record, str, str]]:

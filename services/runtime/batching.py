@@ -132,12 +132,13 @@ class Batcher:
 
     async def _in_one_transaction(self, batch: list[Item]) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        shared: dict[str, Any] = {}  # this transaction's, for all its units of work
         async with self.pool.acquire() as conn, conn.transaction():
             keys = [(i.event.source, i.event.id, i.event.type) for i in batch]
             claimed = await claim_many(conn, keys)
             failpoint("after_claim")
             for n, item in enumerate(batch):
-                uow = self.unit_of_work(conn, correlation_for(item.event))
+                uow = self.unit_of_work(conn, correlation_for(item.event), shared)
                 key = (item.event.source, item.event.id)
                 first = key in claimed
                 claimed.discard(key)  # the same event twice in one batch: the second is a copy

@@ -13,7 +13,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 
@@ -64,7 +64,11 @@ def only_when(needed: Callable[[Any], bool]) -> Callable[[H], H]:
 
 class UnitOfWork(Generic[S]):
     """One transaction: ``store`` (the service's named queries on it), ``emit`` to the
-    outbox, ``wake`` a poller after commit."""
+    outbox, ``wake`` a poller after commit.
+
+    ``shared`` is what the handlers of one transaction keep for each other (a batch's
+    units of work share one dict, ``batching``); every new transaction starts with a
+    fresh one, so nothing in it outlives the transaction it was learnt in."""
 
     def __init__(
         self,
@@ -77,8 +81,10 @@ class UnitOfWork(Generic[S]):
         correlation_id: str | None,
         settings: Any = None,
         routes: Mapping[str, Route] | None = None,
+        shared: dict[str, Any] | None = None,
     ):
         self.conn = conn
+        self.shared: dict[str, Any] = {} if shared is None else shared
         self.routes = routes or {}
         self.store = store
         self.settings = settings
@@ -171,7 +177,17 @@ def correlation_for(event: CloudEvent[Any]) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}"))
 
 
-UnitOfWorkFactory = Callable[[asyncpg.Connection, str | None], UnitOfWork[Any]]
+class UnitOfWorkFactory(Protocol):
+    """A unit of work on ``conn``'s open transaction; ``shared`` given, it shares that
+    transaction's dict with the others made for it (else it gets a fresh one)."""
+
+    def __call__(
+        self,
+        conn: asyncpg.Connection,
+        correlation_id: str | None,
+        /,
+        shared: dict[str, Any] | None = None,
+    ) -> UnitOfWork[Any]: ...
 
 
 @contextlib.asynccontextmanager

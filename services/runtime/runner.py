@@ -104,8 +104,16 @@ class Runner:
 
     # -------------------------------------------------------------- parts
 
-    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None) -> UnitOfWork[Any]:
-        return self.service.unit_of_work(conn, self.names, correlation_id, self.own_settings)
+    def unit_of_work(
+        self,
+        conn: asyncpg.Connection,
+        correlation_id: str | None,
+        /,
+        shared: dict[str, Any] | None = None,
+    ) -> UnitOfWork[Any]:
+        return self.service.unit_of_work(
+            conn, self.names, correlation_id, self.own_settings, shared
+        )
 
     def poller_kwargs(self, what: str) -> dict[str, Any]:
         return {

@@ -123,8 +123,10 @@ class ServiceDef:
         names: Names,
         correlation_id: str | None = None,
         settings: Any = None,
+        shared: dict[str, Any] | None = None,
     ) -> UnitOfWork[Any]:
-        """A unit of work on ``conn``'s open transaction, as the runner gives handlers."""
+        """A unit of work on ``conn``'s open transaction, as the runner gives handlers
+        (``shared``: the transaction's, when several units of work share it)."""
         return UnitOfWork(
             conn,
             names=names,
@@ -134,6 +136,7 @@ class ServiceDef:
             correlation_id=correlation_id,
             settings=settings,
             routes=self.routes,
+            shared=shared,
         )
 
 

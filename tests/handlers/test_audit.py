@@ -201,3 +201,47 @@ async def test_the_detail_is_stored_as_a_json_object(harness):
     await audit.send(_sourced(audit, recorded(data), "notify"))
     assert await audit.value("SELECT jsonb_typeof(detail) FROM audit_record") == "object"
     assert await audit.value("SELECT detail->>'n' FROM audit_record") == "1"
+
+
+async def test_a_batch_locks_and_reads_the_chain_once_and_a_duplicate_never_advances_it(harness):
+    from services.audit.handlers import on_recorded
+
+    audit = await harness("audit")
+    schema = audit.names.schema("audit")
+
+    def event(n: int):
+        data = disclosure("status", "referrer", "A81001", by_service="notify", detail={"n": n})
+        return data.envelope(source=audit.names.source("notify")), data
+
+    first = event(1)
+    await audit.send(_sourced(audit, json.loads(first[0].to_json()), "notify"))
+    sent: list[str] = []
+
+    def note(query) -> None:
+        sent.append(" ".join(query.query.split()))
+
+    shared: dict = {}  # one transaction of several deliveries: one dict for all of them
+    async with audit.conn.transaction():
+        audit.conn.add_query_logger(note)
+        for e, data in (event(2), first, event(3)):  # the first again: already on the trail
+            uow = audit.service.unit_of_work(audit.conn, audit.names, None, None, shared)
+            await on_recorded(uow, e, data)
+        audit.conn.remove_query_logger(note)
+    assert sum("pg_advisory_xact_lock" in q for q in sent) == 1
+    assert sum(q.startswith("SELECT seq, hash FROM audit_record") for q in sent) == 1
+    assert sum(q.startswith("INSERT INTO audit_record") for q in sent) == 3
+    assert len(sent) == 5  # the lock, the chain's end, one statement per record
+    rows = await chain(audit.conn, schema)
+    assert [r.detail["n"] for r, _, _ in rows] == ["1", "2", "3"]
+    assert domain.verify(rows) == (3, None)
+
+    # a transaction rolled back forgets its appends; the next starts from what is stored
+    with pytest.raises(Crash):
+        async with audit.conn.transaction():
+            uow = audit.service.unit_of_work(audit.conn, audit.names, None, None, {})
+            await on_recorded(uow, *event(4))
+            raise Crash("rolled back")
+    await audit.send(_sourced(audit, json.loads(event(5)[0].to_json()), "notify"))
+    rows = await chain(audit.conn, schema)
+    assert [r.detail["n"] for r, _, _ in rows] == ["1", "2", "3", "5"]
+    assert domain.verify(rows) == (4, None)
