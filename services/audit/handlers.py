@@ -20,7 +20,7 @@ async def on_recorded(
 ) -> None:
     record = await uow.store.append(fields_of(event, data), uow.shared)
     if record is not None:
-        log.info("audit_recorded", seq=record.seq, action=data.action.value)
+        log.debug("audit_recorded", seq=record.seq, action=data.action.value)
 
 
 def fields_of(event: CloudEvent[Any], data: AuditRecorded) -> dict[str, Any]:
