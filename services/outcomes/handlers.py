@@ -44,7 +44,7 @@ from services.runtime.subject import Restrictions
 
 from .domain import STEP_TASK, RecordEntry, closure_task, due_entries, written_back
 from .reporting.store import Projection
-from .store import WITHDRAWN, Known, OutcomesStore
+from .store import WITHDRAWN, Entry, Known, OutcomesStore, Standing
 from .wellbeing import Measurement, problems
 
 log = get_logger(__name__)
@@ -57,17 +57,15 @@ REPORTING = "reporting"  # outcomes' second schema: <ns>_reporting
 # ------------------------------------------------------------------ shared steps
 
 
+def timeline_entry(event: CloudEvent[Any], at: datetime, **detail: Any) -> Entry:
+    """The event as its referral's timeline keeps it."""
+    return Entry(event.source, event.id, event.type, at, detail)
+
+
 async def on_timeline(
     uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID, at: datetime, **detail: Any
 ) -> None:
-    await uow.store.timeline.add(
-        referral_id,
-        source=event.source,
-        event_id=event.id,
-        event_type=event.type,
-        occurred_at=at,
-        detail=detail,
-    )
+    await uow.store.timeline.add(referral_id, timeline_entry(event, at, **detail))
 
 
 def writeback(referral_id: uuid.UUID, practice: str, nhs: str, entry: RecordEntry) -> GpWriteback:
@@ -91,16 +89,20 @@ def writeback(referral_id: uuid.UUID, practice: str, nhs: str, entry: RecordEntr
     )
 
 
-async def write_due_entries(uow: Uow, referral_id: uuid.UUID) -> None:
-    """Send the GP record every entry the episode now calls for, each once."""
-    episode = await uow.store.referrals.episode(referral_id)
-    if episode is None:
+async def write_due_entries(
+    uow: Uow, referral_id: uuid.UUID, standing: Standing | None = None
+) -> None:
+    """Send the GP record every entry the episode now calls for, each once. ``standing``:
+    where the episode stands, if the handler has read it since its last change."""
+    if standing is None:
+        standing = await uow.store.referrals.standing(referral_id)
+    if standing is None or standing.episode is None:
         return
-    if await Restrictions(uow.conn).restricted(referral_id):
+    episode = standing.episode
+    if standing.restricted:
         log.info("gp_writeback_withheld_restricted")  # Art. 18: stored, not processed
         return
-    written = await uow.store.gp_record.facts_written(referral_id)
-    for entry in due_entries(episode, written):  # none while the NHS number is not known
+    for entry in due_entries(episode, standing.written):  # none while no NHS number is known
         assert episode.nhs_number is not None
         event = await uow.emit(
             writeback(referral_id, episode.registered_practice, episode.nhs_number, entry)
@@ -118,12 +120,16 @@ async def tell(
     at: datetime,
     reason: str | None = None,
     codes: tuple[Concept, ...] = (),
+    members: list[tuple[uuid.UUID, str]] | None = None,
 ) -> None:
     """Tell the referrers of every referral in the episode (notify does, per referral).
     The codes written back go to the episode's own referral only: a referral joined to the
     episode learns its step, never what the codes would tell of the episode's origin (a
-    self-referral code names another referral it must not learn of)."""
-    for referral_id, pcn in await uow.store.referrals.members(episode_id):
+    self-referral code names another referral it must not learn of). ``members``: the
+    episode's referrals with their PCNs, if the handler has read them."""
+    if members is None:
+        members = await uow.store.referrals.members(episode_id)
+    for referral_id, pcn in members:
         own = referral_id == episode_id
         await uow.emit(
             ReferralUpdated(
@@ -147,28 +153,30 @@ def believable(event: CloudEvent[Any], received_at: datetime | None = None) -> N
 
 
 async def own_referral(
-    uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID, *, referrer_too: bool = False
+    uow: Uow,
+    event: CloudEvent[Any],
+    referral_id: uuid.UUID,
+    *,
+    referrer_too: bool = False,
+    locked: Known | None = None,
 ) -> Known | None:
     """The episode the event is about, locked, if the sender may act on it: its PCN's team
     (or, with ``referrer_too``, the agency that sent it), and its times are believable.
     None if the referral is not known yet: the event is then held until it is (one dated
     in the future is refused first, never held). Refused (``not_permitted``,
-    ``time_implausible``) otherwise."""
+    ``time_implausible``) otherwise. ``locked``: the referral, if the handler has locked it
+    already."""
     believable(event)
     referrals = uow.store.referrals
-    await referrals.lock(referral_id)
-    known = await referrals.known(referral_id)
-    if known is None or known.pcn is None:
+    known = locked if locked is not None else await referrals.lock(referral_id)
+    if known.pcn is None:
         await uow.hold(referral_id, event)
         return None
     also = (known.sender,) if referrer_too else ()
     require_own(event.sender_org, known.pcn, "this referral", *also)
     believable(event, known.received_at)  # the referral named, not its episode
     if known.episode_id != known.referral_id:  # a joined referral: its episode's
-        await referrals.lock(known.episode_id)
-        found = await referrals.known(known.episode_id)
-        assert found is not None
-        return found
+        return await referrals.lock(known.episode_id)
     return known
 
 
@@ -189,9 +197,9 @@ async def reflect(uow: Uow, referral_id: uuid.UUID) -> None:
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralRecorded) -> None:
-    await uow.store.referrals.lock(r.referral_id)
     await uow.store.referrals.accepted(
         r.referral_id,
+        timeline_entry(event, r.accepted_at, agency_type=r.agency_type.value, sender=r.sender),
         practice=r.registered_practice,
         nhs_number=r.nhs_number,
         agency_type=r.agency_type.value,
@@ -203,41 +211,39 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralRecorded) -> 
         person_id=r.person_id,
         pathway=r.pathway.value,
     )
-    await on_timeline(
-        uow, event, r.referral_id, r.accepted_at, agency_type=r.agency_type.value, sender=r.sender
-    )
     await uow.release(r.referral_id)  # what teams sent before the referral was known
     await write_due_entries(uow, r.referral_id)
 
 
 async def on_waitlisted(uow: Uow, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
-    await uow.store.referrals.lock(r.referral_id)
-    await uow.store.referrals.set(r.referral_id, waitlisted_at=r.waitlisted_at)
-    await on_timeline(uow, event, r.referral_id, r.waitlisted_at, pcn=r.pcn, reason=r.reason)
+    await uow.store.referrals.step(
+        r.referral_id,
+        timeline_entry(event, r.waitlisted_at, pcn=r.pcn, reason=r.reason),
+        waitlisted_at=r.waitlisted_at,
+    )
 
 
 async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> None:
-    await uow.store.referrals.lock(r.referral_id)
-    await uow.store.referrals.set(
-        r.referral_id, assigned_at=r.assigned_at, link_worker_id=r.link_worker_id
-    )
-    await on_timeline(
-        uow,
-        event,
+    await uow.store.referrals.step(
         r.referral_id,
-        r.assigned_at,
+        timeline_entry(
+            event,
+            r.assigned_at,
+            link_worker_id=r.link_worker_id,
+            from_waitlist=r.from_waitlist,
+            transferred_from=r.transferred_from,
+        ),
+        assigned_at=r.assigned_at,
         link_worker_id=r.link_worker_id,
-        from_waitlist=r.from_waitlist,
-        transferred_from=r.transferred_from,
     )
 
 
 async def on_joined(uow: Uow, event: CloudEvent[Any], j: ReferralJoined) -> None:
     """The referral joined the person's open episode: its journey is the episode's."""
-    await uow.store.referrals.lock(j.referral_id)
-    await uow.store.referrals.set(j.referral_id, episode_referral_id=j.episode_referral_id)
-    await on_timeline(
-        uow, event, j.referral_id, j.joined_at, episode_referral_id=str(j.episode_referral_id)
+    await uow.store.referrals.step(
+        j.referral_id,
+        timeline_entry(event, j.joined_at, episode_referral_id=str(j.episode_referral_id)),
+        episode_referral_id=j.episode_referral_id,
     )
 
 
@@ -250,19 +256,26 @@ async def on_contact(uow: Uow, event: CloudEvent[Any], c: ContactRecorded) -> No
         return
     episode_id = known.episode_id
     first_engaged = c.outcome is ContactOutcome.ENGAGED and not known.in_progress
-    await on_timeline(
-        uow,
+    contacted = timeline_entry(
         event,
-        episode_id,
         c.occurred_at,
         mode=c.mode.value,
         outcome=c.outcome.value,
         link_worker_id=c.link_worker_id,
     )
-    if first_engaged and not known.closed:
-        await uow.store.referrals.set(episode_id, in_progress_at=c.occurred_at)
-        await tell(uow, episode_id, Step.IN_PROGRESS, TaskStatus.IN_PROGRESS, c.occurred_at)
-    await write_due_entries(uow, episode_id)
+    starts = first_engaged and not known.closed  # support starts: the referrers are told
+    if starts:
+        await uow.store.referrals.step(episode_id, contacted, in_progress_at=c.occurred_at)
+    else:
+        await uow.store.timeline.add(episode_id, contacted)
+    standing = await uow.store.referrals.standing(episode_id)  # the contact on its timeline
+    assert standing is not None  # the episode's row is locked
+    if starts:
+        at = c.occurred_at
+        await tell(
+            uow, episode_id, Step.IN_PROGRESS, TaskStatus.IN_PROGRESS, at, members=standing.members
+        )
+    await write_due_entries(uow, episode_id, standing)
 
 
 async def on_plan(uow: Uow, event: CloudEvent[Any], p: PlanAgreed) -> None:
@@ -315,8 +328,8 @@ async def on_held(uow: Uow, event: CloudEvent[Any], h: ReferralHeld) -> None:
     active(known, "support cannot be paused", h.held_at)
     if known.held:
         return
-    await uow.store.referrals.set(known.episode_id, held_at=h.held_at)
-    await on_timeline(uow, event, known.episode_id, h.held_at, reason=h.reason)
+    noted = timeline_entry(event, h.held_at, reason=h.reason)
+    await uow.store.referrals.step(known.episode_id, noted, held_at=h.held_at)
     # the team's reason stays with the team (and the timeline): a referrer, possibly
     # another organisation, is told in Linkwell's words only
     await tell(uow, known.episode_id, Step.ON_HOLD, STEP_TASK[Step.ON_HOLD], h.held_at, PAUSED)
@@ -329,8 +342,8 @@ async def on_resumed(uow: Uow, event: CloudEvent[Any], r: ReferralResumed) -> No
     active(known, "support cannot be resumed", r.resumed_at)
     if not known.held:
         raise refuse(RejectionCode.NOT_ACTIVE, "support is not paused", "data.referral_id")
-    await uow.store.referrals.set(known.episode_id, held_at=None)
-    await on_timeline(uow, event, known.episode_id, r.resumed_at, reason=r.reason)
+    noted = timeline_entry(event, r.resumed_at, reason=r.reason)
+    await uow.store.referrals.step(known.episode_id, noted, held_at=None)
     task = STEP_TASK[Step.RESUMED] if known.in_progress else TaskStatus.ACCEPTED
     await tell(uow, known.episode_id, Step.RESUMED, task, r.resumed_at)
 
@@ -354,9 +367,8 @@ async def on_closed(uow: Uow, event: CloudEvent[Any], c: ReferralClosed) -> None
 async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -> None:
     believable(event)
     referrals = uow.store.referrals
-    await referrals.lock(w.referral_id)
-    own = await referrals.known(w.referral_id)
-    if own is not None and own.pcn is not None and own.episode_id != own.referral_id:
+    own = await referrals.lock(w.referral_id)
+    if own.pcn is not None and own.episode_id != own.referral_id:
         # a referral that joined someone's episode leaves it; the episode goes on
         require_own(event.sender_org, own.pcn, "this referral", own.sender)
         believable(event, own.received_at)
@@ -373,7 +385,7 @@ async def on_withdrawn(uow: Uow, event: CloudEvent[Any], w: ReferralWithdrawn) -
                 )
             )
         return
-    known = await own_referral(uow, event, w.referral_id, referrer_too=True)
+    known = await own_referral(uow, event, w.referral_id, referrer_too=True, locked=own)
     if known is None:
         return
     await on_timeline(uow, event, known.episode_id, w.withdrawn_at, by=w.by.value)

@@ -48,33 +48,105 @@ class Known:
         return self.closed_at is not None
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One event on a referral's timeline, as it is stored."""
+
+    source: str
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where an episode stands, as its next decisions need it: the episode (None until
+    intake's announcement has arrived), whether its processing is restricted (Art. 18),
+    what has been written to its GP record, and its referrals with their PCNs (its own
+    first: those its referrers are told of)."""
+
+    episode: Episode | None
+    restricted: bool
+    written: set[tuple[WritebackFact, str]]
+    members: list[tuple[uuid.UUID, str]]
+
+
+# What ``Known`` holds, from a referral's row.
+_KNOWN = (
+    "referral_id, coalesce(episode_referral_id, referral_id) AS episode_id, pcn, sender,"
+    " accepted_at IS NOT NULL AS accepted, closed_at, held_at IS NOT NULL AS held,"
+    " in_progress_at IS NOT NULL AS in_progress, accepted_at AS received_at"
+)
+
+# A referral's journey columns a step may set (a fixed set: never a sender's names).
+_JOURNEY = {
+    "waitlisted_at", "assigned_at", "link_worker_id", "episode_referral_id",
+    "in_progress_at", "held_at",
+}  # fmt: skip
+
+# What follows the CTE that makes or changes a referral's row: the event on its timeline
+# ($1 the referral, $2-$6 the entry).
+_AND_TIMELINE = (
+    " INSERT INTO timeline (referral_id, source, event_id, event_type, occurred_at, detail)"
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, event_id) DO NOTHING"
+)
+
+# Where an episode stands ($1 the episode's referral, $2 the timeline's event types the
+# GP record hears of): the referral's row, with the sharing choice of the whole episode
+# (any of its referrals' codes only), its restriction, the writebacks made (fact, key),
+# its members with their PCNs (``Referrals.members``' order), and one row more per
+# timeline entry of those types (in time order) and per measurement (in time order).
+_STANDING = """
+SELECT r.registered_practice, r.nhs_number, r.agency_type, r.pcn, r.needs, r.accepted_at,
+       r.closed_at, r.close_reason, r.withdrawn_by, r.end_note,
+       (SELECT bool_or(gp_sharing = 'codes_only') FROM referral
+         WHERE referral_id = $1 OR episode_referral_id = $1) AS codes_only,
+       EXISTS (SELECT 1 FROM subject_restriction WHERE referral_id = $1) AS restricted,
+       w.facts, w.keys, m.member_ids, m.member_pcns,
+       x.event_id, x.event_type, x.occurred_at, x.detail, x.instrument, x.point, x.items
+  FROM referral r
+ CROSS JOIN LATERAL (SELECT array_agg(fact) AS facts, array_agg(key) AS keys
+                       FROM writeback WHERE referral_id = $1) w
+ CROSS JOIN LATERAL (SELECT array_agg(referral_id ORDER BY referral_id <> $1, accepted_at,
+                                      referral_id) AS member_ids,
+                            array_agg(pcn ORDER BY referral_id <> $1, accepted_at,
+                                      referral_id) AS member_pcns
+                       FROM referral
+                      WHERE (referral_id = $1 OR (episode_referral_id = $1 AND closed_at IS NULL))
+                        AND pcn IS NOT NULL) m
+  LEFT JOIN LATERAL (SELECT 0 AS part, id, event_id, event_type, occurred_at, detail,
+                            NULL AS instrument, NULL AS point, NULL::integer[] AS items
+                       FROM timeline
+                      WHERE referral_id = $1 AND event_type = ANY($2::text[])
+                      UNION ALL
+                     SELECT 1, NULL, event_id, NULL, taken_at, NULL, instrument, point, items
+                       FROM measurement WHERE referral_id = $1) x ON true
+ WHERE r.referral_id = $1
+ ORDER BY x.part, x.occurred_at, x.id
+"""
+
+
 class Referrals:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def lock(self, referral_id: uuid.UUID) -> None:
+    async def lock(self, referral_id: uuid.UUID) -> Known:
         """Every change to a referral happens under its row lock, so two outcomes
-        processes never both miss (or both send) a writeback."""
-        await self.conn.execute(
-            "INSERT INTO referral (referral_id) VALUES ($1) ON CONFLICT DO NOTHING", referral_id
-        )
-        await self.conn.execute(
-            "SELECT 1 FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
-        )
-
-    async def known(self, referral_id: uuid.UUID) -> Known | None:
+        processes never both miss (or both send) a writeback. Locks the referral's row,
+        making it (empty) if the referral is not known yet, and returns what is known of
+        it: one statement."""
         row = await self.conn.fetchrow(
-            "SELECT referral_id, coalesce(episode_referral_id, referral_id) AS episode_id, pcn,"
-            " sender, accepted_at IS NOT NULL AS accepted, closed_at,"
-            " held_at IS NOT NULL AS held, in_progress_at IS NOT NULL AS in_progress,"
-            " accepted_at AS received_at FROM referral WHERE referral_id = $1",
+            "INSERT INTO referral (referral_id) VALUES ($1) ON CONFLICT (referral_id)"
+            f" DO UPDATE SET referral_id = excluded.referral_id RETURNING {_KNOWN}",
             referral_id,
         )
-        return Known(**dict(row)) if row else None
+        return Known(**dict(row))
 
     async def accepted(
         self,
         referral_id: uuid.UUID,
+        entry: Entry,
         *,
         practice: str,
         nhs_number: str | None,
@@ -87,11 +159,21 @@ class Referrals:
         person_id: uuid.UUID | None,
         pathway: str,
     ) -> None:
+        """Make the referral known as intake accepted it, its row made if no early event
+        made it (either way locked, as ``lock`` does), and add the acceptance to its
+        timeline: one statement."""
         await self.conn.execute(
-            "UPDATE referral SET registered_practice = $2, nhs_number = $3, agency_type = $4,"
-            " pcn = $5, needs = $6, accepted_at = $7, sender = $8, gp_sharing = $9,"
-            " person_id = $10, pathway = $11 WHERE referral_id = $1",
+            "WITH accepted AS (INSERT INTO referral (referral_id, registered_practice,"
+            " nhs_number, agency_type, pcn, needs, accepted_at, sender, gp_sharing, person_id,"
+            " pathway) VALUES ($1, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            " ON CONFLICT (referral_id) DO UPDATE SET"
+            " registered_practice = excluded.registered_practice,"
+            " nhs_number = excluded.nhs_number, agency_type = excluded.agency_type,"
+            " pcn = excluded.pcn, needs = excluded.needs, accepted_at = excluded.accepted_at,"
+            " sender = excluded.sender, gp_sharing = excluded.gp_sharing,"
+            " person_id = excluded.person_id, pathway = excluded.pathway)" + _AND_TIMELINE,
             referral_id,
+            *_entry(entry),
             practice,
             nhs_number,
             agency_type,
@@ -119,18 +201,20 @@ class Referrals:
             at,
         )
 
-    async def set(self, referral_id: uuid.UUID, **columns: Any) -> None:
-        """Set some of a referral's journey columns (a fixed set: never a sender's names)."""
-        allowed = {
-            "waitlisted_at", "assigned_at", "link_worker_id", "episode_referral_id",
-            "in_progress_at", "held_at",
-        }  # fmt: skip
-        assert set(columns) <= allowed, set(columns) - allowed
+    async def step(self, referral_id: uuid.UUID, entry: Entry, **columns: Any) -> None:
+        """Set some of a referral's journey columns (a fixed set: never a sender's names),
+        its row made if it has none yet (either way locked, as ``lock`` does), and add the
+        event to its timeline: one statement."""
+        assert columns and set(columns) <= _JOURNEY, set(columns) - _JOURNEY
         names = list(columns)
-        assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+        values = ", ".join(f"${i + 7}" for i in range(len(names)))
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names)
         await self.conn.execute(
-            f"UPDATE referral SET {assignments} WHERE referral_id = $1",
+            f"WITH step AS (INSERT INTO referral (referral_id, {', '.join(names)})"
+            f" VALUES ($1, {values}) ON CONFLICT (referral_id) DO UPDATE SET {updates})"
+            + _AND_TIMELINE,
             referral_id,
+            *_entry(entry),
             *(columns[n] for n in names),
         )
 
@@ -173,53 +257,58 @@ class Referrals:
         )
         return [(r["referral_id"], r["pcn"]) for r in rows]
 
-    async def episode(self, referral_id: uuid.UUID) -> Episode | None:
-        """The referral's episode, or None until intake's announcement has arrived."""
-        row = await self.conn.fetchrow("SELECT * FROM referral WHERE referral_id = $1", referral_id)
-        if row is None or row["accepted_at"] is None:
+    async def standing(self, episode_id: uuid.UUID) -> Standing | None:
+        """Where the episode stands (``Standing``), or None if outcomes has no row for it:
+        one statement."""
+        rows = await self.conn.fetch(
+            _STANDING, episode_id, [ContactRecorded.TYPE, PlanAgreed.TYPE, NoteShared.TYPE]
+        )
+        if not rows:
             return None
-        timeline = await self.conn.fetch(
-            "SELECT event_id, event_type, occurred_at, detail FROM timeline"
-            " WHERE referral_id = $1 AND event_type = ANY($2::text[]) ORDER BY occurred_at, id",
-            referral_id,
-            [ContactRecorded.TYPE, PlanAgreed.TYPE, NoteShared.TYPE],
-        )
-        sharing = await self.conn.fetchval(
-            "SELECT bool_or(gp_sharing = 'codes_only') FROM referral"
-            " WHERE referral_id = $1 OR episode_referral_id = $1",
-            referral_id,
-        )
-        measured = await self.conn.fetch(
-            "SELECT event_id, instrument, point, items, taken_at FROM measurement"
-            " WHERE referral_id = $1 ORDER BY taken_at",
-            referral_id,
-        )
-        return Episode(
-            referral_id=str(referral_id),
-            registered_practice=row["registered_practice"],
-            nhs_number=row["nhs_number"],
-            agency_type=AgencyType(row["agency_type"]),
-            pcn=row["pcn"],
-            needs=tuple(row["needs"]),
-            accepted_at=row["accepted_at"],
-            contacts=tuple(
-                _contact(t) for t in timeline if t["event_type"] == ContactRecorded.TYPE
-            ),
-            closure=_closure(row),
-            gp_sharing=GpSharing.CODES_ONLY if sharing else GpSharing.CODES_AND_SUMMARIES,
-            plans=tuple(_plan(t) for t in timeline if t["event_type"] == PlanAgreed.TYPE),
-            notes=tuple(_note(t) for t in timeline if t["event_type"] == NoteShared.TYPE),
-            measurements=tuple(
-                Measurement(
-                    Instrument(m["instrument"]),
-                    MeasurePoint(m["point"]),
-                    tuple(m["items"]),
-                    m["taken_at"],
-                    key=m["event_id"],
-                )
-                for m in measured
-            ),
-        )
+        row = rows[0]
+        written = {
+            (WritebackFact(fact), key)
+            for fact, key in zip(row["facts"] or (), row["keys"] or (), strict=True)
+        }
+        members = list(zip(row["member_ids"] or (), row["member_pcns"] or (), strict=True))
+        return Standing(_episode(episode_id, rows), row["restricted"], written, members)
+
+
+def _entry(entry: Entry) -> tuple[Any, ...]:
+    return entry.source, entry.event_id, entry.event_type, entry.occurred_at, entry.detail
+
+
+def _episode(referral_id: uuid.UUID, rows: list[asyncpg.Record]) -> Episode | None:
+    """The episode from ``_STANDING``'s rows; None until intake's announcement has arrived."""
+    row = rows[0]
+    if row["accepted_at"] is None:
+        return None
+    timeline = [t for t in rows if t["event_type"] is not None]
+    return Episode(
+        referral_id=str(referral_id),
+        registered_practice=row["registered_practice"],
+        nhs_number=row["nhs_number"],
+        agency_type=AgencyType(row["agency_type"]),
+        pcn=row["pcn"],
+        needs=tuple(row["needs"]),
+        accepted_at=row["accepted_at"],
+        contacts=tuple(_contact(t) for t in timeline if t["event_type"] == ContactRecorded.TYPE),
+        closure=_closure(row),
+        gp_sharing=GpSharing.CODES_ONLY if row["codes_only"] else GpSharing.CODES_AND_SUMMARIES,
+        plans=tuple(_plan(t) for t in timeline if t["event_type"] == PlanAgreed.TYPE),
+        notes=tuple(_note(t) for t in timeline if t["event_type"] == NoteShared.TYPE),
+        measurements=tuple(
+            Measurement(
+                Instrument(m["instrument"]),
+                MeasurePoint(m["point"]),
+                tuple(m["items"]),
+                m["occurred_at"],
+                key=m["event_id"],
+            )
+            for m in rows
+            if m["instrument"] is not None
+        ),
+    )
 
 
 def _contact(t: asyncpg.Record) -> Contact:
@@ -261,25 +350,12 @@ class Timeline:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def add(
-        self,
-        referral_id: uuid.UUID,
-        *,
-        source: str,
-        event_id: str,
-        event_type: str,
-        occurred_at: datetime,
-        detail: dict[str, Any],
-    ) -> None:
+    async def add(self, referral_id: uuid.UUID, entry: Entry) -> None:
         await self.conn.execute(
             "INSERT INTO timeline (referral_id, source, event_id, event_type, occurred_at,"
             " detail) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, event_id) DO NOTHING",
             referral_id,
-            source,
-            event_id,
-            event_type,
-            occurred_at,
-            detail,
+            *_entry(entry),
         )
 
     async def engaged_before(self, referral_id: uuid.UUID) -> bool:
@@ -319,12 +395,6 @@ class GpRecord:
 
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
-
-    async def facts_written(self, referral_id: uuid.UUID) -> set[tuple[WritebackFact, str]]:
-        rows = await self.conn.fetch(
-            "SELECT fact, key FROM writeback WHERE referral_id = $1", referral_id
-        )
-        return {(WritebackFact(r["fact"]), r["key"]) for r in rows}
 
     async def codes_written(self, referral_id: uuid.UUID) -> list[str]:
         """Every SNOMED CT code written back for the episode, each once, in the order
