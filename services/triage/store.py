@@ -33,9 +33,15 @@ class Roster:
 
     async def lock(self, pcn: str) -> None:
         """Every decision in a PCN is taken under its row lock: concurrent triage
-        processes place its referrals one at a time and never exceed a capacity."""
-        await self.conn.execute("INSERT INTO pcn (pcn) VALUES ($1) ON CONFLICT DO NOTHING", pcn)
-        await self.conn.execute("SELECT 1 FROM pcn WHERE pcn = $1 FOR UPDATE", pcn)
+        processes place its referrals one at a time and never exceed a capacity. One
+        statement inserts the PCN's row if missing, else locks it (an ``ON CONFLICT DO
+        UPDATE`` locks the row it conflicts with, as ``FOR UPDATE`` would, even where its
+        ``WHERE`` then updates nothing: the row is not rewritten)."""
+        await self.conn.execute(
+            "INSERT INTO pcn (pcn) VALUES ($1)"
+            " ON CONFLICT (pcn) DO UPDATE SET pcn = excluded.pcn WHERE false",
+            pcn,
+        )
 
     async def loads(self, pcn: str) -> list[WorkerLoad]:
         """Every active worker of the PCN with their caseload."""
