@@ -27,7 +27,7 @@ from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import free_places, matchable, plan, rehome, transfer_refusal
+from .domain import matchable, plan, rehome, transfer_refusal
 from .store import Placement, TriageStore
 
 log = get_logger(__name__)
@@ -72,11 +72,8 @@ async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[
     """Give free places to the head of the PCN's waitlist; returns the referrals placed.
     ``arriving`` is the referral this transaction has just added, if any: placing it is
     not placing from the waitlist. Caller holds the PCN lock."""
-    workers = await uow.store.roster.loads(pcn)
-    room = free_places(workers)
-    if room == 0:
-        return set()
-    waiting = {str(w.referral_id): w for w in await uow.store.waitlist.head(pcn, room)}
+    workers, head = await uow.store.waitlist.placing(pcn)  # at most free_places(workers)
+    waiting = {str(w.referral_id): w for w in head}
     placed = set()
     for referral_id, worker_id in plan(workers, list(waiting)):
         await assign(uow, waiting[referral_id], worker_id, from_waitlist=referral_id != arriving)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,13 +46,7 @@ class Roster:
 
     async def loads(self, pcn: str) -> list[WorkerLoad]:
         """Every active worker of the PCN with their caseload."""
-        rows = await self.conn.fetch(
-            "SELECT w.link_worker_id, w.capacity, w.registered_at,"
-            " (SELECT count(*) FROM referral r WHERE r.pcn = w.pcn"
-            "   AND r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
-            " FROM link_worker w WHERE w.pcn = $1 AND w.active",
-            pcn,
-        )
+        rows = await self.conn.fetch(_LOADS, pcn)
         return [
             WorkerLoad(r["link_worker_id"], r["capacity"], r["active"], r["registered_at"])
             for r in rows
@@ -99,15 +94,18 @@ class Waitlist:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def head(self, pcn: str, n: int) -> list[Placement]:
-        """The ``n`` first referrals of the PCN's waitlist, in order."""
-        rows = await self.conn.fetch(
-            f"SELECT {_PLACEMENT} FROM referral WHERE pcn = $1 AND status = 'waiting'"
-            " ORDER BY priority DESC, accepted_at, referral_id LIMIT $2",
+    async def placing(self, pcn: str) -> tuple[list[WorkerLoad], list[Placement]]:
+        """Every active worker of the PCN with their caseload (``Roster.loads``), and as
+        many of the head of its waitlist, in order, as they have free places between them
+        (``domain.free_places``): what placing from the waitlist needs, in one statement."""
+        row = await self.conn.fetchrow(
+            f"WITH loads AS ({_LOADS})"
+            f" SELECT ARRAY(SELECT row({_LOAD}) FROM loads) AS workers,"
+            f" ARRAY(SELECT row({_PLACEMENT}) FROM referral"
+            f"   WHERE pcn = $1 AND status = 'waiting' {_WAITLIST_ORDER} LIMIT {_ROOM}) AS waiting",
             pcn,
-            n,
         )
-        return [_placement(r) for r in rows]
+        return _loads(row["workers"]), [_placement_of(w) for w in row["waiting"]]
 
 
 class Referrals:
@@ -216,9 +214,31 @@ _PLACEMENT = (
     "referral_id, pcn, registered_practice, needs, pathway, status, link_worker_id, sender,"
     " accepted_at"
 )
+_PLACEMENT_COLUMNS = tuple(c.strip() for c in _PLACEMENT.split(","))
+_LOAD = "link_worker_id, capacity, active, registered_at"  # WorkerLoad's fields, in order
+_LOADS = (
+    "SELECT w.link_worker_id, w.capacity, w.registered_at,"
+    " (SELECT count(*) FROM referral r WHERE r.pcn = w.pcn"
+    "   AND r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
+    " FROM link_worker w WHERE w.pcn = $1 AND w.active"
+)
+# the waitlist's order (``domain``: people whose worker left first, then by receipt)
+_WAITLIST_ORDER = "ORDER BY priority DESC, accepted_at, referral_id"
+# the free places of the workers in ``loads`` (``WorkerLoad.free``, summed)
+_ROOM = "(SELECT coalesce(sum(greatest(capacity - active, 0)), 0) FROM loads)"
 
 
-def _placement(row: asyncpg.Record) -> Placement:
+def _loads(rows: list[tuple[Any, ...]]) -> list[WorkerLoad]:
+    """``WorkerLoad``s from ``row(_LOAD)`` records."""
+    return [WorkerLoad(*r) for r in rows]
+
+
+def _placement_of(values: tuple[Any, ...]) -> Placement:
+    """A ``Placement`` from a ``row(_PLACEMENT)`` record (a tuple, in that order)."""
+    return _placement(dict(zip(_PLACEMENT_COLUMNS, values, strict=True)))
+
+
+def _placement(row: Mapping[str, Any]) -> Placement:
     return Placement(
         row["referral_id"],
         row["pcn"],
