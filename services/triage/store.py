@@ -28,6 +28,18 @@ class Placement:
     received_at: datetime | None = None  # when intake accepted it (Linkwell received it)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """What placing a referral as it arrives depends on (``Referrals.arrival``)."""
+
+    episode: Placement | None  # the person's open referral in the PCN, if any
+    workers: list[WorkerLoad]  # every active worker of the PCN with their caseload
+    # the head of the waitlist with the arriving referral in its place, as many as there
+    # are free places
+    waiting: list[Placement]
+    held: bool  # events about it are held (``services/runtime/early.py``)
+
+
 class Roster:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
@@ -126,12 +138,14 @@ class Referrals:
         status: str = "waiting",
         episode_referral_id: uuid.UUID | None = None,
         worker_id: str | None = None,
+        assigned_at: datetime | None = None,
     ) -> bool:
         """False if the referral is already known."""
         added = await self.conn.fetchval(
             "INSERT INTO referral (referral_id, pcn, registered_practice, needs, pathway,"
-            " status, accepted_at, sender, person_id, episode_referral_id, link_worker_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " status, accepted_at, sender, person_id, episode_referral_id, link_worker_id,"
+            " assigned_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             " ON CONFLICT (referral_id) DO NOTHING RETURNING 1",
             referral_id,
             pcn,
@@ -144,18 +158,43 @@ class Referrals:
             person_id,
             episode_referral_id,
             worker_id,
+            assigned_at,
         )
         return added is not None
 
-    async def open_episode(self, pcn: str, person_id: uuid.UUID) -> Placement | None:
-        """The person's open referral in the PCN (waiting or assigned), if any."""
+    async def arrival(self, arriving: Placement, person_id: uuid.UUID | None) -> Arrival:
+        """Before ``arriving`` (not saved yet, waiting) is added, in one statement: the
+        person's open referral in its PCN (waiting or assigned), if any; the PCN's workers
+        with their caseloads; the head of its waitlist as it would be with ``arriving`` on
+        it, as many as the workers have free places (``Waitlist.placing``); and whether
+        events about it are held. The caller holds the referral id's lock
+        (``UnitOfWork.serialise``), under which alone events about it are held, and the
+        PCN's."""
         row = await self.conn.fetchrow(
-            f"SELECT {_PLACEMENT} FROM referral WHERE pcn = $1 AND person_id = $2"
-            " AND status IN ('waiting', 'assigned') ORDER BY accepted_at LIMIT 1",
-            pcn,
+            f"WITH loads AS ({_LOADS}),"
+            f" head AS (SELECT {_PLACEMENT}, priority FROM referral"
+            f"   WHERE pcn = $1 AND status = 'waiting' {_WAITLIST_ORDER} LIMIT {_ROOM})"
+            f" SELECT ARRAY(SELECT row({_LOAD}) FROM loads) AS workers,"
+            f" ARRAY(SELECT row({_PLACEMENT}) FROM (SELECT * FROM head UNION ALL"
+            "   SELECT $2::uuid, NULL, NULL, NULL, NULL, 'waiting', NULL, NULL, $3::timestamptz, 0)"
+            f"   AS w {_WAITLIST_ORDER} LIMIT {_ROOM}) AS waiting,"
+            f" (SELECT row({_PLACEMENT}) FROM referral WHERE pcn = $1 AND person_id = $4"
+            "   AND status IN ('waiting', 'assigned') ORDER BY accepted_at LIMIT 1) AS episode,"
+            " EXISTS (SELECT 1 FROM early_event WHERE referral_id = $2) AS held",
+            arriving.pcn,
+            arriving.referral_id,
+            arriving.received_at,
             person_id,
         )
-        return _placement(row) if row else None
+        return Arrival(
+            episode=_placement_of(row["episode"]) if row["episode"] else None,
+            workers=_loads(row["workers"]),
+            waiting=[
+                arriving if w[0] == arriving.referral_id else _placement_of(w)
+                for w in row["waiting"]
+            ],
+            held=row["held"],
+        )
 
     async def get(self, referral_id: uuid.UUID, *, for_update: bool = False) -> Placement | None:
         row = await self.conn.fetchrow(
