@@ -27,7 +27,7 @@ from services.runtime.errors import BadMessage
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
 
-from .domain import free_places, matchable, plan, rehome, transfer_refusal
+from .domain import matchable, plan, rehome, transfer_refusal
 from .store import Placement, TriageStore
 
 log = get_logger(__name__)
@@ -40,6 +40,19 @@ async def assign(
 ) -> None:
     now = datetime.now(UTC)
     await uow.store.referrals.assign(p.referral_id, worker_id, now)
+    await assigned(uow, p, worker_id, now, from_waitlist=from_waitlist, moved_from=moved_from)
+
+
+async def assigned(
+    uow: Uow,
+    p: Placement,
+    worker_id: str,
+    at: datetime,
+    *,
+    from_waitlist: bool,
+    moved_from: str | None = None,
+) -> None:
+    """Announce that ``p`` is (saved) with ``worker_id`` since ``at``."""
     await uow.emit(
         ReferralAssigned(
             referral_id=p.referral_id,
@@ -49,7 +62,7 @@ async def assign(
             needs=p.needs,
             pathway=p.pathway,
             from_waitlist=from_waitlist,
-            assigned_at=now,
+            assigned_at=at,
             transferred_from=moved_from,
         )
     )
@@ -72,11 +85,8 @@ async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[
     """Give free places to the head of the PCN's waitlist; returns the referrals placed.
     ``arriving`` is the referral this transaction has just added, if any: placing it is
     not placing from the waitlist. Caller holds the PCN lock."""
-    workers = await uow.store.roster.loads(pcn)
-    room = free_places(workers)
-    if room == 0:
-        return set()
-    waiting = {str(w.referral_id): w for w in await uow.store.waitlist.head(pcn, room)}
+    workers, head = await uow.store.waitlist.placing(pcn)  # at most free_places(workers)
+    waiting = {str(w.referral_id): w for w in head}
     placed = set()
     for referral_id, worker_id in plan(workers, list(waiting)):
         await assign(uow, waiting[referral_id], worker_id, from_waitlist=referral_id != arriving)
@@ -89,19 +99,38 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralPlacement) ->
     await uow.store.roster.lock(r.pcn)
     referrals = uow.store.referrals
     person_id = matchable(r.person_id, r.nhs_number_known)
-    episode = await referrals.open_episode(r.pcn, person_id) if person_id else None
+    me = Placement(
+        r.referral_id,
+        r.pcn,
+        r.registered_practice,
+        [n.value for n in r.needs],
+        r.pathway.value,
+        "waiting",
+        None,
+        r.sender,
+        r.accepted_at,
+    )
+    arrival = await referrals.arrival(me, person_id)
+    episode = arrival.episode
+    # decided before it is added, and added so, unless it joins an episode or events held
+    # about it are to be judged first, while it waits (then it is placed after them)
+    waiting = {str(w.referral_id): w for w in arrival.waiting}
+    places = [] if episode or arrival.held else plan(arrival.workers, list(waiting))
+    worker_id = dict(places).get(str(me.referral_id))
+    now = datetime.now(UTC)
     added = await referrals.add(
         r.referral_id,
         pcn=r.pcn,
         practice=r.registered_practice,
-        needs=[n.value for n in r.needs],
-        pathway=r.pathway.value,
+        needs=me.needs,
+        pathway=me.pathway,
         accepted_at=r.accepted_at,
         sender=r.sender,
         person_id=person_id,
-        status="joined" if episode else "waiting",
+        status="joined" if episode else "assigned" if worker_id else "waiting",
         episode_referral_id=episode.referral_id if episode else None,
-        worker_id=episode.link_worker_id if episode else None,
+        worker_id=episode.link_worker_id if episode else worker_id,
+        assigned_at=now if worker_id else None,
     )
     if not added:
         log.debug("already_known")
@@ -123,10 +152,18 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralPlacement) ->
         return
     # events that came before the referral (a closure, a withdrawal) are judged now
     await uow.release(r.referral_id)
-    current = await referrals.get(r.referral_id)
-    if current is None or current.status != "waiting":
-        return  # closed or withdrawn before it could be placed: never placed
-    placed = await place_waiting(uow, r.pcn, arriving=str(r.referral_id))
+    if arrival.held:
+        current = await referrals.get(r.referral_id)
+        if current is None or current.status != "waiting":
+            return  # closed or withdrawn before it could be placed: never placed
+        placed = await place_waiting(uow, r.pcn, arriving=str(r.referral_id))
+    else:  # nothing was held: placed as planned, anyone ahead of it on the waitlist first
+        for referral_id, to in places:
+            if referral_id == str(me.referral_id):
+                await assigned(uow, me, to, now, from_waitlist=False)  # saved so by add
+            else:
+                await assign(uow, waiting[referral_id], to, from_waitlist=True)
+        placed = set(dict(places))
     if str(r.referral_id) not in placed:
         await uow.emit(
             ReferralWaitlisted(

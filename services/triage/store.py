@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,25 +28,37 @@ class Placement:
     received_at: datetime | None = None  # when intake accepted it (Linkwell received it)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """What placing a referral as it arrives depends on (``Referrals.arrival``)."""
+
+    episode: Placement | None  # the person's open referral in the PCN, if any
+    workers: list[WorkerLoad]  # every active worker of the PCN with their caseload
+    # the head of the waitlist with the arriving referral in its place, as many as there
+    # are free places
+    waiting: list[Placement]
+    held: bool  # events about it are held (``services/runtime/early.py``)
+
+
 class Roster:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
     async def lock(self, pcn: str) -> None:
         """Every decision in a PCN is taken under its row lock: concurrent triage
-        processes place its referrals one at a time and never exceed a capacity."""
-        await self.conn.execute("INSERT INTO pcn (pcn) VALUES ($1) ON CONFLICT DO NOTHING", pcn)
-        await self.conn.execute("SELECT 1 FROM pcn WHERE pcn = $1 FOR UPDATE", pcn)
+        processes place its referrals one at a time and never exceed a capacity. One
+        statement inserts the PCN's row if missing, else locks it (an ``ON CONFLICT DO
+        UPDATE`` locks the row it conflicts with, as ``FOR UPDATE`` would, even where its
+        ``WHERE`` then updates nothing: the row is not rewritten)."""
+        await self.conn.execute(
+            "INSERT INTO pcn (pcn) VALUES ($1)"
+            " ON CONFLICT (pcn) DO UPDATE SET pcn = excluded.pcn WHERE false",
+            pcn,
+        )
 
     async def loads(self, pcn: str) -> list[WorkerLoad]:
         """Every active worker of the PCN with their caseload."""
-        rows = await self.conn.fetch(
-            "SELECT w.link_worker_id, w.capacity, w.registered_at,"
-            " (SELECT count(*) FROM referral r WHERE r.pcn = w.pcn"
-            "   AND r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
-            " FROM link_worker w WHERE w.pcn = $1 AND w.active",
-            pcn,
-        )
+        rows = await self.conn.fetch(_LOADS, pcn)
         return [
             WorkerLoad(r["link_worker_id"], r["capacity"], r["active"], r["registered_at"])
             for r in rows
@@ -93,15 +106,18 @@ class Waitlist:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def head(self, pcn: str, n: int) -> list[Placement]:
-        """The ``n`` first referrals of the PCN's waitlist, in order."""
-        rows = await self.conn.fetch(
-            f"SELECT {_PLACEMENT} FROM referral WHERE pcn = $1 AND status = 'waiting'"
-            " ORDER BY priority DESC, accepted_at, referral_id LIMIT $2",
+    async def placing(self, pcn: str) -> tuple[list[WorkerLoad], list[Placement]]:
+        """Every active worker of the PCN with their caseload (``Roster.loads``), and as
+        many of the head of its waitlist, in order, as they have free places between them
+        (``domain.free_places``): what placing from the waitlist needs, in one statement."""
+        row = await self.conn.fetchrow(
+            f"WITH loads AS ({_LOADS})"
+            f" SELECT ARRAY(SELECT row({_LOAD}) FROM loads) AS workers,"
+            f" ARRAY(SELECT row({_PLACEMENT}) FROM referral"
+            f"   WHERE pcn = $1 AND status = 'waiting' {_WAITLIST_ORDER} LIMIT {_ROOM}) AS waiting",
             pcn,
-            n,
         )
-        return [_placement(r) for r in rows]
+        return _loads(row["workers"]), [_placement_of(w) for w in row["waiting"]]
 
 
 class Referrals:
@@ -122,12 +138,14 @@ class Referrals:
         status: str = "waiting",
         episode_referral_id: uuid.UUID | None = None,
         worker_id: str | None = None,
+        assigned_at: datetime | None = None,
     ) -> bool:
         """False if the referral is already known."""
         added = await self.conn.fetchval(
             "INSERT INTO referral (referral_id, pcn, registered_practice, needs, pathway,"
-            " status, accepted_at, sender, person_id, episode_referral_id, link_worker_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " status, accepted_at, sender, person_id, episode_referral_id, link_worker_id,"
+            " assigned_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             " ON CONFLICT (referral_id) DO NOTHING RETURNING 1",
             referral_id,
             pcn,
@@ -140,18 +158,43 @@ class Referrals:
             person_id,
             episode_referral_id,
             worker_id,
+            assigned_at,
         )
         return added is not None
 
-    async def open_episode(self, pcn: str, person_id: uuid.UUID) -> Placement | None:
-        """The person's open referral in the PCN (waiting or assigned), if any."""
+    async def arrival(self, arriving: Placement, person_id: uuid.UUID | None) -> Arrival:
+        """Before ``arriving`` (not saved yet, waiting) is added, in one statement: the
+        person's open referral in its PCN (waiting or assigned), if any; the PCN's workers
+        with their caseloads; the head of its waitlist as it would be with ``arriving`` on
+        it, as many as the workers have free places (``Waitlist.placing``); and whether
+        events about it are held. The caller holds the referral id's lock
+        (``UnitOfWork.serialise``), under which alone events about it are held, and the
+        PCN's."""
         row = await self.conn.fetchrow(
-            f"SELECT {_PLACEMENT} FROM referral WHERE pcn = $1 AND person_id = $2"
-            " AND status IN ('waiting', 'assigned') ORDER BY accepted_at LIMIT 1",
-            pcn,
+            f"WITH loads AS ({_LOADS}),"
+            f" head AS (SELECT {_PLACEMENT}, priority FROM referral"
+            f"   WHERE pcn = $1 AND status = 'waiting' {_WAITLIST_ORDER} LIMIT {_ROOM})"
+            f" SELECT ARRAY(SELECT row({_LOAD}) FROM loads) AS workers,"
+            f" ARRAY(SELECT row({_PLACEMENT}) FROM (SELECT * FROM head UNION ALL"
+            "   SELECT $2::uuid, NULL, NULL, NULL, NULL, 'waiting', NULL, NULL, $3::timestamptz, 0)"
+            f"   AS w {_WAITLIST_ORDER} LIMIT {_ROOM}) AS waiting,"
+            f" (SELECT row({_PLACEMENT}) FROM referral WHERE pcn = $1 AND person_id = $4"
+            "   AND status IN ('waiting', 'assigned') ORDER BY accepted_at LIMIT 1) AS episode,"
+            " EXISTS (SELECT 1 FROM early_event WHERE referral_id = $2) AS held",
+            arriving.pcn,
+            arriving.referral_id,
+            arriving.received_at,
             person_id,
         )
-        return _placement(row) if row else None
+        return Arrival(
+            episode=_placement_of(row["episode"]) if row["episode"] else None,
+            workers=_loads(row["workers"]),
+            waiting=[
+                arriving if w[0] == arriving.referral_id else _placement_of(w)
+                for w in row["waiting"]
+            ],
+            held=row["held"],
+        )
 
     async def get(self, referral_id: uuid.UUID, *, for_update: bool = False) -> Placement | None:
         row = await self.conn.fetchrow(
@@ -210,9 +253,31 @@ _PLACEMENT = (
     "referral_id, pcn, registered_practice, needs, pathway, status, link_worker_id, sender,"
     " accepted_at"
 )
+_PLACEMENT_COLUMNS = tuple(c.strip() for c in _PLACEMENT.split(","))
+_LOAD = "link_worker_id, capacity, active, registered_at"  # WorkerLoad's fields, in order
+_LOADS = (
+    "SELECT w.link_worker_id, w.capacity, w.registered_at,"
+    " (SELECT count(*) FROM referral r WHERE r.pcn = w.pcn"
+    "   AND r.link_worker_id = w.link_worker_id AND r.status = 'assigned') AS active"
+    " FROM link_worker w WHERE w.pcn = $1 AND w.active"
+)
+# the waitlist's order (``domain``: people whose worker left first, then by receipt)
+_WAITLIST_ORDER = "ORDER BY priority DESC, accepted_at, referral_id"
+# the free places of the workers in ``loads`` (``WorkerLoad.free``, summed)
+_ROOM = "(SELECT coalesce(sum(greatest(capacity - active, 0)), 0) FROM loads)"
 
 
-def _placement(row: asyncpg.Record) -> Placement:
+def _loads(rows: list[tuple[Any, ...]]) -> list[WorkerLoad]:
+    """``WorkerLoad``s from ``row(_LOAD)`` records."""
+    return [WorkerLoad(*r) for r in rows]
+
+
+def _placement_of(values: tuple[Any, ...]) -> Placement:
+    """A ``Placement`` from a ``row(_PLACEMENT)`` record (a tuple, in that order)."""
+    return _placement(dict(zip(_PLACEMENT_COLUMNS, values, strict=True)))
+
+
+def _placement(row: Mapping[str, Any]) -> Placement:
     return Placement(
         row["referral_id"],
         row["pcn"],

@@ -273,3 +273,38 @@ async def test_an_early_closure_from_the_future_is_refused_at_once_never_held(ha
         await triage.send(ahead)
     time_refusal(refused, "time")
     assert await triage.value("SELECT count(*) FROM early_event") == 0
+
+
+@pytest.mark.parametrize("free", [1, 2])
+async def test_an_arrival_with_places_free_and_people_waiting_comes_in_waitlist_order(
+    harness, free
+):
+    """Places freed by a change no handler made (here, a capacity raised in the database)
+    go to the waitlist's head, in its order, when the next referral arrives: people whose
+    worker left first, then by receipt, the arriving referral among them."""
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 1))
+    refs = [accepted(at=T0 + timedelta(minutes=i)) for i in (1, 2, 3)]
+    for ref in refs:
+        await triage.send(ref)
+    first, later, left = (uuid.UUID(r["data"]["referral_id"]) for r in refs)
+    await triage.value("UPDATE referral SET priority = 1 WHERE referral_id = $1", left)
+    await triage.value("UPDATE link_worker SET capacity = $1", 1 + free)
+    early = accepted(at=T0)  # received before those waiting, delivered after them
+    emitted = await triage.send(early)
+    placed_now = [
+        (str(e.data.referral_id), e.data.from_waitlist)
+        for e in emitted
+        if e.type == "referral.assigned.v1"
+    ]
+    arriving = early["data"]["referral_id"]
+    if free == 1:
+        assert placed_now == [(str(left), True)]
+        assert [str(e.subject) for e in triage.of("referral.waitlisted.v1")][-1] == arriving
+    else:
+        assert placed_now == [(str(left), True), (arriving, False)]
+    statuses = dict(await triage.rows("SELECT referral_id, status FROM referral"))
+    assert statuses[first] == "assigned" and statuses[later] == "waiting"
+    assert await triage.value("SELECT count(*) FROM referral WHERE status = 'assigned'") == (
+        1 + free
+    )
