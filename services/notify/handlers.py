@@ -25,9 +25,10 @@ from contracts.events import (
     ReferralUpdated,
     ReferralWaitlisted,
 )
+from services.runtime import early
 from services.runtime.handling import UnitOfWork
 from services.runtime.logs import get_logger
-from services.runtime.subject import Restrictions
+from services.runtime.poller import notify_channel
 
 from .domain import (
     FINAL,
@@ -50,11 +51,16 @@ Step = ReferralStatusValue
 async def standing(uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID) -> Standing | None:
     """Where the referral stands, locked; None if notify has not heard of it yet: then
     the event is held, and handled (told) once referral.accepted.v1 arrives, however long
-    that takes (``services/runtime/early.py``)."""
-    await uow.serialise(referral_id)  # an acceptance still committing: wait for it
+    that takes (``services/runtime/early.py``). A referral found is locked by its row;
+    only one not found takes the referral id's lock, as the acceptance does, and is looked
+    for again: an acceptance still committing is waited for and seen, and one after it
+    waits for the hold to commit, then releases the event."""
     found = await uow.store.referrals.standing(referral_id)
     if found is None:
-        await uow.hold(referral_id, event)
+        await uow.serialise(referral_id)  # an acceptance still committing: wait for it
+        found = await uow.store.referrals.standing(referral_id)
+        if found is None:
+            await uow.hold(referral_id, event)
     return found
 
 
@@ -100,13 +106,23 @@ async def advance(
     *,
     placed: bool = False,
     codes: Sequence[GpCoding] = (),
+    event: CloudEvent[Any] | None = None,
+    messages: Sequence[Message | None] = (),
 ) -> bool:
     """Tell the referrer of a step, once (the inbox sees to that), whatever order steps
     arrive in: with the task status the referral now has (``domain.telling``). True if
-    it is the referral's latest step; False if a later one was told already."""
+    it is the referral's latest step; False if a later one was told already. The
+    ``messages`` of the latest step (of ``event``) are queued with it (``send_later``)."""
     told = telling(s.task_status, s.status_at, task, at)
     rid = uuid.UUID(s.known.referral_id)
-    if told.latest:
+    if told.latest and (told.task_status in FINAL or step is Step.WITHDRAWN):
+        # before this step's own messages are queued: those are not cancelled
+        cancelled = await uow.store.referrals.stop_contact(rid)
+        log.info("person_not_to_be_contacted", cancelled=cancelled)
+    keyed = keyed_messages(event, rid, messages) if told.latest else []
+    if keyed:
+        await send_later(uow, rid, step, told.task_status, at, keyed, placed=placed)
+    elif told.latest:
         await uow.store.referrals.stand(rid, step, told.task_status, at, placed=placed)
     else:
         log.info("late_step_told", step=step.value, task_status=told.task_status.value)
@@ -123,29 +139,44 @@ async def advance(
         step_at=at,
         codes=codes,
     )
-    if told.latest and (told.task_status in FINAL or step is Step.WITHDRAWN):
-        cancelled = await uow.store.referrals.stop_contact(rid)
-        log.info("person_not_to_be_contacted", cancelled=cancelled)
     return told.latest
 
 
+def keyed_messages(
+    event: CloudEvent[Any] | None, referral_id: uuid.UUID, messages: Sequence[Message | None]
+) -> list[tuple[str, Message]]:
+    """The messages to queue, each with its key (once per event and audience)."""
+    keyed = []
+    for message in messages:
+        if message is None:
+            log.debug("nothing_to_send_the_person")  # no address, or their team tells them
+            continue
+        assert event is not None, "a message is sent for an event"
+        keyed.append((f"{referral_id}.{event.id}.{message.audience.value}", message))
+    return keyed
+
+
 async def send_later(
-    uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID, message: Message | None
+    uow: Uow,
+    referral_id: uuid.UUID,
+    step: Step,
+    task: TaskStatus,
+    at: datetime,
+    keyed: list[tuple[str, Message]],
+    *,
+    placed: bool,
 ) -> None:
-    """Queue a message for the dispatcher (once per event and audience)."""
-    if message is None:
-        log.debug("nothing_to_send_the_person")  # no address, or their team tells them
-        return
-    if await Restrictions(uow.conn).restricted(referral_id):
+    """Move the referral to its latest step and queue its messages for the dispatcher,
+    which is woken once they commit; none while the referral is restricted."""
+    wake = notify_channel(uow.names.schema(uow.service), DISPATCH)
+    queued = await uow.store.referrals.stand_and_queue(
+        referral_id, step, task, at, keyed, placed=placed, wake=wake
+    )
+    if queued.restricted:
         log.info("notification_withheld_restricted")  # Art. 18: stored, not processed
-        return
-    key = f"{referral_id}.{event.id}.{message.audience.value}"
-    if await uow.store.outgoing.add(key, referral_id, message):
-        await uow.wake(DISPATCH)
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralContact) -> None:
-    await uow.serialise(r.referral_id)
     added = await uow.store.referrals.add(
         r.referral_id,
         sender=r.sender,
@@ -154,6 +185,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralContact) -> N
         contact=r.contact.model_dump(mode="json"),
         submission_event_id=r.submission_event_id,
         at=r.accepted_at,
+        lock=early.lock_key(uow, r.referral_id),  # held events and this cannot miss each other
     )
     if not added:
         return
@@ -211,30 +243,37 @@ async def placed(
     r: ReferralWaitlisted | ReferralAssigned,
     step: Step,
     at: datetime,
-) -> Standing | None:
-    """Tell the referrer where the referral now stands, and the person, unless they have
-    already heard of a later step (never "waiting list" after "a link worker will contact
-    you"). Returns what notify knows, or None if the step arrived after a later one (the
-    referrer is still told of it, with the current task status)."""
+    team: str | None = None,
+) -> None:
+    """Tell the referrer where the referral now stands, and the person (and, given the
+    ``team``'s address, the team of an assignment), unless they have already heard of a
+    later step (never "waiting list" after "a link worker will contact you"). A step that
+    arrived after a later one is still told to the referrer, with the current task
+    status, and to nobody else."""
     s = await standing(uow, event, r.referral_id)
     if s is None:
-        return None
+        return
+    task = TASK_STATUS[step]
+    messages: list[Message | None] = []
+    later = s.placed_at is None or at > s.placed_at
+    if telling(s.task_status, s.status_at, task, at).latest and later:
+        if s.contact_allowed:
+            messages.append(for_person(s.known, r))
+        if team is not None and isinstance(r, ReferralAssigned):
+            messages.append(for_team(s.known, r, team))
     reason = getattr(r, "reason", None)
-    latest = await advance(
+    await advance(
         uow,
         s,
         step,
-        TASK_STATUS[step],
+        task,
         at,
         status_text(step, r.pcn, reason=reason),
         reason,
         placed=True,
+        event=event,
+        messages=messages,
     )
-    if not latest or (s.placed_at is not None and at <= s.placed_at):
-        return None
-    if s.contact_allowed:
-        await send_later(uow, event, r.referral_id, for_person(s.known, r))
-    return s
 
 
 async def on_waitlisted(uow: Uow, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:
@@ -242,11 +281,9 @@ async def on_waitlisted(uow: Uow, event: CloudEvent[Any], r: ReferralWaitlisted)
 
 
 async def on_assigned(uow: Uow, event: CloudEvent[Any], r: ReferralAssigned) -> None:
-    s = await placed(uow, event, r, Step.ASSIGNED, r.assigned_at)
-    if s is not None:
-        settings: NotifySettings = uow.settings
-        team = settings.team_address_template.format(pcn=r.pcn)
-        await send_later(uow, event, r.referral_id, for_team(s.known, r, team))
+    settings: NotifySettings = uow.settings
+    team = settings.team_address_template.format(pcn=r.pcn)
+    await placed(uow, event, r, Step.ASSIGNED, r.assigned_at, team)
 
 
 async def on_joined(uow: Uow, event: CloudEvent[Any], j: ReferralJoined) -> None:

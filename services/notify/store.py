@@ -4,6 +4,7 @@ person, where it stands for its referrer) and the messages waiting to be sent.""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,15 @@ class Standing:
     status_at: datetime | None
     placed_at: datetime | None
     contact_allowed: bool
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What became of the messages of a step: withheld (the referral is restricted), or
+    how many were queued (not those queued before)."""
+
+    restricted: bool
+    queued: int
 
 
 @dataclass(frozen=True)
@@ -57,11 +67,17 @@ class Referrals:
         contact: dict[str, Any],
         submission_event_id: str,
         at: datetime,
+        lock: str,
     ) -> bool:
+        """One statement: the referral id is locked first, until the transaction ends
+        (``lock``: ``early.lock_key``, the lock ``uow.serialise`` takes), then the referral
+        is added; False if it was known already. Events held for it are released by a
+        later statement, which sees every hold committed before the lock was granted."""
         added = await self.conn.fetchval(
-            "INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact,"
-            " submission_event_id, status_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT DO NOTHING RETURNING 1",
+            "WITH serialised AS (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)))"
+            " INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact,"
+            " submission_event_id, status_at) SELECT $1, $2, $3, $4, $5, $6, $7"
+            " FROM serialised ON CONFLICT DO NOTHING RETURNING 1",
             referral_id,
             sender,
             reference,
@@ -69,6 +85,7 @@ class Referrals:
             contact,
             submission_event_id,
             at,
+            lock,
         )
         return added is not None
 
@@ -115,6 +132,50 @@ class Referrals:
             placed,
         )
 
+    async def stand_and_queue(
+        self,
+        referral_id: uuid.UUID,
+        step: ReferralStatusValue,
+        task: TaskStatus,
+        at: datetime,
+        messages: Sequence[tuple[str, Message]],
+        *,
+        placed: bool,
+        wake: str,
+    ) -> Queued:
+        """One statement: the referral moves to ``step`` (as ``stand``) and ``messages``
+        (key, message) are queued for the dispatcher in this order, each once (a key queued
+        before is skipped), none while the referral is restricted (Art. 18: stored, not
+        processed); if any was queued, ``wake`` is NOTIFYed (delivered at commit, once per
+        transaction however often it is signalled)."""
+        row = await self.conn.fetchrow(
+            "WITH stood AS (UPDATE referral SET step = $2, task_status = $3, status_at = $4,"
+            " placed_at = CASE WHEN $5 THEN $4 ELSE placed_at END WHERE referral_id = $1),"
+            " held AS (SELECT EXISTS (SELECT 1 FROM subject_restriction"
+            " WHERE referral_id = $1) AS restricted),"
+            " queued AS (INSERT INTO notification (key, referral_id, audience, medium, address,"
+            " subject, body) SELECT k, $1, a, m, d, s, b FROM unnest($6::text[], $7::text[],"
+            " $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY"
+            " AS u(k, a, m, d, s, b, n) WHERE NOT (SELECT restricted FROM held) ORDER BY n"
+            " ON CONFLICT (key) DO NOTHING RETURNING 1)"
+            " SELECT restricted, (SELECT count(*) FROM queued) AS queued,"
+            " CASE WHEN EXISTS (SELECT 1 FROM queued) THEN pg_notify($12, '') END AS woken"
+            " FROM held",
+            referral_id,
+            step.value,
+            task.value,
+            at,
+            placed,
+            [key for key, _ in messages],
+            [m.audience.value for _, m in messages],
+            [m.medium.value for _, m in messages],
+            [m.address for _, m in messages],
+            [m.subject for _, m in messages],
+            [m.body for _, m in messages],
+            wake,
+        )
+        return Queued(row["restricted"], row["queued"])
+
     async def ended(self, referral_id: uuid.UUID, at: datetime) -> None:
         """The referral ended (closed or withdrawn): the clock of the retention of the
         person's contact details starts (the first end told stands)."""
@@ -143,21 +204,6 @@ class Outgoing:
 
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
-
-    async def add(self, key: str, referral_id: uuid.UUID, message: Message) -> bool:
-        """False if a message with this key was queued before."""
-        added = await self.conn.fetchval(
-            "INSERT INTO notification (key, referral_id, audience, medium, address, subject,"
-            " body) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING 1",
-            key,
-            referral_id,
-            message.audience.value,
-            message.medium.value,
-            message.address,
-            message.subject,
-            message.body,
-        )
-        return added is not None
 
     async def next_due(self, limit: int, media: tuple[Medium, ...]) -> list[Pending]:
         """The oldest messages of these media that are due, locked (skipping those another

@@ -132,6 +132,7 @@ class Batcher:
 
     async def _in_one_transaction(self, batch: list[Item]) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        uows = []
         shared: dict[str, Any] = {}  # this transaction's, for all its units of work
         async with self.pool.acquire() as conn, conn.transaction():
             keys = [(i.event.source, i.event.id, i.event.type) for i in batch]
@@ -147,9 +148,11 @@ class Batcher:
                         await item.route.handler(uow, item.event, item.data)
                     elif item.route.on_duplicate is not None:
                         await item.route.on_duplicate(uow, item.event, item.data)
-                    await uow.flush()
+                uows.append(uow)
                 outcomes.append(Outcome(first, uow.emitted))
                 if n == len(batch) // 2:
                     failpoint("mid_batch")
+            if uows:
+                await uows[0].flush(*uows[1:])  # every event of the batch, in one statement
             failpoint("before_commit")
         return outcomes

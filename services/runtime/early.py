@@ -41,8 +41,15 @@ async def serialise(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> None:
     ends. Taken before deciding to hold an event and before making the referral known
     (and releasing), it keeps the two from missing each other: whichever comes second
     waits for the first to commit, then sees it."""
-    key = f"{uow.names.schema(uow.service)}#{referral_id}"
-    await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+    await uow.conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock_key(uow, referral_id)
+    )
+
+
+def lock_key(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> str:
+    """What ``serialise`` locks, for a statement that takes the same lock first (as
+    ``pg_advisory_xact_lock(hashtextextended(key, 0))``) and then makes the referral known."""
+    return f"{uow.names.schema(uow.service)}#{referral_id}"
 
 
 async def hold(uow: UnitOfWork[Any], referral_id: uuid.UUID, event: CloudEvent[Any]) -> None:

@@ -128,10 +128,15 @@ class UnitOfWork(Generic[S]):
         del self.emitted[mark[1] :]
         del self.audited[mark[2] :]
 
-    async def flush(self) -> None:
-        """Write the events emitted so far to the outbox (before the commit)."""
-        if self._unsent:
-            unsent, self._unsent = self._unsent, []
+    async def flush(self, *others: UnitOfWork[Any]) -> None:
+        """Write the events emitted so far to the outbox (before the commit), with those of
+        ``others`` (units of work of the same transaction, a batch's) after them, in order,
+        in one statement."""
+        unsent: list[tuple[CloudEvent[Any], str]] = []
+        for uow in (self, *others):
+            unsent += uow._unsent
+            uow._unsent = []
+        if unsent:
             await enqueue_many(self.conn, self.names.events, unsent, self._to_wake("outbox"))
 
     async def serialise(self, referral_id: uuid.UUID) -> None:
