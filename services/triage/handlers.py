@@ -148,11 +148,14 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralPlacement) ->
             )
         )
         log.debug("referral_joined_open_episode", episode=str(episode.referral_id))
-        await uow.release(r.referral_id)
+        if arrival.held:
+            await uow.release(r.referral_id)
         return
-    # events that came before the referral (a closure, a withdrawal) are judged now
-    await uow.release(r.referral_id)
+    # events that came before the referral (a closure, a withdrawal) are judged now; with
+    # none held (read under the referral's lock, under which alone one is held), there is
+    # nothing to release
     if arrival.held:
+        await uow.release(r.referral_id)
         current = await referrals.get(r.referral_id)
         if current is None or current.status != "waiting":
             return  # closed or withdrawn before it could be placed: never placed
