@@ -512,7 +512,8 @@ class ReferralPlacement(EventData):
     """Internal, to triage only: what it needs to place an accepted referral with a link
     worker, or join it to the person's open episode. Routed by PCN. Nothing that names the
     person: ``person_id`` is intake's pseudonymous key, matched only when
-    ``nhs_number_known`` (a referral without an NHS number is never matched to anyone)."""
+    ``nhs_number_known`` (a referral without an NHS number is never matched to anyone).
+    May come several to a message (a CloudEvents JSON batch, ``BATCH_CONTENT_TYPE``)."""
 
     TYPE = "referral.placement.v1"
     DIRECTION = Direction.EMITTED
@@ -531,7 +532,8 @@ class ReferralPlacement(EventData):
 
 class ReferralContact(EventData):
     """Internal, to notify only: how to contact the person and whom to answer about the
-    referral (the sender's ids for its statuses). Routed by PCN. No NHS number."""
+    referral (the sender's ids for its statuses). Routed by PCN. No NHS number. May come
+    several to a message (a CloudEvents JSON batch, ``BATCH_CONTENT_TYPE``)."""
 
     TYPE = "referral.contact.v1"
     DIRECTION = Direction.EMITTED
@@ -550,7 +552,8 @@ class ReferralRecorded(EventData):
     """Internal, to outcomes only: what the record of the referral needs (the GP
     writeback, the timeline and the reports). Routed by PCN. The NHS number (absent when
     the submission gave none: then the team confirms it, referral.identity_confirmed.v1,
-    and GP writebacks wait) and the person's choice of what the GP is told; no contact."""
+    and GP writebacks wait) and the person's choice of what the GP is told; no contact.
+    May come several to a message (a CloudEvents JSON batch, ``BATCH_CONTENT_TYPE``)."""
 
     TYPE = "referral.recorded.v1"
     DIRECTION = Direction.EMITTED
