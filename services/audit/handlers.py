@@ -1,8 +1,10 @@
 """audit's handler: each audit.recorded.v1 appended to the chain, once (the handlers of
-one transaction, a batch, share the chain's lock and end: ``uow.shared``)."""
+one transaction, a batch, share the chain's lock and end: ``uow.shared``, and a batch's
+records are stored together, in one statement, by its flush)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from contracts import CloudEvent
@@ -18,9 +20,14 @@ log = get_logger(__name__)
 async def on_recorded(
     uow: UnitOfWork[AuditStore], event: CloudEvent[AuditRecorded], data: AuditRecorded
 ) -> None:
-    record = await uow.store.append(fields_of(event, data), uow.shared)
-    if record is not None:
-        log.debug("audit_recorded", seq=record.seq, action=data.action.value)
+    if uow.gathers:  # a batch: stored with the batch's others, before its commit
+        record = await uow.store.queue(fields_of(event, data), uow.shared)
+        uow.at_flush("audit", functools.partial(uow.store.insert_queued, uow.shared))
+        log.debug("audit_queued", seq=record.seq, action=data.action.value)
+        return
+    stored = await uow.store.append(fields_of(event, data), uow.shared)
+    if stored is not None:
+        log.debug("audit_recorded", seq=stored.seq, action=data.action.value)
 
 
 def fields_of(event: CloudEvent[Any], data: AuditRecorded) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import structlog
 from contracts import CloudEvent
 
 from .failpoints import failpoint
-from .handling import Route, UnitOfWorkFactory, correlation_for
+from .handling import Route, UnitOfWorkFactory, correlation_for, gathering
 from .inbox import claim_many
 from .redaction import personal_data_of
 
@@ -133,7 +133,8 @@ class Batcher:
     async def _in_one_transaction(self, batch: list[Item]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         uows = []
-        shared: dict[str, Any] = {}  # this transaction's, for all its units of work
+        # this transaction's, for all its units of work; they may leave writes to its flush
+        shared = gathering()
         async with self.pool.acquire() as conn, conn.transaction():
             keys = [(i.event.source, i.event.id, i.event.type) for i in batch]
             claimed = await claim_many(conn, keys)

@@ -28,6 +28,8 @@ from .outbox import enqueue_many
 from .poller import notify_channel
 
 AUDIT_TYPE = "audit.recorded.v1"
+# in ``UnitOfWork.shared``: the writes its flush runs (present only in a batch's, ``gathering``)
+_AT_FLUSH = "runtime.at_flush"
 
 S = TypeVar("S")
 Handler = Callable[["UnitOfWork[Any]", CloudEvent[Any], Any], Awaitable[None]]
@@ -128,10 +130,28 @@ class UnitOfWork(Generic[S]):
         del self.emitted[mark[1] :]
         del self.audited[mark[2] :]
 
+    @property
+    def gathers(self) -> bool:
+        """Whether this transaction's flush runs the writes given to ``at_flush`` (a batch's,
+        ``gathering``); a delivery handled alone writes at once instead."""
+        return _AT_FLUSH in self.shared
+
+    def at_flush(self, key: str, write: Callable[[], Awaitable[object]]) -> None:
+        """Have ``write`` run once, by this transaction's ``flush`` (after its last handler,
+        before the commit), for what its handlers gathered in ``shared`` to write in one
+        statement; ``key`` names it, and only its first registration counts. Only in a
+        transaction that ``gathers``. (Not for a handler that ``early.release`` runs in a
+        savepoint: what it gathered would outlive a rollback of the savepoint.)"""
+        self.shared[_AT_FLUSH].setdefault(key, write)
+
     async def flush(self, *others: UnitOfWork[Any]) -> None:
-        """Write the events emitted so far to the outbox (before the commit), with those of
-        ``others`` (units of work of the same transaction, a batch's) after them, in order,
-        in one statement."""
+        """Run the writes the handlers left for the flush (``at_flush``), then write the
+        events emitted so far to the outbox (before the commit), with those of ``others``
+        (units of work of the same transaction, a batch's) after them, in order, in one
+        statement."""
+        writes = self.shared.get(_AT_FLUSH)
+        while writes:
+            await writes.pop(next(iter(writes)))()
         unsent: list[tuple[CloudEvent[Any], str]] = []
         for uow in (self, *others):
             unsent += uow._unsent
@@ -180,6 +200,12 @@ def correlation_for(event: CloudEvent[Any]) -> str:
     if not from_outside(event):
         return event.correlationid or event.id
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.source}#{event.id}"))
+
+
+def gathering() -> dict[str, Any]:
+    """A fresh ``shared`` dict for a transaction that ``gathers``: one whose handlers are
+    followed by one ``flush`` (a batch's), which runs what they left for it."""
+    return {_AT_FLUSH: {}}
 
 
 class UnitOfWorkFactory(Protocol):

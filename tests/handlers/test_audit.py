@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -245,3 +246,58 @@ async def test_a_batch_locks_and_reads_the_chain_once_and_a_duplicate_never_adva
     rows = await chain(audit.conn, schema)
     assert [r.detail["n"] for r, _, _ in rows] == ["1", "2", "3", "5"]
     assert domain.verify(rows) == (4, None)
+
+
+async def test_a_batch_stores_its_records_in_one_statement_at_its_flush(harness):
+    from services.audit.handlers import on_recorded
+
+    audit = await harness("audit")
+    schema = audit.names.schema("audit")
+
+    def event(n: int):
+        data = disclosure("status", "referrer", "A81001", by_service="notify", detail={"n": n})
+        return data.envelope(source=audit.names.source("notify")), data
+
+    first = event(1)
+    await audit.send(_sourced(audit, json.loads(first[0].to_json()), "notify"))
+    sent: list[str] = []
+
+    def note(query) -> None:
+        sent.append(" ".join(query.query.split()))
+
+    shared = handling.gathering()  # a batch's: its records wait for its flush
+    async with audit.conn.transaction():
+        audit.conn.add_query_logger(note)
+        uows = []
+        for n in (2, 3, 4):
+            uow = audit.service.unit_of_work(audit.conn, audit.names, None, None, shared)
+            await on_recorded(uow, *event(n))
+            uows.append(uow)
+        await asyncio.sleep(0)  # the query loggers are called soon after, not at once
+        assert len(sent) == 2  # the lock and the chain's end; nothing stored yet
+        await uows[0].flush(*uows[1:])
+        audit.conn.remove_query_logger(note)
+    assert sum(q.startswith("INSERT INTO audit_record") for q in sent) == 1
+    assert "ON CONFLICT" not in sent[-1]  # a record skipped would leave a gap
+    assert len(sent) == 3  # the lock, the chain's end, one statement for all the records
+    rows = await chain(audit.conn, schema)
+    assert [r.detail["n"] for r, _, _ in rows] == ["1", "2", "3", "4"]
+    assert [r.seq for r, _, _ in rows] == [1, 2, 3, 4]
+    assert domain.verify(rows) == (4, None)
+    found = await audit.value("SELECT detail->>'n' FROM audit_record WHERE seq = 3")
+    assert (
+        found == "3"
+        and await audit.value("SELECT jsonb_typeof(detail) FROM audit_record") == "object"
+    )
+
+    # an event id already on the trail fails the whole statement (nothing skipped, no gap);
+    # the batch is then rolled back and each delivery handled alone
+    again = event(5)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with audit.conn.transaction():
+            shared = handling.gathering()
+            for e, data in (again, first):
+                uow = audit.service.unit_of_work(audit.conn, audit.names, None, None, shared)
+                await on_recorded(uow, e, data)
+            await uow.flush()
+    assert domain.verify(await chain(audit.conn, schema)) == (4, None)
