@@ -53,16 +53,12 @@ _MAX_SCAN = 50_000  # strings and containers looked at; a 256 kB body has fewer
 class Admitted:
     envelope: CloudEvent[Any]
     data: EventData
-    body: bytes  # the event's own; for an event admitted with its whole batch, the batch's
-    # for an event admitted with its whole batch: the batch's body as plain JSON (read once
-    # for all its events, when first needed) and the event's place in it
-    batch: Callable[[], Any] | None = None
-    index: int = 0
+    body: bytes
 
     @functools.cached_property
     def raw(self) -> dict[str, Any]:
-        """The event as plain JSON (read again only when needed: a refusal, a redaction)."""
-        value = json.loads(self.body) if self.batch is None else self.batch()[self.index]
+        """The body as plain JSON (read again only when needed: a refusal, a redaction)."""
+        value = json.loads(self.body)
         return value if isinstance(value, dict) else {}
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -21,6 +22,22 @@ from .errors import BadMessage
 from .names import Names
 
 MAX_BATCH_EVENTS = 100  # events in one batch message (the relay sends at most outbox.MAX_BATCHED)
+
+
+@dataclass(frozen=True, eq=False)
+class Batched(Admitted):
+    """An event admitted with its whole batch: ``body`` is the batch's, ``parsed`` reads it
+    as plain JSON (once for all the batch's events, when first needed), the event at
+    ``index`` in it."""
+
+    parsed: Callable[[], Any]
+    index: int
+
+    @functools.cached_property
+    def raw(self) -> dict[str, Any]:
+        """The event as plain JSON, from the batch's."""
+        value = self.parsed()[self.index]
+        return value if isinstance(value, dict) else {}
 
 
 def admit_batch(
@@ -85,7 +102,7 @@ def _batch_of(model: type[EventData]) -> TypeAdapter[list[CloudEvent[Any]]]:
 
 def _admit_quickly(
     body: bytes, delivery: Delivery, names: Names, model: type[EventData], event_type: str
-) -> list[Admitted] | None:
+) -> list[Batched] | None:
     """The well-formed case, the whole batch validated at once, strictly, with the checks
     ``admit`` makes on an event on its own; or None to admit each event in turn (which
     says which is wrong)."""
@@ -100,4 +117,4 @@ def _admit_quickly(
     if check_origin(names, delivery, event_type) is not None:
         return None
     parsed = functools.cache(lambda: json.loads(body))  # once, for all, if ever needed
-    return [Admitted(e, e.data, body, parsed, n) for n, e in enumerate(typed)]
+    return [Batched(e, e.data, body, parsed, n) for n, e in enumerate(typed)]
