@@ -1,5 +1,6 @@
-"""What intake removes on a schedule (docs/retention.md). Intake announces each accepted
-referral whole (``referral.accepted.v1``) to the services that act on it; its own copy of
+"""What intake removes on a schedule (docs/retention.md). Intake tells each service that
+acts on an accepted referral what that service needs of it (``referral.placement.v1``,
+``.contact.v1``, ``.recorded.v1``: docs/architecture/minimal-events.md); its own copy of
 the full submission (names, date of birth, contact details, free text) is then a copy
 kept only to look into a disputed answer or a replay, and is emptied after
 ``LINKWELL_INTAKE_RETAIN_SUBMISSION_DAYS``. What remains of the referral row (ids, the
