@@ -7,10 +7,11 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.envelope import OrgCode
+from services.runtime.secure import is_development_secret
 
 DEFAULT_PRACTICES = Path(__file__).resolve().parents[2] / "deploy" / "gateway" / "practices.toml"
 
@@ -21,6 +22,12 @@ def _env(name: str) -> AliasChoices:
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    # the shared LINKWELL_MODE (services/runtime/settings.py), read again for the gateway's
+    # own secret: outside development it must be set, and not a development one
+    mode: Literal["production", "development"] = Field(
+        "production", validation_alias=_env("LINKWELL_MODE"), exclude=True
+    )
 
     gateway_host: str = Field(
         "127.0.0.1",
@@ -214,6 +221,17 @@ class GatewaySettings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _fail_closed(self) -> GatewaySettings:
+        pepper = self.gateway_client_pepper.get_secret_value()
+        if self.mode != "development" and (is_development_secret(pepper) or len(pepper) < 32):
+            raise ValueError(
+                "refusing to start outside development: LINKWELL_GATEWAY_CLIENT_PEPPER (the "
+                "secret API credentials are digested with) is missing, shorter than 32 "
+                "characters or a known development one; give it its own (openssl rand -hex 32)"
+            )
+        return self
 
     @property
     def serves(self) -> tuple[str, ...]:

@@ -73,6 +73,7 @@ def test_the_production_profile_encrypts_every_link_and_requires_every_secret():
     assert "postgresql://linkwell_readside:${LINKWELL_READSIDE_DB_PASSWORD:?" in COMPOSE_PRODUCTION
     assert "amqps://linkwell-readside:${LINKWELL_READSIDE_AMQP_PASSWORD:?" in COMPOSE_PRODUCTION
     assert "${POSTGRES_PASSWORD:?" in COMPOSE_PRODUCTION
+    assert "${LINKWELL_GATEWAY_CLIENT_PEPPER:?" in COMPOSE_PRODUCTION
     assert "LINKWELL_MODE: production" in COMPOSE_PRODUCTION
     assert "ssl=on" in COMPOSE_PRODUCTION
     assert "${LINKWELL_DEFINITIONS:?" in COMPOSE_PRODUCTION

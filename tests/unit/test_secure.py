@@ -102,3 +102,24 @@ def test_the_command_stops_with_a_clear_message():
     assert done.returncode == 2
     assert "linkwell-admin" in done.stderr and "known development" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("pepper", [None, "", "dev-pepper", "short-but-not-a-dev-one"])
+def test_the_gateway_refuses_a_missing_or_weak_credential_pepper_outside_development(pepper):
+    from services.gateway.settings import GatewaySettings
+
+    env = {"LINKWELL_MODE": "production"}
+    if pepper is not None:
+        env["LINKWELL_GATEWAY_CLIENT_PEPPER"] = pepper
+    with pytest.raises(ValidationError) as refused:
+        GatewaySettings(_env_file=None, **env)
+    said = " ".join(problem["msg"] for problem in refused.value.errors())  # what start says
+    assert "LINKWELL_GATEWAY_CLIENT_PEPPER" in said
+    assert not pepper or pepper not in said  # the secret itself is never echoed
+    strong = GatewaySettings(
+        _env_file=None,
+        LINKWELL_MODE="production",
+        LINKWELL_GATEWAY_CLIENT_PEPPER="a" * 8 + "Zq8v7Kp2" * 4,
+    )
+    assert len(strong.gateway_client_pepper.get_secret_value()) == 40
+    assert GatewaySettings(_env_file=None, LINKWELL_MODE="development").mode == "development"
