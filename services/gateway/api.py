@@ -127,10 +127,13 @@ def api_routes(gw: Gateway) -> list[Route]:
         event_id = api_domain.event_id(request.path_params["id"])
         standing = None
         if event_id is not None:
-            async with gw.pool.acquire() as conn:
+            async with gw.pool.acquire() as conn, conn.transaction():
                 standing = await GatewayStore(conn).submissions.by_event(event_id, client.org)
+                if standing is not None:  # what it is shown, on the trail as it is read
+                    await gw.audit_reads(conn, client.org, client.client_id, "referral", [standing])
         if standing is None:
             return problem(Problem(404, "not_found", "No referral of yours has this id."))
+        gw.wake()
         return JSONResponse(api_domain.standing_view(standing))
 
     async def unknown(request: Request) -> Response:

@@ -318,12 +318,13 @@ async def listed(pool: asyncpg.Pool, organisation: str | None = None) -> list[Ap
         return await GatewayStore(conn).api_clients.listed(organisation)
 
 
-async def revoke(pool: asyncpg.Pool, client_id: uuid.UUID) -> bool:
+async def revoke(pool: asyncpg.Pool, client_id: uuid.UUID) -> str | None:
+    """Revoke a client; its organisation, or None if there is no such client."""
     async with pool.acquire() as conn:
-        done = await GatewayStore(conn).api_clients.revoke(client_id)
-    if done:
+        org = await GatewayStore(conn).api_clients.revoke(client_id)
+    if org is not None:
         log.info("api_client_revoked", client_id=str(client_id))
-    return done
+    return org
 
 
 async def set_endpoint(pool: asyncpg.Pool, client_id: uuid.UUID, url: str | None) -> str | None:

@@ -500,14 +500,14 @@ class ApiClients:
             url,
         )
 
-    async def revoke(self, client_id: uuid.UUID) -> bool:
-        """False if there is no such client (revoking twice keeps the first time)."""
-        done = await self.conn.fetchval(
+    async def revoke(self, client_id: uuid.UUID) -> str | None:
+        """The client's organisation, or None if there is no such client (revoking twice
+        keeps the first time)."""
+        return await self.conn.fetchval(
             "UPDATE api_client SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
-            " RETURNING 1",
+            " RETURNING organisation",
             client_id,
         )
-        return done is not None
 
     async def organisation(self, code: str) -> tuple[str, str] | None:
         """An organisation's name and agency type, if the gateway knows it."""

@@ -91,6 +91,31 @@ class Gateway:
             ),
         )
 
+    async def audit_reads(
+        self, conn: asyncpg.Connection, org: str, client_id: str, read: str, standings: Any
+    ) -> None:
+        """What an API client was shown of its own referrals (where each stands: its step
+        and task status), on the trail in ``conn``'s open transaction: one record for each
+        referral in the answer, by the client's id (``read`` names the resource)."""
+        for standing in standings:
+            detail = {"read": read, "client_id": client_id}
+            for key in ("reference", "event_id"):  # the submission, as the client knows it
+                if getattr(standing, key, None):
+                    detail[key] = str(getattr(standing, key))
+            await audit.enqueue_record(
+                conn,
+                self.names,
+                "gateway",
+                audit.disclosure(
+                    AuditAction.STATUS,
+                    AuditRecipientKind.REFERRER,
+                    org,
+                    by_service="gateway",
+                    referral_id=standing.referral_id,
+                    detail=detail,
+                ),
+            )
+
     # ------------------------------------------------------------ rendering
 
     def page(

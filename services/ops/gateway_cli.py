@@ -186,6 +186,11 @@ def client_issue(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    record_or_fail(
+        AuditAction.TOKEN_ISSUED,
+        recipient_org=org,
+        detail={"what": "api_client", "change": "issued", "client_id": str(issued.client_id)},
+    )
     until = when.date().isoformat() if when else "until revoked"
     typer.echo(f"client {issued.client_id} for {org} ({until}); the credential, shown once:")
     typer.echo(issued.token)
@@ -227,16 +232,23 @@ def client_revoke(client_id: Annotated[str, typer.Argument(help="The client's id
         typer.echo("not a client id", err=True)
         raise typer.Exit(2) from None
 
-    async def run() -> bool:
+    async def run() -> str | None:
         pool = await _pool()
         try:
             return await clients.revoke(pool, which)
         finally:
             await pool.close()
 
-    if not asyncio.run(run()):
+    org = asyncio.run(run())
+    if org is None:
         typer.echo(f"no client {which}", err=True)
         raise typer.Exit(1)
+    record_or_fail(
+        # access withdrawn is the kind of access given, with change=revoked
+        AuditAction.TOKEN_ISSUED,
+        recipient_org=org,
+        detail={"what": "api_client", "change": "revoked", "client_id": str(which)},
+    )
     typer.echo(f"client {which} revoked")
 
 

@@ -187,6 +187,22 @@ async def test_a_referral_is_sent_once_as_the_clients_organisation_and_its_answe
     assert shown["reasons"] == [
         {"code": "consent_missing", "message": "consent is required", "field": "consent"}
     ]
+    # each answer that showed a referral is on the audit trail, in its read's transaction,
+    # by the client's id; the refused reads (404) are not, for they showed nothing
+    outbox, _ = await stored(settings)
+    records = [
+        json.loads(bytes(row["body"]))["data"]
+        for row in outbox
+        if json.loads(bytes(row["body"]))["type"] == "audit.recorded.v1"
+    ]
+    assert [(r["action"], r["recipient_org"], r.get("referral_id")) for r in records] == [
+        ("status", "A81001", None),
+        ("status", "A81001", str(referral_id)),
+        ("status", "Y02345", None),
+    ]
+    assert {r["detail"]["read"] for r in records} == {"referral"}
+    assert all(r["detail"]["client_id"] for r in records)
+    assert [r["detail"]["event_id"] for r in records] == [event_id, event_id, rejected_id]
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from services.gateway.settings import GatewaySettings
 from services.runtime.db import create_pool
 from services.runtime.runner import migrate
 
+from ..support import drain
 from .conftest import asyncpg_connect
 
 pytestmark = pytest.mark.integration
@@ -78,6 +79,11 @@ def cli(*args: str) -> Any:
 
 
 async def test_issue_list_use_and_revoke_a_credential(pool, settings):
+    from services.registry import SERVICE_DEFS
+    from services.runtime import topology
+
+    # the audit service's queue, which must confirm the operator's records of both
+    await topology.declare(settings, [s.topology for s in SERVICE_DEFS.values()])
     first = await asyncio.to_thread(cli, "issue", "--org", "A81001", "--name", "Riverside EMIS")
     assert first.exit_code == 2 and "name and type" in first.output
     issued = await asyncio.to_thread(
@@ -131,6 +137,15 @@ async def test_issue_list_use_and_revoke_a_credential(pool, settings):
     assert (after.status_code, after.json()["code"]) == (401, "credential_revoked")
     assert "revoked" in (await asyncio.to_thread(cli, "list", "--org", "A81001")).output
     assert (await asyncio.to_thread(cli, "revoke", "not-an-id")).exit_code == 2
+    # both operator actions are on the audit trail, by client id, never the credential
+    records = await drain(settings, settings.names.queue("audit"), count=2)
+    data = [json.loads(m.body)["data"] for m in records]
+    assert [(d["action"], d["recipient_org"], d["detail"]) for d in data] == [
+        ("token_issued", "A81001", {"what": "api_client", "change": c, "client_id": client_id})
+        for c in ("issued", "revoked")
+    ]
+    assert all(d["by_kind"] == "operator" for d in data)
+    assert token not in json.dumps(data)
 
 
 async def test_an_expired_credential_is_refused(pool):

@@ -94,10 +94,15 @@ async def door(settings, monkeypatch) -> AsyncIterator[Any]:
     await pool.close()
 
 
-async def outbox(settings) -> list[Any]:
+async def outbox(settings, audit: bool = False) -> list[Any]:
+    """The gateway's outbox: its referrals and withdrawals (``audit``: its audit records)."""
     async with asyncpg_connect(settings) as conn:
         schema = settings.names.schema("gateway")
-        return await conn.fetch(f'SELECT routing_key, body FROM "{schema}".outbox ORDER BY id')
+        return await conn.fetch(
+            f'SELECT routing_key, body FROM "{schema}".outbox'
+            f" WHERE (event_type = 'audit.recorded.v1') = $1 ORDER BY id",
+            audit,
+        )
 
 
 def issue(response: httpx.Response) -> dict[str, Any]:
@@ -160,6 +165,13 @@ async def test_the_bars_example_referral_lands_in_the_outbox_once(door, settings
         headers=headers("food-key"),
     )
     assert none.json()["total"] == 0
+    # what each read showed is on the audit trail, by the client, in the read's own
+    # transaction; the reads that showed nothing are not
+    records = [json.loads(bytes(row["body"]))["data"] for row in await outbox(settings, True)]
+    shown = [(r["recipient_org"], r["detail"]["read"], r["detail"]["client_id"]) for r in records]
+    assert shown == [("RND", "ServiceRequest", "c-RND"), ("RND", "ServiceRequest", "c-RND")]
+    assert {r["action"] for r in records} == {"status"}
+    assert "9434765919" not in json.dumps(records)
 
 
 async def test_the_published_examples_get_their_guides_answers(door, settings):

@@ -184,6 +184,7 @@ class Sender:
     org: str
     name: str
     agency_type: str
+    client_id: str = ""  # the API client's id, for the audit trail's records of its reads
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
                 403, "REC_FORBIDDEN", "forbidden", "not an organisation this gateway sends for"
             )
         name = getattr(client, "organisation_name", "") or client.name
-        return Sender(client.org, name, str(client.agency_type))
+        return Sender(client.org, name, str(client.agency_type), str(client.client_id))
 
     def need_ids(request: Request) -> None:
         for name in ("X-Request-Id", "X-Correlation-Id"):
@@ -304,13 +304,21 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
         except ValueError:
             raise Refusal(404, "REC_NOT_FOUND", "not-found", f"no such {what}") from None
 
+    async def shown(conn: Any, sender: Sender, what: str, found: list[Any]) -> None:
+        """What a client is shown of its referrals, on the audit trail in the read's own
+        transaction (the relay is woken once the caller has committed it)."""
+        await gw.audit_reads(conn, sender.org, sender.client_id, what, [h.standing for h in found])
+
     async def _one(request: Request, sender: Sender, what: str) -> Any:
         fhir_id = _uuid(request.path_params["id"], what)
-        async with gw.pool.acquire() as conn:
+        async with gw.pool.acquire() as conn, conn.transaction():
             held = await GatewayStore(conn).fhir.by_id(fhir_id, sender.org)
             steps = await GatewayStore(conn).fhir.steps(held.standing.reference) if held else []
+            if held is not None:
+                await shown(conn, sender, what, [held])
         if held is None:
             raise Refusal(404, "REC_NOT_FOUND", "not-found", f"no such {what} of yours")
+        gw.wake()
         return held, steps
 
     def _sr(held: Any) -> dict[str, Any]:
@@ -349,10 +357,13 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
                 "required", f"search by patient:identifier={mapping.NHS_NUMBER}|<NHS number>"
             )
         value = value.replace(" ", "")
-        async with gw.pool.acquire() as conn:
+        async with gw.pool.acquire() as conn, conn.transaction():
             found = await GatewayStore(conn).fhir.by_patient(
                 sender.org, mapping.patient_digest(sender.org, value)
             )
+            await shown(conn, sender, "ServiceRequest", found)
+        if found:
+            gw.wake()
         return fhir(request, mapping.searchset([_sr(h) for h in found]))
 
     @fenced
@@ -422,10 +433,13 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
                 raise mapping.bad("value", "_lastUpdated: an instant") from None
             if since.tzinfo is None:
                 since = since.replace(tzinfo=UTC)
-        async with gw.pool.acquire() as conn:
+        async with gw.pool.acquire() as conn, conn.transaction():
             store = GatewayStore(conn)
             found = await store.fhir.changed_since(sender.org, since)
             tasks = [_task(h, await store.fhir.steps(h.standing.reference)) for h in found]
+            await shown(conn, sender, "Task", found)
+        if found:
+            gw.wake()
         return fhir(request, mapping.searchset(tasks))
 
     async def not_found(request: Request, exc: Exception) -> Response:
