@@ -187,10 +187,22 @@ def active(known: Known, what: str, at: datetime) -> None:
         raise refuse(RejectionCode.NOT_ACTIVE, f"{what}: the episode has ended", "data.referral_id")
 
 
+_REFLECTED = "outcomes.reflected"  # in a batch's ``shared``: the referrals to project
+
+
 async def reflect(uow: Uow, referral_id: uuid.UUID) -> None:
     """Bring the reporting model up to date for a referral, its episode and its members,
-    in this transaction."""
-    await Projection(uow.conn, uow.names.schema(REPORTING)).around(referral_id)
+    in this transaction: at once for an event handled alone; for a batch, all its
+    referrals in one statement at its end, from what its handlers left in the tables.
+    (Projecting is a recomputation from outcomes' own rows, so a referral named by an
+    event whose savepoint was rolled back is projected as it stands, harmlessly.)"""
+    projection = Projection(uow.conn, uow.names.schema(REPORTING))
+    if not uow.gathers:
+        await projection.around(referral_id)
+        return
+    ids: list[uuid.UUID] = uow.shared.setdefault(_REFLECTED, [])
+    ids.append(referral_id)
+    uow.at_flush(_REFLECTED, lambda: projection.around(*ids))
 
 
 # ------------------------------------------------------------------ from the pipeline

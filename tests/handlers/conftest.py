@@ -23,7 +23,7 @@ import pytest
 
 from contracts import EVENTS, CloudEvent, Direction
 from services.registry import SERVICE_DEFS
-from services.runtime import db
+from services.runtime import db, handling
 from services.runtime.admission import admit
 from services.runtime.delivery import Delivery
 from services.runtime.handling import handle
@@ -71,6 +71,34 @@ class Harness:
         what the handler raised (``BadMessage``, ``Deferred``...), having undone it.
         A ``referral.accepted.v1`` is delivered as what intake publishes beside it for
         this service (its own event: ``support.announced``), if the service takes no v1."""
+        return await self.send_batch([envelope], user=user, inbound=inbound, alone=True)
+
+    async def send_batch(
+        self,
+        envelopes: list[dict[str, Any]],
+        *,
+        user: str | None = "guest",
+        inbound: bool = False,
+        alone: bool = False,
+    ) -> list[CloudEvent[Any]]:
+        """Deliver several events in one transaction, as the runtime's batches do: their
+        units of work share the transaction's ``gathering`` (writes left to its flush),
+        and one flush writes them all (``alone``: one event, handled as a single
+        delivery is)."""
+        shared = None if alone else handling.gathering()
+        uows = []
+        async with self.conn.transaction():  # a savepoint: as if its own transaction
+            for envelope in envelopes:
+                route, admitted = self._admitted(envelope, user, inbound)
+                uow = self.service.unit_of_work(self.conn, self.names, None, self.settings, shared)
+                await handle(uow, route, admitted.envelope, admitted.data)
+                uows.append(uow)
+            await uows[0].flush(*uows[1:])
+        emitted = [e for uow in uows for e in uow.emitted]
+        self.emitted += emitted
+        return emitted
+
+    def _admitted(self, envelope: dict[str, Any], user: str | None, inbound: bool) -> Any:
         if envelope["type"] not in self.service.routes:
             mine = [e for e in announced(envelope) if e["type"] in self.service.routes]
             if len(mine) == 1:
@@ -90,12 +118,7 @@ class Harness:
             models=models,
             trusted=TRUSTED,
         )
-        uow = self.uow()
-        async with self.conn.transaction():  # a savepoint: as if its own transaction
-            await handle(uow, self.service.routes[spec.type], admitted.envelope, admitted.data)
-            await uow.flush()
-        self.emitted += uow.emitted
-        return uow.emitted
+        return self.service.routes[spec.type], admitted
 
     def of(self, event_type: str) -> list[CloudEvent[Any]]:
         return [e for e in self.emitted if e.type == event_type]

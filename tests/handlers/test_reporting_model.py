@@ -3,6 +3,8 @@ with the same result."""
 
 from __future__ import annotations
 
+import asyncio
+
 from services.outcomes.reporting.store import Projection
 from services.readside.store import load
 
@@ -82,3 +84,49 @@ async def test_a_journey_is_in_the_model_and_a_rebuild_gives_the_same(harness):
     rebuilt = await Projection(outcomes.conn, schema).rebuild()
     assert rebuilt == {"referrals": 2, "rejections": 1, "link workers": 1}
     assert await load(outcomes.conn, schema) == (referrals, rejections, roster)
+
+
+async def test_a_batch_projects_its_referrals_once_at_its_end_as_if_each_came_alone(harness):
+    outcomes = await harness("outcomes")
+    schema = outcomes.names.schema("reporting")
+    first, second, joining = accepted(), accepted(), accepted()
+    a, b, c = (e["data"]["referral_id"] for e in (first, second, joining))
+    assign = {"producer": "triage", "link_worker_id": "lw-1"}
+    batch = [
+        first,
+        second,
+        internal("referral.assigned.v1", referral_id=a, **assign),
+        joining,
+        internal("referral.joined.v1", producer="triage", referral_id=c, episode_referral_id=a),
+        team("contact.recorded.v1", a, outcome="engaged"),
+        team("contact.recorded.v1", b, outcome="not_reached"),
+    ]
+    sent: list[str] = []
+
+    def note(query) -> None:
+        sent.append(" ".join(query.query.split()))
+
+    outcomes.conn.add_query_logger(note)
+    await outcomes.send_batch(batch)
+    await asyncio.sleep(0)  # the query loggers are called soon after, not at once
+    outcomes.conn.remove_query_logger(note)
+    projections = [q for q in sent if q.startswith(f'INSERT INTO "{schema}".referral_fact')]
+    assert len(projections) == 1  # every referral of the batch, in one statement, at its end
+
+    referrals, _, _ = await load(outcomes.conn, schema)
+    by_id = {r.referral_id: r for r in referrals}
+    assert set(by_id) == {a, b, c}
+    assert by_id[a].assigned_at is not None and by_id[a].contacts == 1
+    assert by_id[b].contacts == 0 and by_id[b].first_contact_at is None
+    assert by_id[c].joined and not by_id[a].joined
+    # what the batch left is what projecting each on its own gives (a rebuild)
+    await Projection(outcomes.conn, schema).rebuild()
+    assert (await load(outcomes.conn, schema))[0] == referrals
+
+    # a later event alone, about the joined referral, projects its episode too (the
+    # contact is the episode's)
+    await outcomes.send(team("contact.recorded.v1", c, outcome="engaged"))
+    after = (await load(outcomes.conn, schema))[0]
+    assert {r.referral_id: r for r in after}[a].contacts == 2
+    await Projection(outcomes.conn, schema).rebuild()
+    assert (await load(outcomes.conn, schema))[0] == after

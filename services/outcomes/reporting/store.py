@@ -69,6 +69,18 @@ ON CONFLICT (referral_id) DO UPDATE SET {updates}
 """
 
 
+# The referrals $1 names, each one's episode (the referral it joined, or itself) and every
+# referral of those episodes: the ids worked out first (an InitPlan), then read by key.
+_AROUND = """r.referral_id = ANY(ARRAY(
+    SELECT x FROM unnest($1::uuid[]) x
+    UNION SELECT h.episode_referral_id FROM referral h
+           WHERE h.referral_id = ANY($1::uuid[]) AND h.episode_referral_id IS NOT NULL
+    UNION SELECT m.referral_id FROM referral m
+           WHERE m.episode_referral_id = ANY(ARRAY(
+                 SELECT coalesce(h.episode_referral_id, h.referral_id) FROM referral h
+                  WHERE h.referral_id = ANY($1::uuid[])))))"""
+
+
 class Projection:
     """Keeps ``<ns>_reporting`` in step with outcomes' tables, on outcomes' connection."""
 
@@ -87,19 +99,10 @@ class Projection:
     async def referrals(self, *referral_ids: uuid.UUID) -> None:
         await self.conn.execute(self._sql("r.referral_id = ANY($1::uuid[])"), list(referral_ids))
 
-    async def around(self, referral_id: uuid.UUID) -> None:
-        """A referral, the episode it belongs to, and the episode's other referrals: one
-        statement."""
-        await self.conn.execute(
-            self._sql(
-                "(r.referral_id = $1 OR r.referral_id = e.id OR r.episode_referral_id = e.id)"
-            ).replace(
-                "  FROM referral r,",
-                "  FROM (SELECT coalesce(max(episode_referral_id::text)::uuid, $1) AS id"
-                " FROM referral WHERE referral_id = $1) e, referral r,",
-            ),
-            referral_id,
-        )
+    async def around(self, *referral_ids: uuid.UUID) -> None:
+        """Referrals, the episodes they belong to, and those episodes' other referrals: one
+        statement, however many (a batch's, once at its end)."""
+        await self.conn.execute(self._sql(_AROUND), list(dict.fromkeys(referral_ids)))
 
     async def rejection(self, source: str, submission_id: str) -> None:
         await self.conn.execute(
