@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import structlog
 
 from contracts import CloudEvent
 
 from .failpoints import failpoint
 from .handling import Route, UnitOfWorkFactory, correlation_for, gathering
 from .inbox import claim_many
+from .logs import bound
 from .redaction import personal_data_of
 
 
@@ -54,7 +54,7 @@ class Outcome:
 def as_itself(item: Item) -> Iterator[None]:
     """Logs bound to this delivery, and its personal values redacted, while it is handled."""
     with (
-        structlog.contextvars.bound_contextvars(**item.log),
+        bound(**item.log),
         personal_data_of(item.personal),
     ):
         yield

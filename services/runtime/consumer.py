@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
-import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import BATCH_CONTENT_TYPE, CloudEvent
@@ -50,7 +49,7 @@ from .handling import (
     handle,
     transaction,
 )
-from .logs import get_logger
+from .logs import bound, get_logger
 from .names import Names
 from .outbox import BATCHED
 from .recovery import GiveUp, Parking, decide, describe
@@ -108,9 +107,7 @@ class Consumer:
         delivery = Delivery.of(raw)
         if raw.content_type == BATCH_CONTENT_TYPE:
             return await self._batch(raw, delivery)
-        with structlog.contextvars.bound_contextvars(
-            routing_key=printable(delivery.routing_key, 255), attempt=delivery.attempt
-        ):
+        with bound(routing_key=printable(delivery.routing_key, 255), attempt=delivery.attempt):
             try:
                 admitted = admit(
                     raw.body,
@@ -146,9 +143,7 @@ class Consumer:
         message acknowledged once all are committed. One event refused refuses the message
         (dead-lettered whole, every event kept); one failure retries the message, whose
         events handled already are then duplicates the inbox drops."""
-        with structlog.contextvars.bound_contextvars(
-            routing_key=printable(delivery.routing_key, 255), attempt=delivery.attempt
-        ):
+        with bound(routing_key=printable(delivery.routing_key, 255), attempt=delivery.attempt):
             try:
                 events = admit_batch(
                     raw.body,
@@ -200,7 +195,7 @@ class Consumer:
             metrics.HANDLED.labels(self.service, event.type, "not_needed").inc()
             return
         item = Item(route, event, data, personal, bindings)
-        with structlog.contextvars.bound_contextvars(**bindings):
+        with bound(**bindings):
             if self.batcher is not None:
                 outcome = await self.batcher.handle(item)
             else:
