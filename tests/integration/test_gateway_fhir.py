@@ -209,6 +209,30 @@ async def test_the_published_examples_get_their_guides_answers(door, settings):
     )
     status, code, kind = guide("404-REC_NOT_FOUND-not-found")
     assert (gone.status_code, rec(gone), issue(gone)["code"]) == (status, code, kind)
+    # an identifier in the incorrect format (a search by an NHS number of 9 digits)
+    status, code, kind = guide("400-REC_BAD_REQUEST-value")
+    malformed = await door.get(
+        "/ServiceRequest",
+        params={"patient:identifier": "https://fhir.nhs.uk/Id/nhs-number|943476591"},
+        headers=headers(),
+    )
+    assert (malformed.status_code, rec(malformed), issue(malformed)["code"]) == (status, code, kind)
+    # a parameter value invalid in its format
+    status, code, kind = guide("400-REC_BAD_REQUEST-invalid")
+    when = await door.get(
+        "/Task",
+        params={"requester": "Organization/Y02345", "_lastUpdated": "gtyesterday"},
+        headers=headers("food-key"),
+    )
+    assert (when.status_code, rec(when), issue(when)["code"]) == (status, code, kind)
+    # a caller this receiver does not serve
+    status, code, kind = guide("403-REC_FORBIDDEN-forbidden")
+    stranger = await door.post(
+        "/$process-message",
+        json=example("bars/servicerequest-request-social-prescribing.json"),
+        headers=headers("other-key"),
+    )
+    assert (stranger.status_code, rec(stranger), issue(stranger)["code"]) == (status, code, kind)
     # a Gravity example already accepted is not a new Task
     accepted = await door.post(
         "/Task", json=example("gravity/Task-accepted.json"), headers=headers("food-key")

@@ -357,6 +357,9 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
                 "required", f"search by patient:identifier={mapping.NHS_NUMBER}|<NHS number>"
             )
         value = value.replace(" ", "")
+        if not (len(value) == 10 and value.isascii() and value.isdigit()):
+            # BaRS: an identifier in the incorrect format is 400 REC_BAD_REQUEST, value
+            raise mapping.bad("value", "patient:identifier: an NHS number is 10 digits")
         async with gw.pool.acquire() as conn, conn.transaction():
             found = await GatewayStore(conn).fhir.by_patient(
                 sender.org, mapping.patient_digest(sender.org, value)
@@ -430,7 +433,8 @@ def routes(gw: Gateway, authenticate: Authenticate | None = None) -> Starlette:
             try:
                 since = datetime.fromisoformat(last[2:].replace("Z", "+00:00"))
             except ValueError:
-                raise mapping.bad("value", "_lastUpdated: an instant") from None
+                # BaRS: a parameter value invalid in its format is 400, invalid
+                raise mapping.bad("invalid", "_lastUpdated: an instant") from None
             if since.tzinfo is None:
                 since = since.replace(tzinfo=UTC)
         async with gw.pool.acquire() as conn, conn.transaction():
