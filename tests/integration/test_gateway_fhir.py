@@ -347,8 +347,8 @@ async def answer(
 
     data = ReferralStatus(
         referral_id=referral_id,
-        sender="Y02345",
-        sender_reference="Y02345-T-0001",
+        sender=kw.pop("sender", "Y02345"),
+        sender_reference=kw.pop("sender_reference", "Y02345-T-0001"),
         status=status,
         message=kw.pop("message", status.value),
         at=at,
@@ -363,6 +363,48 @@ async def answer(
 
     async with door.pool.acquire() as conn, conn.transaction():
         await handlers.on_status(Uow(conn), data.envelope(source="urn:linkwell:svc:triage"), data)
+
+
+async def test_a_bars_cancellation_withdraws_the_referral_it_names_once_accepted(door, settings):
+    sent = await door.post(
+        "/$process-message",
+        json=example("bars/servicerequest-request-social-prescribing.json"),
+        headers=headers(),
+    )
+    assert sent.status_code == 200, sent.text
+    submitted = parse_event(ReferralSubmitted, bytes((await outbox(settings))[0]["body"]))
+    revoked = example("bars/servicerequest-request-revoked.json")
+    # not yet accepted: nothing to withdraw yet, and the sender is told so
+    early = await door.post("/$process-message", json=revoked, headers=headers())
+    assert (early.status_code, rec(early), issue(early)["code"]) == (
+        409,
+        "REC_CONFLICT",
+        "conflict",
+    )
+    referral_id = uuid.uuid4()
+    accepted_at = datetime.now(UTC) - timedelta(minutes=1)
+    await answer(
+        door,
+        settings,
+        submitted.id,
+        ReferralStatusValue.ACCEPTED,
+        TaskStatus.ACCEPTED,
+        accepted_at,
+        referral_id,
+        sender="RND",
+        sender_reference="RND-SP-0001",
+    )
+    done = await door.post("/$process-message", json=revoked, headers=headers())
+    assert done.status_code == 200, done.text
+    withdrawals = [
+        parse_event(ReferralWithdrawn, bytes(r["body"])) for r in (await outbox(settings))[1:]
+    ]
+    assert len(withdrawals) == 1 and withdrawals[0].data.referral_id == referral_id
+    assert withdrawals[0].source == "urn:linkwell:org:RND"
+    # another organisation's system cannot cancel it: it may not send for RND at all
+    theirs = await door.post("/$process-message", json=revoked, headers=headers("food-key"))
+    assert (theirs.status_code, rec(theirs)) == (403, "REC_FORBIDDEN")
+    assert len(await outbox(settings)) == 2
 
 
 async def test_a_gravity_task_tells_each_status_in_order_and_a_cancel_withdraws(door, settings):
