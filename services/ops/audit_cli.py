@@ -108,11 +108,25 @@ async def _connect(settings: Settings) -> asyncpg.Connection:
     return conn
 
 
+def _no_trail(settings: Settings) -> typer.Exit:
+    """Said when the namespace has no audit trail (a wrong LINKWELL_NAMESPACE, or the audit
+    service never migrated there), instead of a traceback."""
+    schema = settings.names.schema("audit")
+    typer.echo(
+        f"no audit trail in {schema}: check LINKWELL_NAMESPACE ({settings.namespace}) and "
+        "that the audit service has run there (linkwell migrate)",
+        err=True,
+    )
+    return typer.Exit(2)
+
+
 async def _query(settings: Settings, **filters: Any) -> list[domain.Record]:
     conn = await _connect(settings)
     try:
         async with conn.transaction(readonly=True):
             return await query(conn, settings.names.schema("audit"), **filters)
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        raise _no_trail(settings) from None
     finally:
         await conn.close()
 
@@ -122,6 +136,8 @@ async def _verify(settings: Settings) -> tuple[int, domain.Break | None]:
     try:
         async with conn.transaction(readonly=True, isolation="repeatable_read"):
             return domain.verify(await chain(conn, settings.names.schema("audit")))
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        raise _no_trail(settings) from None
     finally:
         await conn.close()
 

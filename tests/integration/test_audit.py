@@ -102,3 +102,13 @@ async def test_the_trail_is_kept_queried_and_verified(settings, monkeypatch):
         )
     broken = await cli("verify")
     assert broken.exit_code == 1 and "BROKEN at record 2" in broken.output
+
+
+async def test_a_namespace_without_a_trail_is_said_plainly(settings, monkeypatch):
+    monkeypatch.setenv("LINKWELL_NAMESPACE", f"{settings.namespace}none")
+    for args in (("--format", "json"), ("verify",)):
+        done = await cli(*args)
+        assert done.exit_code == 2, done.output
+        assert f"no audit trail in {settings.namespace}none_audit" in done.output
+        assert "Traceback" not in done.output
+        assert done.exception is None or isinstance(done.exception, SystemExit)

@@ -15,8 +15,17 @@ def bound_now() -> dict:
     return dict(structlog.contextvars.get_contextvars())
 
 
-def test_nested_bindings_are_put_back_as_they_were():
+@pytest.fixture(autouse=True)
+def own_context():
+    """Each test starts from an empty log context; whatever was bound before is put back."""
+    before = structlog.contextvars.get_contextvars()
     structlog.contextvars.clear_contextvars()
+    yield
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**before)
+
+
+def test_nested_bindings_are_put_back_as_they_were():
     structlog.contextvars.bind_contextvars(service="notify")
     with bound(routing_key="referral.assigned.v1", attempt=1):
         with bound(event_id="e-1", attempt=2):
@@ -35,11 +44,9 @@ def test_nested_bindings_are_put_back_as_they_were():
     with pytest.raises(RuntimeError), bound(event_id="e-2"):
         raise RuntimeError("handler failed")
     assert bound_now() == {"service": "notify"}
-    structlog.contextvars.clear_contextvars()
 
 
 async def test_concurrent_deliveries_each_keep_their_own():
-    structlog.contextvars.clear_contextvars()
     seen: dict[str, str] = {}
 
     async def deliver(event_id: str) -> None:
