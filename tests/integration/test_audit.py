@@ -73,17 +73,17 @@ async def test_the_trail_is_kept_queried_and_verified(settings, monkeypatch):
         "ops-jo",
     )
 
-    by_referral = json.loads((await cli("--referral", str(referral), "--format", "json")).output)
+    by_referral = json.loads((await cli("--referral", str(referral), "--format", "json")).stdout)
     assert [(r["action"], r["recipient_org"]) for r in by_referral] == [("answer", "A81001")] * 2
-    by_org = json.loads((await cli("--org", "A81001", "--format", "json")).output)
+    by_org = json.loads((await cli("--org", "A81001", "--format", "json")).stdout)
     assert [r["action"] for r in by_org] == ["answer", "answer", "export"]
-    by_person = json.loads((await cli("--person", str(person), "--format", "json")).output)
+    by_person = json.loads((await cli("--person", str(person), "--format", "json")).stdout)
     assert [r["seq"] for r in by_person] == [4]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
-    later = json.loads((await cli("--since", tomorrow, "--format", "json")).output)
+    later = json.loads((await cli("--since", tomorrow, "--format", "json")).stdout)
     assert later == []
     today = datetime.now(UTC).date().isoformat()
-    assert len(json.loads((await cli("--until", today, "--format", "json")).output)) == 4
+    assert len(json.loads((await cli("--until", today, "--format", "json")).stdout)) == 4
     table = await cli("--org", "B82005")
     assert table.exit_code == 0 and "sender:B82005" in table.output and "1 record" in table.output
     assert (await cli("--referral", "not-a-uuid")).exit_code == 2

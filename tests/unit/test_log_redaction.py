@@ -38,7 +38,12 @@ SECRETS = [
 
 @pytest.fixture
 def lines(capsys):
-    """Configure logging as a service does; return a function reading the JSON lines."""
+    """Configure logging as a service does; return a function reading the JSON lines.
+    Afterwards the root logger's handlers and level are put back as they were: a handler
+    left on this test's captured stream would write to a closed file in every later test
+    (and say so, "--- Logging error ---", on whatever stderr is then)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     configure("intake", "DEBUG")
     capsys.readouterr()
 
@@ -48,7 +53,11 @@ def lines(capsys):
 
     yield read
     structlog.reset_defaults()
-    logging.basicConfig(force=True)
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
 
 
 def test_the_example_person_has_what_we_claim_to_remove():
