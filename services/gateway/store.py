@@ -125,8 +125,8 @@ class Submissions:
         """False if this form was sent before (nothing is added)."""
         added = await self.conn.fetchval(
             "INSERT INTO submission (reference, form_key, event_id, organisation, check_digest,"
-            " account_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (form_key) DO NOTHING"
-            " RETURNING 1",
+            " account_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+            " RETURNING 1",  # any unique key: racing copies may meet on event_id first
             reference,
             form_key,
             event_id,
@@ -215,7 +215,10 @@ class Submissions:
         added = await self.conn.fetchval(
             "INSERT INTO submission (reference, form_key, event_id, organisation, check_digest,"
             " api_client_id, request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (form_key) DO NOTHING RETURNING 1",
+            # no conflict target: the event id derives from the form key, and two racing
+            # copies of one request may meet on event_id's unique index before form_key's,
+            # which with a target would be a unique violation rather than nothing done
+            " ON CONFLICT DO NOTHING RETURNING 1",
             reference,
             form_key,
             event_id,
