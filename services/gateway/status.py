@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.runtime import audit
 from services.runtime.audit import AuditAction, AuditRecipientKind
 from services.runtime.logs import get_logger
 
@@ -55,18 +54,13 @@ def status_routes(gw: Gateway) -> list[Route]:
                 check_digest(reference, values["date_of_birth"]),
             )
             if standing is not None:  # where a referral stands, shown to the person
-                await audit.enqueue_record(
+                await gw.record(
                     conn,
-                    gw.names,
-                    "gateway",
-                    audit.disclosure(
-                        AuditAction.PAGE_VIEW,
-                        AuditRecipientKind.PERSON,
-                        None,
-                        by_service="gateway",
-                        referral_id=standing.referral_id,
-                        detail={"page": "status"},
-                    ),
+                    AuditAction.PAGE_VIEW,
+                    AuditRecipientKind.PERSON,
+                    None,
+                    referral_id=standing.referral_id,
+                    detail={"page": "status"},
                 )
         if standing is not None:
             gw.wake()

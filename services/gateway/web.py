@@ -71,24 +71,36 @@ class Gateway:
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape()
         )
 
+    async def record(
+        self,
+        conn: asyncpg.Connection,
+        action: AuditAction,
+        recipient_kind: AuditRecipientKind,
+        recipient_org: str | None,
+        **fields: Any,
+    ) -> None:
+        """A disclosure by the gateway, on the trail in ``conn``'s open transaction (the
+        page's or the read's own); the relay sends it once that commits."""
+        await audit.enqueue_record(
+            conn,
+            self.names,
+            "gateway",
+            audit.disclosure(action, recipient_kind, recipient_org, by_service="gateway", **fields),
+        )
+
     async def audit(
         self, conn: asyncpg.Connection, action: AuditAction, account: Any, detail: dict[str, Any]
     ) -> None:
         """A signed-in professional's sign-in or view, on the trail in ``conn``'s open
         transaction (by account id and organisation; never the email)."""
-        await audit.enqueue_record(
+        await self.record(
             conn,
-            self.names,
-            "gateway",
-            audit.disclosure(
-                action,
-                AuditRecipientKind.PROFESSIONAL,
-                account.organisation,
-                by_service="gateway",
-                by_kind=AuditActorKind.ACCOUNT,
-                by=str(account.id),
-                detail=detail,
-            ),
+            action,
+            AuditRecipientKind.PROFESSIONAL,
+            account.organisation,
+            by_kind=AuditActorKind.ACCOUNT,
+            by=str(account.id),
+            detail=detail,
         )
 
     async def audit_reads(
@@ -102,18 +114,13 @@ class Gateway:
             for key in ("reference", "event_id"):  # the submission, as the client knows it
                 if getattr(standing, key, None):
                     detail[key] = str(getattr(standing, key))
-            await audit.enqueue_record(
+            await self.record(
                 conn,
-                self.names,
-                "gateway",
-                audit.disclosure(
-                    AuditAction.STATUS,
-                    AuditRecipientKind.REFERRER,
-                    org,
-                    by_service="gateway",
-                    referral_id=standing.referral_id,
-                    detail=detail,
-                ),
+                AuditAction.STATUS,
+                AuditRecipientKind.REFERRER,
+                org,
+                referral_id=standing.referral_id,
+                detail=detail,
             )
 
     # ------------------------------------------------------------ rendering
