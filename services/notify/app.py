@@ -31,6 +31,7 @@ from .handlers import (
     on_rejected,
     on_updated,
     on_waitlisted,
+    prepare,
 )
 from .retention import RETENTION
 from .rights import on_subject
@@ -56,4 +57,5 @@ SERVICE = ServiceDef(
     pollers=(dispatcher,),
     settings=NotifySettings,
     retention=RETENTION,
+    prepare=prepare,
 )

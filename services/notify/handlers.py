@@ -48,13 +48,51 @@ DISPATCH = "dispatch"  # the dispatcher's wake-up channel
 Step = ReferralStatusValue
 
 
+# in a batch's ``shared`` (``prepare``): the standings read ahead, each taken by its first
+# reader; and the referral ids whose locks the batch holds for their acceptances
+_READ_AHEAD = "notify.standings"
+_LOCKED = "notify.locked"
+# the events whose handlers read where a referral stands, and only then change it (or, for
+# an acceptance, add it): a batch of only these may have its standings read ahead
+_STANDING_READERS = (
+    ReferralDuplicate, ReferralWaitlisted, ReferralAssigned, ReferralJoined, ReferralUpdated,
+)  # fmt: skip
+
+
+async def prepare(uow: Uow, events: list[tuple[CloudEvent[Any], Any]]) -> None:
+    """At the start of a batch: where its referrals stand, read and locked in one statement
+    (not one per event), and its acceptances' locks taken in another (so that each
+    acceptance is added, and its held events taken, in one statement). Only for a batch of
+    the pipeline's events, each of whose handlers reads a referral's standing before it
+    changes it: a standing read ahead is then one no handler before its first reader has
+    changed. (A batch with anything else, a person's rights, is read as it goes.)"""
+    readers = [d.referral_id for _, d in events if isinstance(d, _STANDING_READERS)]
+    accepting = [d.referral_id for _, d in events if isinstance(d, ReferralContact)]
+    if len(readers) + len(accepting) < len(events) - _rejections(events):
+        return
+    if accepting:
+        await uow.store.referrals.lock_many([early.lock_key(uow, r) for r in accepting])
+        uow.shared[_LOCKED] = set(accepting)
+    if readers:
+        uow.shared[_READ_AHEAD] = await uow.store.referrals.standings(readers)
+
+
+def _rejections(events: list[tuple[CloudEvent[Any], Any]]) -> int:
+    """Rejections read nothing (their referral was never made)."""
+    return sum(1 for _, d in events if isinstance(d, ReferralRejected))
+
+
 async def standing(uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID) -> Standing | None:
     """Where the referral stands, locked; None if notify has not heard of it yet: then
     the event is held, and handled (told) once referral.accepted.v1 arrives, however long
     that takes (``services/runtime/early.py``). A referral found is locked by its row;
     only one not found takes the referral id's lock, as the acceptance does, and is looked
     for again: an acceptance still committing is waited for and seen, and one after it
-    waits for the hold to commit, then releases the event."""
+    waits for the hold to commit, then releases the event. (In a batch, its first reader
+    takes what ``prepare`` read.)"""
+    ahead = uow.shared.get(_READ_AHEAD)
+    if ahead and referral_id in ahead:
+        return ahead.pop(referral_id)
     found = await uow.store.referrals.standing(referral_id)
     if found is None:
         await uow.serialise(referral_id)  # an acceptance still committing: wait for it
@@ -177,16 +215,20 @@ async def send_later(
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralContact) -> None:
-    added = await uow.store.referrals.add(
-        r.referral_id,
-        sender=r.sender,
-        reference=r.sender_reference,
-        pcn=r.pcn,
-        contact=r.contact.model_dump(mode="json"),
-        submission_event_id=r.submission_event_id,
-        at=r.accepted_at,
-        lock=early.lock_key(uow, r.referral_id),  # held events and this cannot miss each other
-    )
+    fields: dict[str, Any] = {
+        "sender": r.sender,
+        "reference": r.sender_reference,
+        "pcn": r.pcn,
+        "contact": r.contact.model_dump(mode="json"),
+        "submission_event_id": r.submission_event_id,
+        "at": r.accepted_at,
+    }
+    taken = None
+    if r.referral_id in uow.shared.get(_LOCKED, ()):  # the batch's ``prepare`` holds its lock
+        added, taken = await uow.store.referrals.add_and_release(r.referral_id, **fields)
+    else:  # held events and this cannot miss each other
+        lock = early.lock_key(uow, r.referral_id)
+        added = await uow.store.referrals.add(r.referral_id, lock=lock, **fields)
     if not added:
         return
     await tell_referrer(
@@ -200,7 +242,7 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralContact) -> N
         submission_event_id=r.submission_event_id,
         step_at=r.accepted_at,
     )
-    await uow.release(r.referral_id)  # steps that arrived before the acceptance
+    await uow.release(r.referral_id, taken)  # steps that arrived before the acceptance
 
 
 async def on_rejected(uow: Uow, event: CloudEvent[Any], r: ReferralRejected) -> None:

@@ -53,6 +53,25 @@ class Pending:
     attempts: int
 
 
+def _standing(row: asyncpg.Record) -> Standing:
+    known = Known(
+        str(row["referral_id"]),
+        row["sender"],
+        row["sender_reference"],
+        row["pcn"],
+        PersonContact.model_validate(row["contact"]),
+    )
+    return Standing(
+        known,
+        row["submission_event_id"],
+        ReferralStatusValue(row["step"]),
+        TaskStatus(row["task_status"]),
+        row["status_at"],
+        row["placed_at"],
+        row["contact_allowed"],
+    )
+
+
 class Referrals:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
@@ -89,29 +108,67 @@ class Referrals:
         )
         return added is not None
 
+    async def add_and_release(
+        self,
+        referral_id: uuid.UUID,
+        *,
+        sender: str,
+        reference: str,
+        pcn: str,
+        contact: dict[str, Any],
+        submission_event_id: str,
+        at: datetime,
+    ) -> tuple[bool, list[dict[str, Any]]]:
+        """One statement, for a transaction that holds the referral id's lock already
+        (``lock_many``, in an earlier statement, so this one sees every hold committed
+        before the lock was granted): the referral added (False if it was known already)
+        and, if it was, the events held for it taken out of ``early_event``, to be
+        released (``early.release``)."""
+        rows = await self.conn.fetch(
+            "WITH added AS (INSERT INTO referral (referral_id, sender, sender_reference, pcn,"
+            " contact, submission_event_id, status_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT DO NOTHING RETURNING 1),"
+            " held AS (DELETE FROM early_event WHERE referral_id = $1"
+            " AND EXISTS (SELECT 1 FROM added)"
+            " RETURNING source, event_id, event_type, sender, body, received_at)"
+            " SELECT EXISTS (SELECT 1 FROM added) AS added, h.* FROM (SELECT 1) AS one"
+            " LEFT JOIN held AS h ON true",
+            referral_id,
+            sender,
+            reference,
+            pcn,
+            contact,
+            submission_event_id,
+            at,
+        )
+        held = [dict(r) for r in rows if r["event_id"] is not None]
+        return rows[0]["added"], held
+
+    async def lock_many(self, keys: list[str]) -> None:
+        """One statement: each key's lock (``early.lock_key``), in order, until the
+        transaction ends."""
+        await self.conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+            " FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys",
+            keys,
+        )
+
+    async def standings(self, referral_ids: list[uuid.UUID]) -> dict[uuid.UUID, Standing]:
+        """One statement: the referrals notify knows of these, each locked (in id order),
+        as ``standing`` reads one."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM referral WHERE referral_id = ANY($1::uuid[])"
+            " ORDER BY referral_id FOR UPDATE",
+            referral_ids,
+        )
+        return {row["referral_id"]: _standing(row) for row in rows}
+
     async def standing(self, referral_id: uuid.UUID) -> Standing | None:
         """The referral, locked; None if notify has not heard of it yet."""
         row = await self.conn.fetchrow(
             "SELECT * FROM referral WHERE referral_id = $1 FOR UPDATE", referral_id
         )
-        if row is None:
-            return None
-        known = Known(
-            str(row["referral_id"]),
-            row["sender"],
-            row["sender_reference"],
-            row["pcn"],
-            PersonContact.model_validate(row["contact"]),
-        )
-        return Standing(
-            known,
-            row["submission_event_id"],
-            ReferralStatusValue(row["step"]),
-            TaskStatus(row["task_status"]),
-            row["status_at"],
-            row["placed_at"],
-            row["contact_allowed"],
-        )
+        return None if row is None else _standing(row)
 
     async def stand(
         self,

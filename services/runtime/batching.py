@@ -61,6 +61,11 @@ def as_itself(item: Item) -> Iterator[None]:
 
 
 Single = Callable[[Item], Awaitable[Outcome]]
+# Run once a batch's events are claimed, before its handlers, with the unit of work of the
+# batch's transaction and the events handled for the first time: to read or lock in one
+# statement what the handlers would each read or lock on their own, keeping it in
+# ``uow.shared`` for them (``ServiceDef.prepare``). It emits nothing.
+Prepare = Callable[[Any, list[tuple[CloudEvent[Any], Any]]], Awaitable[None]]
 
 
 class Batcher:
@@ -75,12 +80,14 @@ class Batcher:
         *,
         size: int,
         workers: int = 2,
+        prepare: Prepare | None = None,
     ):
         self.pool = pool
         self.unit_of_work = unit_of_work
         self.single = single
         self.size = size
         self.workers = workers
+        self.prepare = prepare
         self.waiting: list[Item] = []
         self.running = 0
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps tasks only weakly
@@ -139,6 +146,8 @@ class Batcher:
             keys = [(i.event.source, i.event.id, i.event.type) for i in batch]
             claimed = await claim_many(conn, keys)
             failpoint("after_claim")
+            if self.prepare is not None:
+                await self._prepare(conn, shared, batch, claimed)
             for n, item in enumerate(batch):
                 uow = self.unit_of_work(conn, correlation_for(item.event), shared)
                 key = (item.event.source, item.event.id)
@@ -157,3 +166,22 @@ class Batcher:
                 await uows[0].flush(*uows[1:])  # every event of the batch, in one statement
             failpoint("before_commit")
         return outcomes
+
+    async def _prepare(
+        self,
+        conn: asyncpg.Connection,
+        shared: dict[str, Any],
+        batch: list[Item],
+        claimed: set[tuple[str, str]],
+    ) -> None:
+        assert self.prepare is not None
+        uow = self.unit_of_work(conn, None, shared)
+        seen: set[tuple[str, str]] = set()
+        first = []
+        for item in batch:
+            key = (item.event.source, item.event.id)
+            if key in claimed and key not in seen:
+                seen.add(key)
+                first.append((item.event, item.data))
+        await self.prepare(uow, first)
+        assert uow.mark() == (0, 0, 0), "a batch's preparation emits nothing"

@@ -37,7 +37,7 @@ from .admission import (
 )
 from .answers import answer
 from .batch_admission import admit_batch
-from .batching import Batcher, Item, Outcome
+from .batching import Batcher, Item, Outcome, Prepare
 from .delivery import Delivery
 from .errors import BadMessage
 from .failpoints import failpoint
@@ -76,6 +76,7 @@ class Consumer:
         deferred_limit: int,
         observe: Observer | None = None,
         batch_size: int = 1,
+        prepare: Prepare | None = None,
     ):
         self.service = service
         self.names = names
@@ -90,7 +91,9 @@ class Consumer:
         self.deferred_limit = deferred_limit
         self.observe = observe
         self.batcher = (
-            Batcher(pool, unit_of_work, self.single, size=batch_size) if batch_size > 1 else None
+            Batcher(pool, unit_of_work, self.single, size=batch_size, prepare=prepare)
+            if batch_size > 1
+            else None
         )
 
     def label(self, delivery: Delivery) -> str:

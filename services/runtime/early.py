@@ -67,14 +67,20 @@ async def hold(uow: UnitOfWork[Any], referral_id: uuid.UUID, event: CloudEvent[A
     log.info("held_until_referral_known", referral_id=str(referral_id))
 
 
-async def release(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> None:
+async def release(
+    uow: UnitOfWork[Any], referral_id: uuid.UUID, taken: list[Any] | None = None
+) -> None:
     """Handle every event held for ``referral_id``, oldest first. Call once the referral
-    is known, in the transaction that made it known."""
-    rows = await uow.conn.fetch(
-        "DELETE FROM early_event WHERE referral_id = $1"
-        " RETURNING source, event_id, event_type, sender, body, received_at",
-        referral_id,
-    )
+    is known, in the transaction that made it known. ``taken``: the held events, if the
+    statement that made it known took them out of ``early_event`` already (after the
+    referral id's lock was granted, as here)."""
+    rows = taken
+    if rows is None:
+        rows = await uow.conn.fetch(
+            "DELETE FROM early_event WHERE referral_id = $1"
+            " RETURNING source, event_id, event_type, sender, body, received_at",
+            referral_id,
+        )
     for row in sorted(rows, key=lambda r: (r["received_at"], r["event_id"])):
         route = uow.routes[row["event_type"]]
         event = parse_event(route.model, row["body"])

@@ -139,6 +139,7 @@ class Runner:
             deferred_limit=self.settings.deferred_limit,
             observe=self.service.observe,
             batch_size=self.settings.batch_size,
+            prepare=self.service.prepare,
         )
 
     # -------------------------------------------------------------- life

@@ -23,6 +23,7 @@ from .retention import Rule
 from .topology import ServiceTopology
 
 if TYPE_CHECKING:
+    from .batching import Prepare
     from .consumer import Observer
     from .poller import Poller
     from .runner import Runner
@@ -75,6 +76,9 @@ class ServiceDef:
     publishes: tuple[type[EventData], ...] = ()
     # its retention rules, run with the runtime's own (services/runtime/retention.py)
     retention: tuple[Rule, ...] = ()
+    # run at the start of each batch, with the events it handles for the first time
+    # (``batching.Prepare``): what its handlers would each read or lock, in one statement
+    prepare: Prepare | None = None
 
     def __post_init__(self) -> None:
         for model in self.emits:

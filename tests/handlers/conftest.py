@@ -88,8 +88,11 @@ class Harness:
         shared = None if alone else handling.gathering()
         uows = []
         async with self.conn.transaction():  # a savepoint: as if its own transaction
-            for envelope in envelopes:
-                route, admitted = self._admitted(envelope, user, inbound)
+            arrived = [self._admitted(envelope, user, inbound) for envelope in envelopes]
+            if not alone and self.service.prepare is not None:  # as the batch's claim is followed
+                uow = self.service.unit_of_work(self.conn, self.names, None, self.settings, shared)
+                await self.service.prepare(uow, [(a.envelope, a.data) for _, a in arrived])
+            for route, admitted in arrived:
                 uow = self.service.unit_of_work(self.conn, self.names, None, self.settings, shared)
                 await handle(uow, route, admitted.envelope, admitted.data)
                 uows.append(uow)

@@ -3,6 +3,7 @@ told, and never out of order."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -246,3 +247,64 @@ async def test_a_referrals_end_starts_the_clock_of_its_contact_details(harness):
     assert await notify.value("SELECT ended_at FROM referral") is None
     await notify.send(step(rid, "withdrawn", "cancelled", t0 + timedelta(minutes=2)))
     assert await notify.value("SELECT ended_at FROM referral") == t0 + timedelta(minutes=2)
+
+
+async def test_a_batch_reads_where_its_referrals_stand_at_once_and_tells_each_as_alone(harness):
+    """A batch of the pipeline's events: its standings read, and its acceptances locked,
+    at its start, in one statement each; every step told, and every held event released,
+    as if each had come alone."""
+    notify = await harness("notify")
+    x, y, z = (accepted(contact={"preferred": "email", "email": f"{n}@example.org"}) for n in "xyz")
+    rx, ry, rz = (e["data"]["referral_id"] for e in (x, y, z))
+    await notify.send(x)
+    await notify.send(internal("referral.assigned.v1", producer="triage", referral_id=ry))
+    assert await notify.value("SELECT count(*) FROM early_event") == 1  # y's, held
+    at = datetime.now(UTC) + timedelta(seconds=1)  # after the assignment
+    sent: list[str] = []
+
+    def note(query) -> None:
+        sent.append(" ".join(query.query.split()))
+
+    notify.conn.add_query_logger(note)
+    await notify.send_batch(
+        [
+            internal("referral.assigned.v1", producer="triage", referral_id=rx),
+            step(rx, "in_progress", "in-progress", at),
+            y,
+            z,
+            internal("referral.waitlisted.v1", producer="triage", referral_id=rz),
+        ]
+    )
+    await asyncio.sleep(0)  # the query loggers are called soon after, not at once
+    notify.conn.remove_query_logger(note)
+
+    by_referral: dict[str, list[str]] = {}
+    for e in notify.of("referral.status.v1"):
+        by_referral.setdefault(str(e.data.referral_id), []).append(e.data.status.value)
+    assert by_referral == {
+        rx: ["accepted", "assigned", "in_progress"],
+        ry: ["accepted", "assigned"],  # y's held assignment, released by its acceptance
+        rz: ["accepted", "waitlisted"],
+    }
+    assert await notify.value("SELECT count(*) FROM early_event") == 0
+    audiences = await notify.rows(
+        "SELECT r.sender_reference, n.audience FROM notification n JOIN referral r"
+        " USING (referral_id) ORDER BY n.id"
+    )
+    assert sorted((r["sender_reference"], r["audience"]) for r in audiences) == sorted(
+        [
+            (x["data"]["sender_reference"], "person"),
+            (x["data"]["sender_reference"], "team"),
+            (y["data"]["sender_reference"], "person"),
+            (y["data"]["sender_reference"], "team"),
+            (z["data"]["sender_reference"], "person"),
+        ]
+    )
+    read_ahead = [q for q in sent if q.startswith("SELECT * FROM referral WHERE referral_id = ANY")]
+    one_by_one = [q for q in sent if q.startswith("SELECT * FROM referral WHERE referral_id = $1")]
+    released_apart = [q for q in sent if q.startswith("DELETE FROM early_event")]
+    assert len(read_ahead) == 1
+    # x's second step reads what its first changed; y's released step and z's waitlisting
+    # read referrals not known when the batch began
+    assert len(one_by_one) == 3
+    assert released_apart == []  # y's held event was taken by the statement that added y
