@@ -71,7 +71,7 @@ async def prepare(uow: Uow, events: list[tuple[CloudEvent[Any], Any]]) -> None:
     if len(readers) + len(accepting) < len(events) - _rejections(events):
         return
     if accepting:
-        await uow.store.referrals.lock_many([early.lock_key(uow, r) for r in accepting])
+        await early.serialise_many(uow, accepting)
         uow.shared[_LOCKED] = set(accepting)
     if readers:
         uow.shared[_READ_AHEAD] = await uow.store.referrals.standings(readers)

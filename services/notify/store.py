@@ -120,7 +120,7 @@ class Referrals:
         at: datetime,
     ) -> tuple[bool, list[dict[str, Any]]]:
         """One statement, for a transaction that holds the referral id's lock already
-        (``lock_many``, in an earlier statement, so this one sees every hold committed
+        (``early.serialise_many``, in an earlier statement, so this one sees every hold committed
         before the lock was granted): the referral added (False if it was known already)
         and, if it was, the events held for it taken out of ``early_event``, to be
         released (``early.release``)."""
@@ -143,15 +143,6 @@ class Referrals:
         )
         held = [dict(r) for r in rows if r["event_id"] is not None]
         return rows[0]["added"], held
-
-    async def lock_many(self, keys: list[str]) -> None:
-        """One statement: each key's lock (``early.lock_key``), in order, until the
-        transaction ends."""
-        await self.conn.execute(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
-            " FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys",
-            keys,
-        )
 
     async def standings(self, referral_ids: list[uuid.UUID]) -> dict[uuid.UUID, Standing]:
         """One statement: the referrals notify knows of these, each locked (in id order),

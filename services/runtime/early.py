@@ -46,6 +46,17 @@ async def serialise(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> None:
     )
 
 
+async def serialise_many(uow: UnitOfWork[Any], referral_ids: list[uuid.UUID]) -> None:
+    """``serialise`` for several referral ids, in one statement, in the order of their
+    keys (a batch's, at its start: its statements after this one see every hold committed
+    before the locks were granted)."""
+    await uow.conn.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+        " FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys",
+        sorted({lock_key(uow, r) for r in referral_ids}),
+    )
+
+
 def lock_key(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> str:
     """What ``serialise`` locks, for a statement that takes the same lock first (as
     ``pg_advisory_xact_lock(hashtextextended(key, 0))``) and then makes the referral known."""

@@ -29,6 +29,7 @@ from .handlers import (
     on_transferred,
     on_withdrawn,
     on_worker_updated,
+    prepare,
 )
 from .metrics import observe, state_gauges
 from .retention import RETENTION
@@ -61,4 +62,5 @@ SERVICE = ServiceDef(
     observe=observe,
     state_gauges=state_gauges,
     retention=RETENTION,
+    prepare=prepare,
 )

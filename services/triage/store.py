@@ -56,6 +56,14 @@ class Roster:
             pcn,
         )
 
+    async def lock_many(self, pcns: list[str]) -> None:
+        """``lock`` for several PCNs, in one statement, in order."""
+        await self.conn.execute(
+            "INSERT INTO pcn (pcn) SELECT p FROM unnest($1::text[]) AS p ORDER BY p"
+            " ON CONFLICT (pcn) DO UPDATE SET pcn = excluded.pcn WHERE false",
+            sorted(set(pcns)),
+        )
+
     async def loads(self, pcn: str) -> list[WorkerLoad]:
         """Every active worker of the PCN with their caseload."""
         rows = await self.conn.fetch(_LOADS, pcn)

@@ -3,6 +3,7 @@ events that arrive before their referral."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -308,3 +309,39 @@ async def test_an_arrival_with_places_free_and_people_waiting_comes_in_waitlist_
     assert await triage.value("SELECT count(*) FROM referral WHERE status = 'assigned'") == (
         1 + free
     )
+
+
+async def test_a_batch_of_placements_takes_its_locks_at_its_start_and_places_each_as_alone(
+    harness,
+):
+    """The referrals' locks, then the PCNs', each in one statement at the batch's start;
+    each placement (and a closure held for one of them) then decided as if it came alone."""
+    triage = await harness("triage")
+    await triage.send(worker("U12345", "lw-a", 2))
+    await triage.send(worker("U99999", "lw-c", 1))
+    a, b, d, e = (accepted(at=T0 + timedelta(minutes=i)) for i in range(4))
+    c = accepted(pcn="U99999", at=T0)
+    ra, rb, rc, rd, re_ = (x["data"]["referral_id"] for x in (a, b, c, d, e))
+    await triage.send(closed(rd))  # before its referral: held
+    assert await triage.value("SELECT count(*) FROM early_event") == 1
+    sent: list[str] = []
+
+    def note(query) -> None:
+        sent.append(" ".join(query.query.split()))
+
+    triage.conn.add_query_logger(note)
+    await triage.send_batch([a, b, c, d, e])
+    await asyncio.sleep(0)  # the query loggers are called soon after, not at once
+    triage.conn.remove_query_logger(note)
+
+    # d was closed before it could be placed: never placed, and e takes the place after b
+    assert placed(triage) == {ra: "lw-a", rb: "lw-a", rc: "lw-c", re_: None}
+    assert await triage.value("SELECT count(*) FROM early_event") == 0
+    assert await triage.value("SELECT status FROM referral WHERE referral_id = $1", rd) != "waiting"
+    at_start = [q for q in sent if q.startswith("SELECT count(pg_advisory_xact_lock")]
+    pcns_at_start = [q for q in sent if q.startswith("INSERT INTO pcn (pcn) SELECT")]
+    one_referral = [q for q in sent if q == "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"]
+    one_pcn = [q for q in sent if q.startswith("INSERT INTO pcn (pcn) VALUES")]
+    assert (len(at_start), len(pcns_at_start)) == (1, 1)
+    # only d's held closure, released as it would be alone, locks on its own
+    assert (len(one_referral), len(one_pcn)) == (1, 1), (one_referral, one_pcn)
