@@ -45,6 +45,7 @@ from .handlers import (
     on_waitlisted,
     on_wellbeing,
     on_withdrawn,
+    prepare,
     projected,
 )
 from .retention import RETENTION
@@ -79,4 +80,5 @@ SERVICE = ServiceDef(
     store=OutcomesStore,
     schemas={"reporting": Path(__file__).parent / "reporting"},
     retention=RETENTION,
+    prepare=prepare,
 )

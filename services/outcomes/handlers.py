@@ -208,8 +208,21 @@ async def reflect(uow: Uow, referral_id: uuid.UUID) -> None:
 # ------------------------------------------------------------------ from the pipeline
 
 
+# in a batch's ``shared`` (``prepare``): the referrals whose row locks it holds
+_LOCKED = "outcomes.locked"
+
+
+async def prepare(uow: Uow, events: list[tuple[CloudEvent[Any], Any]]) -> None:
+    """At the start of a batch: its acceptances' rows locked in one statement, so that each
+    acceptance is recorded, and its held events taken, in one statement."""
+    accepting = [d.referral_id for _, d in events if isinstance(d, ReferralRecorded)]
+    if accepting:
+        await uow.store.referrals.lock_many(accepting)
+        uow.shared[_LOCKED] = set(accepting)
+
+
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralRecorded) -> None:
-    await uow.store.referrals.accepted(
+    taken = await uow.store.referrals.accepted(
         r.referral_id,
         timeline_entry(event, r.accepted_at, agency_type=r.agency_type.value, sender=r.sender),
         practice=r.registered_practice,
@@ -222,8 +235,9 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralRecorded) -> 
         gp_sharing=r.gp_sharing.value,
         person_id=r.person_id,
         pathway=r.pathway.value,
+        take_held=r.referral_id in uow.shared.get(_LOCKED, ()),
     )
-    await uow.release(r.referral_id)  # what teams sent before the referral was known
+    await uow.release(r.referral_id, taken)  # what teams sent before the referral was known
     await write_due_entries(uow, r.referral_id)
 
 

@@ -158,11 +158,16 @@ class Referrals:
         gp_sharing: str,
         person_id: uuid.UUID | None,
         pathway: str,
-    ) -> None:
+        take_held: bool = False,
+    ) -> list[dict[str, Any]] | None:
         """Make the referral known as intake accepted it, its row made if no early event
         made it (either way locked, as ``lock`` does), and add the acceptance to its
-        timeline: one statement."""
-        await self.conn.execute(
+        timeline: one statement. With ``take_held``, for a transaction that holds the
+        referral's row lock already (``lock_many``, in an earlier statement, so that this
+        one sees every hold committed before the lock was granted), the same statement
+        takes the events held for it out of ``early_event`` and returns them, to be
+        released (``early.release``)."""
+        statement = (
             "WITH accepted AS (INSERT INTO referral (referral_id, registered_practice,"
             " nhs_number, agency_type, pcn, needs, accepted_at, sender, gp_sharing, person_id,"
             " pathway) VALUES ($1, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -171,7 +176,9 @@ class Referrals:
             " nhs_number = excluded.nhs_number, agency_type = excluded.agency_type,"
             " pcn = excluded.pcn, needs = excluded.needs, accepted_at = excluded.accepted_at,"
             " sender = excluded.sender, gp_sharing = excluded.gp_sharing,"
-            " person_id = excluded.person_id, pathway = excluded.pathway)" + _AND_TIMELINE,
+            " person_id = excluded.person_id, pathway = excluded.pathway)"
+        )
+        values = (
             referral_id,
             *_entry(entry),
             practice,
@@ -184,6 +191,27 @@ class Referrals:
             gp_sharing,
             person_id,
             pathway,
+        )
+        if not take_held:
+            await self.conn.execute(statement + _AND_TIMELINE, *values)
+            return None
+        rows = await self.conn.fetch(
+            statement + ", entry AS (" + _AND_TIMELINE + "), held AS (DELETE FROM early_event"
+            " WHERE referral_id = $1"
+            " RETURNING source, event_id, event_type, sender, body, received_at)"
+            " SELECT * FROM held",
+            *values,
+        )
+        return [dict(r) for r in rows]
+
+    async def lock_many(self, referral_ids: list[uuid.UUID]) -> None:
+        """``lock`` for several referrals, in one statement, in id order (each row made if
+        missing, else locked and left as it is)."""
+        await self.conn.execute(
+            "INSERT INTO referral (referral_id) SELECT r FROM unnest($1::uuid[]) AS r ORDER BY r"
+            " ON CONFLICT (referral_id) DO UPDATE SET referral_id = excluded.referral_id"
+            " WHERE false",
+            sorted(set(referral_ids)),
         )
 
     async def confirm_nhs_number(

@@ -3,6 +3,7 @@ order events arrive in, and never from another PCN's team."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,30 @@ async def test_a_contact_before_the_referral_is_held_then_coded(harness):
     emitted = await outcomes.send(ref)
     assert [e.data.fact.value for e in emitted if e.type == "gp.writeback.v1"] == ["accepted"]
     assert await outcomes.value("SELECT count(*) FROM early_event") == 0
+
+
+async def test_a_batchs_acceptances_are_locked_at_its_start_and_release_what_was_held(harness):
+    """A batch's acceptances: their rows locked in one statement at its start; each then
+    recorded, and what was held for it taken, in one statement, and told as if alone."""
+    outcomes = await harness("outcomes")
+    early, plain = accepted(), accepted()
+    rid = early["data"]["referral_id"]
+    await outcomes.send(contact(rid))  # intake's announcement is still on its way
+    assert await outcomes.value("SELECT count(*) FROM early_event") == 1
+    sent: list[str] = []
+
+    def note(query) -> None:
+        sent.append(" ".join(query.query.split()))
+
+    outcomes.conn.add_query_logger(note)
+    emitted = await outcomes.send_batch([early, plain, contact(plain["data"]["referral_id"])])
+    await asyncio.sleep(0)  # the query loggers are called soon after, not at once
+    outcomes.conn.remove_query_logger(note)
+    coded = Counter(str(e.data.referral_id) for e in writebacks(emitted))
+    assert coded == {rid: 1, plain["data"]["referral_id"]: 1}  # each coded once, as alone
+    assert await outcomes.value("SELECT count(*) FROM early_event") == 0
+    assert len([q for q in sent if q.startswith("INSERT INTO referral (referral_id) SELECT")]) == 1
+    assert not [q for q in sent if q.startswith("DELETE FROM early_event")]
 
 
 async def test_another_pcns_early_contact_is_refused_and_never_reaches_the_gp(harness):
