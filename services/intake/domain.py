@@ -46,7 +46,7 @@ NO_CONSENT = Reason(
 
 
 # Two referrals are the same person when the NHS number and the date of birth agree
-# (``People.id_for``). Names are not compared: they change (marriage, a preferred name)
+# (``Referrals.accept``). Names are not compared: they change (marriage, a preferred name)
 # and are spelled differently from one system to the next, so comparing them would keep
 # apart people who are one; the date of birth does not change, and an NHS number mistyped
 # by one digit almost never lands on someone born the same day. A disagreement is never

@@ -120,16 +120,12 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         return
 
     referral_id = uuid.uuid4()
-    nhs_number = referral.person.nhs_number
-    if nhs_number is None:  # never matched to anyone: a new person, whom the team confirms
-        person_id, conflict = uuid.uuid4(), False
-        await uow.store.people.unidentified(person_id, referral.person.date_of_birth)
-    else:
-        person_id, conflict = await uow.store.people.id_for(
-            nhs_number, referral.person.date_of_birth
-        )
-    added = await uow.store.referrals.add(
+    nhs_number = referral.person.nhs_number  # None: never matched; the team confirms them
+    outcome = await uow.store.referrals.accept(
         referral_id,
+        nhs_number=nhs_number,
+        born=referral.person.date_of_birth,
+        source=event.source,
         sender=sender,
         reference=referral.sender_reference,
         event_id=event.id,
@@ -140,8 +136,8 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         needs=[n.value for n in referral.needs],
         submission=referral.model_dump(mode="json"),
         accepted_at=now,
-        person_id=person_id,
     )
+    person_id, added, conflict = outcome.person_id, outcome.added, outcome.conflict
     if not added:  # the sender resent a referral (same reference, new event id)
         known = await uow.store.referrals.by_reference(sender, referral.sender_reference)
         assert known is not None
@@ -156,14 +152,6 @@ async def on_submitted(uow: Uow, event: CloudEvent[Any], referral: ReferralSubmi
         await tell_duplicate(uow, event, sender, referral.sender_reference, known)
         return
 
-    await record(
-        source=event.source,
-        event_id=event.id,
-        sender=sender,
-        reference=referral.sender_reference,
-        outcome="accepted",
-        referral_id=referral_id,
-    )
     accepted = ReferralAccepted(
         referral_id=referral_id,
         sender=sender,

@@ -26,45 +26,26 @@ class Submission:
     reasons: list[dict[str, Any]]
 
 
-class People:
-    """One person per NHS number and date of birth, whoever refers them
-    (``domain.same_person``)."""
+@dataclass(frozen=True)
+class Accepted:
+    """What ``Referrals.accept`` came to."""
 
-    def __init__(self, conn: asyncpg.Connection):
-        self.conn = conn
-
-    async def id_for(self, nhs_number: str, born: date) -> tuple[uuid.UUID, bool]:
-        """The person's id, made the first time they are referred, and whether the NHS
-        number is also held for someone with another date of birth (one statement)."""
-        row = await self.conn.fetchrow(
-            "WITH found AS (INSERT INTO person (person_id, nhs_number, date_of_birth)"
-            " VALUES ($1, $2, $3) ON CONFLICT (nhs_number, date_of_birth)"
-            " DO UPDATE SET nhs_number = excluded.nhs_number RETURNING person_id)"
-            " SELECT (SELECT person_id FROM found) AS person_id, EXISTS (SELECT 1 FROM person"
-            " WHERE nhs_number = $2 AND date_of_birth IS DISTINCT FROM $3) AS conflict",
-            uuid.uuid4(),
-            nhs_number,
-            born,
-        )
-        return row["person_id"], row["conflict"]
-
-    async def unidentified(self, person_id: uuid.UUID, born: date) -> None:
-        """A person without an NHS number: their own row, never matched to another."""
-        await self.conn.execute(
-            "INSERT INTO person (person_id, nhs_number, date_of_birth) VALUES ($1, NULL, $2)",
-            person_id,
-            born,
-        )
+    person_id: uuid.UUID
+    added: bool  # False: the sender already sent a referral with this reference
+    conflict: bool  # the NHS number is also held for someone with another date of birth
 
 
 class Referrals:
     def __init__(self, conn: asyncpg.Connection):
         self.conn = conn
 
-    async def add(
+    async def accept(
         self,
         referral_id: uuid.UUID,
         *,
+        nhs_number: str | None,
+        born: date,
+        source: str,
         sender: str,
         reference: str,
         event_id: str,
@@ -75,14 +56,40 @@ class Referrals:
         needs: list[str],
         submission: dict[str, Any],
         accepted_at: datetime,
-        person_id: uuid.UUID,
-    ) -> bool:
-        """False if the sender already sent a referral with this reference."""
-        added = await self.conn.fetchval(
-            "INSERT INTO referral (referral_id, sender, sender_reference, submission_event_id,"
-            " agency_type, registered_practice, pcn, pathway, needs, submission, accepted_at,"
-            " person_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            " ON CONFLICT (sender, sender_reference) DO NOTHING RETURNING 1",
+    ) -> Accepted:
+        """One statement: the person's id, the referral added with it, and, if it was added,
+        the submission recorded as accepted (as ``Submissions.record`` would). One person
+        per NHS number and date of birth, whoever refers them (``domain.same_person``): made
+        the first time they are referred, with whether the NHS number is also held for
+        someone with another date of birth (``conflict``); a person without an NHS number
+        gets a row of their own, never matched to another. Not added: the sender already
+        sent a referral with this reference (nothing is recorded)."""
+        person = (
+            "INSERT INTO person (person_id, nhs_number, date_of_birth) VALUES ($1, $2, $3)"
+            + (
+                " ON CONFLICT (nhs_number, date_of_birth)"
+                " DO UPDATE SET nhs_number = excluded.nhs_number"
+                if nhs_number is not None
+                else ""
+            )
+        )
+        row = await self.conn.fetchrow(
+            f"WITH found AS ({person} RETURNING person_id),"
+            " added AS (INSERT INTO referral (referral_id, sender, sender_reference,"
+            " submission_event_id, agency_type, registered_practice, pcn, pathway, needs,"
+            " submission, accepted_at, person_id) SELECT $4, $5, $6, $7, $8, $9, $10, $11,"
+            " $12, $13, $14, person_id FROM found"
+            " ON CONFLICT (sender, sender_reference) DO NOTHING RETURNING 1),"
+            " recorded AS (INSERT INTO submission (source, event_id, sender, sender_reference,"
+            " outcome, referral_id, reason_codes, reasons) SELECT $15, $7, $5, $6, 'accepted',"
+            " $4, '{}', '[]' WHERE EXISTS (SELECT 1 FROM added))"
+            " SELECT (SELECT person_id FROM found) AS person_id,"
+            " EXISTS (SELECT 1 FROM added) AS added, $2::text IS NOT NULL AND EXISTS"
+            " (SELECT 1 FROM person WHERE nhs_number = $2 AND date_of_birth IS DISTINCT FROM $3)"
+            " AS conflict",
+            uuid.uuid4(),
+            nhs_number,
+            born,
             referral_id,
             sender,
             reference,
@@ -94,9 +101,9 @@ class Referrals:
             needs,
             submission,
             accepted_at,
-            person_id,
+            source,
         )
-        return added is not None
+        return Accepted(row["person_id"], row["added"], row["conflict"])
 
     async def ended(self, referral_id: uuid.UUID, at: datetime) -> bool:
         """The referral ended (closed or withdrawn) at ``at``: the clock of its retention
@@ -164,7 +171,6 @@ class Submissions:
 
 class IntakeStore:
     def __init__(self, conn: asyncpg.Connection):
-        self.people = People(conn)
         self.referrals = Referrals(conn)
         self.submissions = Submissions(conn)
         self.subjects = Subjects(conn)

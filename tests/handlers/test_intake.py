@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,18 @@ from ..support import submission
 async def test_accepts_stores_and_audits_a_referral(harness):
     intake = await harness("intake")
     referral = submission(org="A81001")
+    sent: list[str] = []
+
+    def note(query) -> None:
+        sent.append(" ".join(query.query.split()))
+
+    intake.conn.add_query_logger(note)
     [accepted, *_] = await intake.send(referral)
+    await asyncio.sleep(0)  # the query loggers are called soon after, not at once
+    intake.conn.remove_query_logger(note)
+    # the person, the referral and the submission's outcome: one statement
+    assert len([q for q in sent if "INSERT INTO person" in q]) == 1
+    assert not [q for q in sent if q.startswith(("INSERT INTO referral", "INSERT INTO submission"))]
     assert accepted.type == "referral.accepted.v1"
     assert accepted.data.sender_reference == referral["data"]["sender_reference"]
     assert accepted.data.submission_event_id == referral["id"]
