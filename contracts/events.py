@@ -772,7 +772,9 @@ class ReferralIdentityConflict(EventData):
 class ReferralUpdated(EventData):
     """A step of the journey after assignment, as the referrer will hear of it: the person
     took up support, support paused or resumed, the episode closed or was withdrawn.
-    Routed by PCN; notify tells each referrer of the episode."""
+    Routed by PCN; notify tells each referrer of the episode. Internal (no organisation
+    receives it): may come several to a message (a CloudEvents JSON batch,
+    ``BATCH_CONTENT_TYPE``)."""
 
     TYPE = "referral.updated.v1"
     DIRECTION = Direction.EMITTED

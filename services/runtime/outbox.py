@@ -26,12 +26,19 @@ from .publisher import Publisher
 log = get_logger(__name__)
 
 # Types the relay may send several of in one message (``BATCH_CONTENT_TYPE``): those no
-# organisation receives, each consumed by one Linkwell service, which takes a batch as its
-# events one by one (tests/unit/test_batches.py keeps this so). Each disclosure is recorded
-# by its own audit event, and each acceptance tells triage, notify and outcomes apart:
-# sent alone, these were about two thirds of every message a referral cost the broker.
+# organisation receives, consumed by Linkwell's services alone, each of which takes a batch
+# as its events one by one (tests/unit/test_batches.py keeps this so). Each disclosure is
+# recorded by its own audit event, each acceptance tells triage, notify and outcomes apart,
+# and each step after assignment goes from outcomes to notify (and intake): sent alone,
+# these were about three quarters of every message a referral cost the broker.
 BATCHED = frozenset(
-    {"audit.recorded.v1", "referral.placement.v1", "referral.contact.v1", "referral.recorded.v1"}
+    {
+        "audit.recorded.v1",
+        "referral.placement.v1",
+        "referral.contact.v1",
+        "referral.recorded.v1",
+        "referral.updated.v1",
+    }
 )
 MAX_BATCHED = 100  # events in one message (an audit record is about 700 bytes, a contact 1 kB)
 
