@@ -237,8 +237,11 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralRecorded) -> 
         pathway=r.pathway.value,
         take_held=r.referral_id in uow.shared.get(_LOCKED, ()),
     )
-    await uow.release(r.referral_id, taken)  # what teams sent before the referral was known
-    await write_due_entries(uow, r.referral_id)
+    # what teams sent before the referral was known
+    if await uow.release(r.referral_id, taken):
+        await write_due_entries(uow, r.referral_id)
+    # else nothing is due: every entry the GP record hears of comes from a step on the
+    # timeline after the acceptance (``domain.due_entries``), and there is none yet
 
 
 async def on_waitlisted(uow: Uow, event: CloudEvent[Any], r: ReferralWaitlisted) -> None:

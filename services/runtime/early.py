@@ -80,11 +80,11 @@ async def hold(uow: UnitOfWork[Any], referral_id: uuid.UUID, event: CloudEvent[A
 
 async def release(
     uow: UnitOfWork[Any], referral_id: uuid.UUID, taken: list[Any] | None = None
-) -> None:
-    """Handle every event held for ``referral_id``, oldest first. Call once the referral
-    is known, in the transaction that made it known. ``taken``: the held events, if the
-    statement that made it known took them out of ``early_event`` already (after the
-    referral id's lock was granted, as here)."""
+) -> int:
+    """Handle every event held for ``referral_id``, oldest first; how many there were
+    (handled or refused). Call once the referral is known, in the transaction that made
+    it known. ``taken``: the held events, if the statement that made it known took them
+    out of ``early_event`` already (after the referral id's lock was granted, as here)."""
     rows = taken
     if rows is None:
         rows = await uow.conn.fetch(
@@ -102,6 +102,7 @@ async def release(
         except BadMessage as exc:
             uow.rewind(mark)  # and what it emitted before it was refused
             await refuse(uow, row, exc)
+    return len(rows)
 
 
 async def refuse(uow: UnitOfWork[Any], row: Any, exc: BadMessage) -> None:

@@ -167,10 +167,10 @@ class UnitOfWork(Generic[S]):
         """Keep an event about a referral not known yet, until it is (``early``)."""
         await early.hold(self, referral_id, event)
 
-    async def release(self, referral_id: uuid.UUID, taken: list[Any] | None = None) -> None:
-        """Handle the events held for a referral that is now known (``early``; ``taken``:
-        those its making known took out already)."""
-        await early.release(self, referral_id, taken)
+    async def release(self, referral_id: uuid.UUID, taken: list[Any] | None = None) -> int:
+        """Handle the events held for a referral that is now known; how many (``early``;
+        ``taken``: those its making known took out already)."""
+        return await early.release(self, referral_id, taken)
 
     async def wake(self, what: str) -> None:
         """NOTIFY a poller (outbox relay, dispatcher). NOTIFY is transactional: the poller

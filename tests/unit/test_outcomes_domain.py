@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.enums import AgencyType, ClosureReason, ContactMode, ContactOutcome, WritebackFact
+from contracts.enums import (
+    AgencyType,
+    ClosureReason,
+    ContactMode,
+    ContactOutcome,
+    GpSharing,
+    WritebackFact,
+)
 from contracts.snomed import REGISTRY
 from services.outcomes.domain import Closure, Contact, Episode, RecordEntry, due_entries
 
@@ -67,8 +74,12 @@ def facts(writebacks: list[RecordEntry]) -> list[WritebackFact]:
 # ---------------------------------------------------------------- accepted
 
 
-def test_new_episode_calls_for_nothing() -> None:
-    assert due_entries(episode(), set()) == []
+@pytest.mark.parametrize("agency", list(AgencyType))
+@pytest.mark.parametrize("sharing", list(GpSharing))
+def test_new_episode_calls_for_nothing(agency: AgencyType, sharing: GpSharing) -> None:
+    """Whoever referred and whatever the person chose to share: an acceptance alone calls
+    for no entry (outcomes does not look for one then, unless steps held for it came)."""
+    assert due_entries(replace(episode(agency=agency), gp_sharing=sharing), set()) == []
 
 
 def test_first_engaged_contact_codes_acceptance_only() -> None:
