@@ -64,14 +64,11 @@ class Referrals:
         someone with another date of birth (``conflict``); a person without an NHS number
         gets a row of their own, never matched to another. Not added: the sender already
         sent a referral with this reference (nothing is recorded)."""
-        person = (
-            "INSERT INTO person (person_id, nhs_number, date_of_birth) VALUES ($1, $2, $3)"
-            + (
-                " ON CONFLICT (nhs_number, date_of_birth)"
-                " DO UPDATE SET nhs_number = excluded.nhs_number"
-                if nhs_number is not None
-                else ""
-            )
+        person = "INSERT INTO person (person_id, nhs_number, date_of_birth) VALUES ($1, $2, $3)" + (
+            " ON CONFLICT (nhs_number, date_of_birth)"
+            " DO UPDATE SET nhs_number = excluded.nhs_number"
+            if nhs_number is not None
+            else ""
         )
         row = await self.conn.fetchrow(
             f"WITH found AS ({person} RETURNING person_id),"

@@ -52,11 +52,13 @@ Step = ReferralStatusValue
 # reader; and the referral ids whose locks the batch holds for their acceptances
 _READ_AHEAD = "notify.standings"
 _LOCKED = "notify.locked"
-# the events whose handlers read where a referral stands, and only then change it (or, for
-# an acceptance, add it): a batch of only these may have its standings read ahead
+# the events whose handlers read where a referral stands, and only then change it
 _STANDING_READERS = (
     ReferralDuplicate, ReferralWaitlisted, ReferralAssigned, ReferralJoined, ReferralUpdated,
 )  # fmt: skip
+# a batch of only these may have its standings read ahead (an acceptance adds a referral,
+# a rejection reads and changes none)
+_PREPARED = (*_STANDING_READERS, ReferralContact, ReferralRejected)
 
 
 async def prepare(uow: Uow, events: list[tuple[CloudEvent[Any], Any]]) -> None:
@@ -66,20 +68,15 @@ async def prepare(uow: Uow, events: list[tuple[CloudEvent[Any], Any]]) -> None:
     the pipeline's events, each of whose handlers reads a referral's standing before it
     changes it: a standing read ahead is then one no handler before its first reader has
     changed. (A batch with anything else, a person's rights, is read as it goes.)"""
+    if not all(isinstance(d, _PREPARED) for _, d in events):
+        return
     readers = [d.referral_id for _, d in events if isinstance(d, _STANDING_READERS)]
     accepting = [d.referral_id for _, d in events if isinstance(d, ReferralContact)]
-    if len(readers) + len(accepting) < len(events) - _rejections(events):
-        return
     if accepting:
         await early.serialise_many(uow, accepting)
         uow.shared[_LOCKED] = set(accepting)
     if readers:
         uow.shared[_READ_AHEAD] = await uow.store.referrals.standings(readers)
-
-
-def _rejections(events: list[tuple[CloudEvent[Any], Any]]) -> int:
-    """Rejections read nothing (their referral was never made)."""
-    return sum(1 for _, d in events if isinstance(d, ReferralRejected))
 
 
 async def standing(uow: Uow, event: CloudEvent[Any], referral_id: uuid.UUID) -> Standing | None:

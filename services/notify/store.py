@@ -120,8 +120,8 @@ class Referrals:
         at: datetime,
     ) -> tuple[bool, list[dict[str, Any]]]:
         """One statement, for a transaction that holds the referral id's lock already
-        (``early.serialise_many``, in an earlier statement, so this one sees every hold committed
-        before the lock was granted): the referral added (False if it was known already)
+        (``early.serialise_many``, in an earlier statement, so this one sees every hold
+        committed before the lock was granted): the referral added (False if it was known already)
         and, if it was, the events held for it taken out of ``early_event``, to be
         released (``early.release``)."""
         rows = await self.conn.fetch(
