@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -272,6 +273,7 @@ class Runner:
             done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if starting in done:
                 starting.result()  # a start that failed outright raises here
+                settle_collector()
                 await stopping
             else:  # signalled while still waiting for a dependency
                 starting.cancel()
@@ -280,6 +282,23 @@ class Runner:
         finally:
             stopping.cancel()
             await self.stop()  # also after a failed start: closes whatever was opened
+
+
+# the young generation's size for the cyclic garbage collector, once started (Python's
+# default is 700 allocations: dozens of passes while one batch is handled)
+GC_YOUNG = 10_000
+
+
+def settle_collector() -> None:
+    """Once the service process has started: what starting made (modules, the contract's
+    models and validators, pools, the broker client) lives as long as the process, so it
+    is moved out of the cyclic collector's reach (``gc.freeze``) instead of being walked
+    again at every full pass, and the young generation is collected every ``GC_YOUNG``
+    allocations (the benchmark's profile of each service showed the collector at 3-9% of
+    its CPU). Only for a service's own process: ``run``."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def _worth_waiting(exc: BaseException) -> bool:
