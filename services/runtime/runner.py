@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +18,7 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 
-from . import db, metrics, retention, secure, topology
+from . import collector, db, metrics, retention, secure, topology
 from .consumer import Consumer
 from .errors import is_transient
 from .handling import UnitOfWork
@@ -273,7 +272,7 @@ class Runner:
             done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if starting in done:
                 starting.result()  # a start that failed outright raises here
-                settle_collector()
+                collector.settle()
                 await stopping
             else:  # signalled while still waiting for a dependency
                 starting.cancel()
@@ -282,23 +281,6 @@ class Runner:
         finally:
             stopping.cancel()
             await self.stop()  # also after a failed start: closes whatever was opened
-
-
-# the young generation's size for the cyclic garbage collector, once started (Python's
-# default is 700 allocations: dozens of passes while one batch is handled)
-GC_YOUNG = 10_000
-
-
-def settle_collector() -> None:
-    """Once the service process has started: what starting made (modules, the contract's
-    models and validators, pools, the broker client) lives as long as the process, so it
-    is moved out of the cyclic collector's reach (``gc.freeze``) instead of being walked
-    again at every full pass, and the young generation is collected every ``GC_YOUNG``
-    allocations (the benchmark's profile of each service showed the collector at 3-9% of
-    its CPU). Only for a service's own process: ``run``."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def _worth_waiting(exc: BaseException) -> bool:
@@ -340,8 +322,7 @@ def run(service: ServiceDef, settings: Settings | None = None) -> None:
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop's loop (libuv underneath: the same asyncio API for less CPU per message), or
-    Python's own."""
+    """uvloop's loop (libuv: the same asyncio API, less CPU per message), or Python's."""
     if name == "uvloop":
         import uvloop
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import gc
 
-from services.runtime.runner import GC_YOUNG, settle_collector
+from services.runtime.collector import GC_YOUNG, settle
 
 
 def test_a_started_service_freezes_what_starting_made_and_collects_less_often():
     before = gc.get_threshold()
     try:
         kept = [[n] for n in range(1000)]  # alive across the settling: frozen
-        settle_collector()
+        settle()
         assert gc.get_freeze_count() >= len(kept)
         assert gc.get_threshold() == (GC_YOUNG, *before[1:])
         frozen = gc.get_freeze_count()
