@@ -81,15 +81,15 @@ class Harness:
         inbound: bool = False,
         alone: bool = False,
     ) -> list[CloudEvent[Any]]:
-        """Deliver several events in one transaction, as the runtime's batches do: their
-        units of work share the transaction's ``gathering`` (writes left to its flush),
-        and one flush writes them all (``alone``: one event, handled as a single
-        delivery is)."""
+        """Deliver several events in one transaction, as the runtime's batches do: the
+        service's ``prepare`` first, then their units of work sharing the transaction's
+        ``gathering`` (writes left to its flush), and one flush writes them all
+        (``alone``: one event, handled as a single delivery is)."""
         shared = None if alone else handling.gathering()
         uows = []
         async with self.conn.transaction():  # a savepoint: as if its own transaction
             arrived = [self._admitted(envelope, user, inbound) for envelope in envelopes]
-            if not alone and self.service.prepare is not None:  # as the batch's claim is followed
+            if not alone and self.service.prepare is not None:
                 uow = self.service.unit_of_work(self.conn, self.names, None, self.settings, shared)
                 await self.service.prepare(uow, [(a.envelope, a.data) for _, a in arrived])
             for route, admitted in arrived:
