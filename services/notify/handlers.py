@@ -220,12 +220,11 @@ async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralContact) -> N
         "submission_event_id": r.submission_event_id,
         "at": r.accepted_at,
     }
-    taken = None
-    if r.referral_id in uow.shared.get(_LOCKED, ()):  # the batch's ``prepare`` holds its lock
-        added, taken = await uow.store.referrals.add_and_release(r.referral_id, **fields)
-    else:  # held events and this cannot miss each other
-        lock = early.lock_key(uow, r.referral_id)
-        added = await uow.store.referrals.add(r.referral_id, lock=lock, **fields)
+    # held events and this cannot miss each other: the lock is taken first (by the batch's
+    # ``prepare``, or in the insert)
+    locked = r.referral_id in uow.shared.get(_LOCKED, ())
+    lock = None if locked else early.lock_key(uow, r.referral_id)
+    added, taken = await uow.store.referrals.add(r.referral_id, lock=lock, **fields)
     if not added:
         return
     await tell_referrer(

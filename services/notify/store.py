@@ -86,44 +86,29 @@ class Referrals:
         contact: dict[str, Any],
         submission_event_id: str,
         at: datetime,
-        lock: str,
-    ) -> bool:
-        """One statement: the referral id is locked first, until the transaction ends
-        (``lock``: ``early.lock_key``, the lock ``uow.serialise`` takes), then the referral
-        is added; False if it was known already. Events held for it are released by a
-        later statement, which sees every hold committed before the lock was granted."""
-        added = await self.conn.fetchval(
-            "WITH serialised AS (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)))"
-            " INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact,"
-            " submission_event_id, status_at) SELECT $1, $2, $3, $4, $5, $6, $7"
-            " FROM serialised ON CONFLICT DO NOTHING RETURNING 1",
-            referral_id,
-            sender,
-            reference,
-            pcn,
-            contact,
-            submission_event_id,
-            at,
-            lock,
-        )
-        return added is not None
+        lock: str | None,
+    ) -> tuple[bool, list[dict[str, Any]] | None]:
+        """One statement: the referral added; False if it was known already.
 
-    async def add_and_release(
-        self,
-        referral_id: uuid.UUID,
-        *,
-        sender: str,
-        reference: str,
-        pcn: str,
-        contact: dict[str, Any],
-        submission_event_id: str,
-        at: datetime,
-    ) -> tuple[bool, list[dict[str, Any]]]:
-        """One statement, for a transaction that holds the referral id's lock already
-        (``early.serialise_many``, in an earlier statement, so this one sees every hold
-        committed before the lock was granted): the referral added (False if it was known already)
-        and, if it was, the events held for it taken out of ``early_event``, to be
-        released (``early.release``)."""
+        With ``lock`` (``early.lock_key``, the lock ``uow.serialise`` takes), the referral id
+        is locked first, until the transaction ends, and the events held for it are
+        released by a later statement, which sees every hold committed before the lock was
+        granted (None is returned for them). Without, the transaction holds that lock
+        already (``early.serialise_many``, in an earlier statement, so this one sees every
+        such hold): the events held for it, if it was added, are taken out of
+        ``early_event`` by this statement and returned, to be released (``early.release``).
+        """
+        values = (referral_id, sender, reference, pcn, contact, submission_event_id, at)
+        if lock is not None:
+            added = await self.conn.fetchval(
+                "WITH serialised AS (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)))"
+                " INSERT INTO referral (referral_id, sender, sender_reference, pcn, contact,"
+                " submission_event_id, status_at) SELECT $1, $2, $3, $4, $5, $6, $7"
+                " FROM serialised ON CONFLICT DO NOTHING RETURNING 1",
+                *values,
+                lock,
+            )
+            return added is not None, None
         rows = await self.conn.fetch(
             "WITH added AS (INSERT INTO referral (referral_id, sender, sender_reference, pcn,"
             " contact, submission_event_id, status_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -133,16 +118,9 @@ class Referrals:
             " RETURNING source, event_id, event_type, sender, body, received_at)"
             " SELECT EXISTS (SELECT 1 FROM added) AS added, h.* FROM (SELECT 1) AS one"
             " LEFT JOIN held AS h ON true",
-            referral_id,
-            sender,
-            reference,
-            pcn,
-            contact,
-            submission_event_id,
-            at,
+            *values,
         )
-        held = [dict(r) for r in rows if r["event_id"] is not None]
-        return rows[0]["added"], held
+        return rows[0]["added"], [dict(r) for r in rows if r["event_id"] is not None]
 
     async def standings(self, referral_ids: list[uuid.UUID]) -> dict[uuid.UUID, Standing]:
         """One statement: the referrals notify knows of these, each locked (in id order),
