@@ -49,9 +49,8 @@ Step = ReferralStatusValue
 
 
 # in a batch's ``shared`` (``prepare``): the standings read ahead, each taken by its first
-# reader; and the referral ids whose locks the batch holds for their acceptances
+# reader
 _READ_AHEAD = "notify.standings"
-_LOCKED = "notify.locked"
 # the events whose handlers read where a referral stands, and only then change it
 _STANDING_READERS = (
     ReferralDuplicate, ReferralWaitlisted, ReferralAssigned, ReferralJoined, ReferralUpdated,
@@ -74,7 +73,6 @@ async def prepare(uow: Uow, events: list[tuple[CloudEvent[Any], Any]]) -> None:
     accepting = [d.referral_id for _, d in events if isinstance(d, ReferralContact)]
     if accepting:
         await early.serialise_many(uow, accepting)
-        uow.shared[_LOCKED] = set(accepting)
     if readers:
         uow.shared[_READ_AHEAD] = await uow.store.referrals.standings(readers)
 
@@ -212,19 +210,19 @@ async def send_later(
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralContact) -> None:
-    fields: dict[str, Any] = {
-        "sender": r.sender,
-        "reference": r.sender_reference,
-        "pcn": r.pcn,
-        "contact": r.contact.model_dump(mode="json"),
-        "submission_event_id": r.submission_event_id,
-        "at": r.accepted_at,
-    }
     # held events and this cannot miss each other: the lock is taken first (by the batch's
     # ``prepare``, or in the insert)
-    locked = r.referral_id in uow.shared.get(_LOCKED, ())
-    lock = None if locked else early.lock_key(uow, r.referral_id)
-    added, taken = await uow.store.referrals.add(r.referral_id, lock=lock, **fields)
+    lock = None if early.serialised(uow, r.referral_id) else early.lock_key(uow, r.referral_id)
+    added, taken = await uow.store.referrals.add(
+        r.referral_id,
+        sender=r.sender,
+        reference=r.sender_reference,
+        pcn=r.pcn,
+        contact=r.contact.model_dump(mode="json"),
+        submission_event_id=r.submission_event_id,
+        at=r.accepted_at,
+        lock=lock,
+    )
     if not added:
         return
     await tell_referrer(

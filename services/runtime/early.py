@@ -46,15 +46,26 @@ async def serialise(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> None:
     )
 
 
+# in ``uow.shared``: the referral ids ``serialise_many`` locked until the transaction ends
+_SERIALISED = "early.serialised"
+
+
 async def serialise_many(uow: UnitOfWork[Any], referral_ids: list[uuid.UUID]) -> None:
     """``serialise`` for several referral ids, in one statement, in the order of their
     keys (a batch's, at its start: its statements after this one see every hold committed
-    before the locks were granted)."""
+    before the locks were granted); ``serialised`` tells its handlers so."""
     await uow.conn.execute(
         "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
         " FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys",
         sorted({lock_key(uow, r) for r in referral_ids}),
     )
+    uow.shared.setdefault(_SERIALISED, set()).update(referral_ids)
+
+
+def serialised(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> bool:
+    """Whether this transaction holds ``referral_id``'s lock since ``serialise_many``
+    (outside any savepoint, so held until it ends)."""
+    return referral_id in uow.shared.get(_SERIALISED, ())
 
 
 def lock_key(uow: UnitOfWork[Any], referral_id: uuid.UUID) -> str:

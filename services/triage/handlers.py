@@ -95,7 +95,7 @@ async def place_waiting(uow: Uow, pcn: str, arriving: str | None = None) -> set[
     return placed
 
 
-# in a batch's ``shared`` (``prepare``): the referral ids and PCNs whose locks it holds
+# in a batch's ``shared`` (``prepare``): the PCNs whose locks it holds
 _LOCKED = "triage.locked"
 
 
@@ -107,14 +107,13 @@ async def prepare(uow: Uow, events: list[tuple[CloudEvent[Any], Any]]) -> None:
         return
     await early.serialise_many(uow, [d.referral_id for d in placing])
     await uow.store.roster.lock_many([d.pcn for d in placing])
-    uow.shared[_LOCKED] = ({d.referral_id for d in placing}, {d.pcn for d in placing})
+    uow.shared[_LOCKED] = {d.pcn for d in placing}
 
 
 async def on_accepted(uow: Uow, event: CloudEvent[Any], r: ReferralPlacement) -> None:
-    referral_ids, pcns = uow.shared.get(_LOCKED, ((), ()))
-    if r.referral_id not in referral_ids:
+    if not early.serialised(uow, r.referral_id):
         await uow.serialise(r.referral_id)  # then the PCN: always in this order
-    if r.pcn not in pcns:
+    if r.pcn not in uow.shared.get(_LOCKED, ()):
         await uow.store.roster.lock(r.pcn)
     referrals = uow.store.referrals
     person_id = matchable(r.person_id, r.nhs_number_known)
